@@ -1,0 +1,38 @@
+# Two commands: `make run` (set up and serve) and `make test` (set up and run the suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 2
+
+.PHONY: setup db run dev test lint bench
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(BIN)/.installed
+
+db: setup
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app init
+
+run: db
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - app:app
+
+# Development server with the reloader and the interactive debugger: never expose it.
+dev: db
+	$(BIN)/flask --app app run --debug --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python bench/run_all.py

@@ -1,0 +1,142 @@
+"""Application factory for the VoIP billing portal."""
+
+from decimal import Decimal
+from pathlib import Path
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+
+from portal.config import load_config
+from portal.extensions import csrf, db, login_manager, migrate
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the app; test_config overrides the environment."""
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        instance_path=str(root / "instance"),
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+    )
+    app.config.update(load_config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errors(app)
+    register_template_filters(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extension instances to the app."""
+    from portal import models  # noqa: F401  (register the tables with the metadata)
+
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to open that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from portal.models import Account
+
+        if not user_id.isdigit():
+            return None
+        account = db.session.get(Account, int(user_id))
+        return account if account is not None and account.is_active else None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: enforce foreign keys, and let readers and a writer work side by side (WAL)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register one blueprint per resource."""
+    from portal.accounts import bp as accounts_bp
+    from portal.auth import bp as auth_bp
+    from portal.settings import bp as settings_bp
+    from portal.tariffs import bp as tariffs_bp
+    from portal.taxes import bp as taxes_bp
+
+    for blueprint in (auth_bp, accounts_bp, tariffs_bp, taxes_bp, settings_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errors(app: Flask) -> None:
+    """Friendly pages for the HTTP errors a user can meet."""
+
+    def handler(code: int, title: str, message: str):
+        def render(error):
+            return render_template(
+                "errors/error.html", code=code, title=title, message=message
+            ), code
+
+        return render
+
+    for code, title, message in (
+        (400, "Bad request", "The request could not be understood."),
+        (403, "Forbidden", "Your account may not open this page."),
+        (404, "Not found", "There is nothing here, or it is not yours to see."),
+        (
+            405,
+            "Method not allowed",
+            "This address does not accept that kind of request.",
+        ),
+        (413, "Too large", "The request was larger than this portal accepts."),
+        (500, "Server error", "Something went wrong on our side; nothing was saved."),
+    ):
+        app.register_error_handler(code, handler(code, title, message))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template(
+            "errors/error.html",
+            code=400,
+            title="Session expired",
+            message="The form's security token was missing or expired. Reload the page and try again.",
+        ), 400
+
+
+def register_template_filters(app: Flask) -> None:
+    """Jinja filters for money and country names."""
+    from portal.rules.locale import country_choices
+
+    @app.template_filter("money")
+    def money(value) -> str:
+        """2 decimals, or up to 5 when the amount has sub-cent digits; never exponent notation."""
+        if value is None:
+            return ""
+        value = Decimal(value)
+        if value == value.quantize(Decimal("0.01")):
+            return f"{value:,.2f}"
+        return f"{value.normalize():,f}"
+
+    @app.template_filter("country_name")
+    def country_name(code: str) -> str:
+        """The country's name for an ISO 3166 code."""
+        return dict(country_choices()).get(code, code)
+
+
+def register_cli(app: Flask) -> None:
+    """Register the flask commands."""
+    from portal.cli import register
+
+    register(app)

@@ -1,0 +1,7 @@
+"""Customer accounts: list, create, show, edit, deactivate, delete."""
+
+from flask import Blueprint
+
+bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+from portal.accounts import views  # noqa: F401

@@ -1,0 +1,184 @@
+"""The Create Customer Account form, field by field in the order of the reference description."""
+
+from decimal import Decimal
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.extensions import db
+from portal.models import AccountType, BillingSchedule, RateGroup, Status, Tax
+from portal.rules.locale import country_choices, currency_choices, timezone_choices
+from portal.security import owned_rate_groups, owned_taxes
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices."""
+    return [SelectChoice(str(value), label) for value, label in pairs]
+
+
+STATUS_CHOICES = choices([(Status.ACTIVE, "Active"), (Status.INACTIVE, "Inactive")])
+SCHEDULE_CHOICES = choices([(BillingSchedule.DAILY, "Daily"), (BillingSchedule.MONTHLY, "Monthly")])
+TYPE_CHOICES = choices([(AccountType.PREPAID, "Prepaid"), (AccountType.POSTPAID, "Postpaid")])
+REQUIRED = InputRequired(message="This field is required.")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several choices shown as checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class CustomerForm(FlaskForm):
+    """Create (and edit) a customer; the rules themselves live in accounts.service."""
+
+    account_number = StringField(
+        "Account Number",
+        validators=[REQUIRED],
+        description="Also called user name, card number or ID: unique digits identifying the account.",
+    )
+    password = StringField(
+        "Password",
+        description="Give it to the customer to log into the portal. Shown once.",
+    )
+    pin = StringField("Pin", validators=[REQUIRED], description="Calling card PIN.")
+    first_name = StringField("First Name")
+    last_name = StringField("Last Name")
+    company = StringField("Company")
+    telephone = StringField("Telephone", description="Stored in international E.164 form.")
+    country = SelectField("Country", choices=lambda: choices(country_choices()), default="US")
+    timezone = SelectField("Timezone", choices=lambda: choices(timezone_choices()), default="UTC")
+    status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
+    max_channels = IntegerField(
+        "Max Channels",
+        default=0,
+        validators=[REQUIRED],
+        description="Maximum concurrent outbound calls. 0 = unlimited.",
+    )
+    number_translation = StringField(
+        "Number Translation",
+        description="Comma-separated match/replace rules applied in order, e.g. 011/2222,+/00.",
+    )
+    first_used = StringField(
+        "First Used",
+        render_kw={"readonly": True, "disabled": True},
+        description="Set by the system at the first call.",
+    )
+    expiry_date = StringField(
+        "Expiry Date",
+        render_kw={"readonly": True, "disabled": True},
+        description="No new calls after this date; follows Valid Days.",
+    )
+    valid_days = IntegerField("Valid Days", default=3650, validators=[REQUIRED])
+    create_sip_device = BooleanField("Create SIP Device", default=True)
+    rate_group_id = SelectField(
+        "Rate Group", description="Without a rate group no calls are possible."
+    )
+    billing_schedule = SelectField(
+        "Billing Schedule",
+        choices=SCHEDULE_CHOICES,
+        default=BillingSchedule.MONTHLY.value,
+    )
+    billing_day = IntegerField(
+        "Billing Day",
+        default=1,
+        validators=[Optional()],
+        description="Day of the month (1-28) the invoice is generated.",
+    )
+    currency = SelectField("Currency", choices=lambda: choices(currency_choices()), default="USD")
+    account_type = SelectField(
+        "Account Type", choices=TYPE_CHOICES, default=AccountType.PREPAID.value
+    )
+    credit_limit = DecimalField(
+        "Credit Limit",
+        default=0,
+        places=None,
+        validators=[Optional()],
+        description="Postpaid only.",
+    )
+    tax_ids = MultiCheckboxField("Tax", coerce=int)
+    low_balance_alert = DecimalField(
+        "Low Balance Alert",
+        default=0,
+        places=None,
+        validators=[Optional()],
+        description="Notify when available funds fall to this amount.",
+    )
+    email_alerts = BooleanField("Enable Email Alerts?")
+    email = StringField(
+        "Email Address",
+        description="Receives low credit notifications; can be used to log in.",
+    )
+
+    def load_choices(self, actor, account=None) -> None:
+        """Offer only the active rate groups and taxes the actor owns (plus the account's current ones)."""
+        groups = list(
+            db.session.scalars(
+                owned_rate_groups(actor)
+                .where(RateGroup.status == Status.ACTIVE)
+                .order_by(RateGroup.name)
+            )
+        )
+        self.rate_group_id.choices = choices(
+            [("", "Choose a rate group…")] + [(g.id, g.name) for g in groups]
+        )
+        taxes = list(
+            db.session.scalars(
+                owned_taxes(actor)
+                .where(Tax.status == Status.ACTIVE)
+                .order_by(Tax.priority, Tax.name)
+            )
+        )
+        self.tax_ids.choices = [
+            (t.id, f"{t.name} ({t.rate:g}% + {t.fixed_amount:g})") for t in taxes
+        ]
+
+    def service_data(self) -> dict:
+        """The submitted values, keyed as accounts.service expects."""
+        data = {name: field.data for name, field in self._fields.items()}
+        for ignored in ("csrf_token", "first_used", "expiry_date"):
+            data.pop(ignored, None)
+        return data
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (100.00000 -> 100)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def edit_form_data(account) -> dict:
+    """The form's initial values for an existing account."""
+    return {
+        "account_number": account.account_number,
+        "pin": account.pin,
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "company": account.company,
+        "telephone": account.telephone,
+        "country": account.country,
+        "timezone": account.timezone,
+        "status": account.status.value,
+        "max_channels": account.max_channels,
+        "number_translation": account.number_translation,
+        "valid_days": account.valid_days,
+        "rate_group_id": str(account.rate_group_id or ""),
+        "billing_schedule": account.billing_schedule.value,
+        "billing_day": account.billing_day,
+        "currency": account.currency,
+        "account_type": account.account_type.value,
+        "credit_limit": plain_decimal(account.credit_limit),
+        "tax_ids": [t.id for t in account.taxes],
+        "low_balance_alert": plain_decimal(account.low_balance_alert),
+        "email_alerts": account.email_alerts,
+        "email": account.email,
+    }

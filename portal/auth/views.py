@@ -1,0 +1,57 @@
+"""Login, logout and the landing page for each role."""
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.auth import bp
+from portal.auth.forms import LoginForm
+from portal.auth.service import authenticate
+from portal.htmx import redirect_to
+from portal.models import Role
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths are followed after login (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/")
+@login_required
+def home():
+    """Staff and resellers land on their accounts; a customer on its own page."""
+    if current_user.role == Role.CUSTOMER:
+        return render_template("auth/me.html", account=current_user)
+    return redirect(url_for("accounts.index"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Log in with account number or e-mail and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        account, error = authenticate(form.identifier.data, form.password.data)
+        if account is None:
+            form.password.errors = [error]
+        else:
+            login_user(account, remember=form.remember.data)
+            return redirect_to(_safe_next(request.args.get("next")) or url_for("auth.home"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out (POST, so a link on another site cannot log you out)."""
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect_to(url_for("auth.login"))

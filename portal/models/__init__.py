@@ -1,0 +1,31 @@
+"""Database models, one module per aggregate."""
+
+from portal.models.account import (
+    Account,
+    AccountSearchToken,
+    AccountType,
+    BillingSchedule,
+    Role,
+    SipDevice,
+    Status,
+    account_taxes,
+    utcnow,
+)
+from portal.models.setting import Setting
+from portal.models.tariff import RateGroup
+from portal.models.tax import Tax
+
+__all__ = [
+    "Account",
+    "AccountSearchToken",
+    "AccountType",
+    "BillingSchedule",
+    "RateGroup",
+    "Role",
+    "Setting",
+    "SipDevice",
+    "Status",
+    "Tax",
+    "account_taxes",
+    "utcnow",
+]

@@ -1,0 +1,211 @@
+"""Fixtures: a migrated throwaway database (SQLite, or PostgreSQL via DATABASE_URL), app, client, one user per role."""
+
+import os
+import re
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from portal import MIGRATIONS_DIR, create_app
+from portal.extensions import db
+from portal.models import Account, RateGroup, Role, Status, Tax
+from portal.passwords import hash_password
+
+PASSWORD = "Corr3ct-horse"
+
+
+def _postgres_admin_url(url: str) -> str:
+    """A libpq URL for the server of `url` (psycopg, no SQLAlchemy driver suffix)."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A database of our own: a temporary SQLite file, or a new PostgreSQL database dropped after."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        return
+    name = f"portal_test_{secrets.token_hex(4)}"
+    server = _postgres_admin_url(url)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield (
+            make_url(url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_test_app(database_url: str, **overrides):
+    """An app on the test database, with a fast hash method (scrypt is tested on its own)."""
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "SECRET_KEY": "test-secret",
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url):
+    """Apply the real migrations once per session (the schema under test is the migrated one)."""
+    app = make_test_app(database_url)
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR)
+        db.engine.dispose()
+
+
+def _empty_all_tables() -> None:
+    """Delete every row, breaking the accounts <-> rate_groups cycle first."""
+    db.session.execute(text("UPDATE accounts SET rate_group_id = NULL"))
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url, _migrated):
+    """The app inside an app context; every table is emptied after the test."""
+    app = make_test_app(database_url)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.rollback()
+            _empty_all_tables()
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+def make_account(role: Role, number: str, *, email=None, reseller=None, **fields) -> Account:
+    """Insert an account of `role` with the shared test password."""
+    account = Account(
+        account_number=number,
+        role=role,
+        email=email,
+        reseller_id=reseller.id if reseller else None,
+        password_hash=hash_password(PASSWORD),
+        first_name=fields.pop("first_name", role.label),
+        status=fields.pop("status", Status.ACTIVE),
+        **fields,
+    )
+    db.session.add(account)
+    db.session.commit()
+    return account
+
+
+@pytest.fixture
+def admin(app):
+    """An administrator."""
+    return make_account(Role.ADMIN, "1000000001", email="admin@example.com")
+
+
+@pytest.fixture
+def subadmin(app):
+    """A sub-admin."""
+    return make_account(Role.SUBADMIN, "1000000002", email="sub@example.com")
+
+
+@pytest.fixture
+def reseller(app):
+    """A reseller with its own rate group."""
+    account = make_account(Role.RESELLER, "1000000003", email="reseller@example.com")
+    db.session.add(RateGroup(name="Reseller plan", status=Status.ACTIVE, reseller_id=account.id))
+    db.session.commit()
+    return account
+
+
+@pytest.fixture
+def customer(app, default_rate_group):
+    """A customer of the admins."""
+    return make_account(
+        Role.CUSTOMER,
+        "1000000004",
+        email="customer@example.com",
+        rate_group_id=default_rate_group.id,
+    )
+
+
+@pytest.fixture
+def default_rate_group(app):
+    """The admins' active "Default" rate group."""
+    group = RateGroup(name="Default", status=Status.ACTIVE, reseller_id=None)
+    db.session.add(group)
+    db.session.commit()
+    return group
+
+
+@pytest.fixture
+def vat(app):
+    """An active admin tax: 20 % + 0.10."""
+    tax = Tax(name="VAT", rate=Decimal("20"), fixed_amount=Decimal("0.1"), priority=1)
+    db.session.add(tax)
+    db.session.commit()
+    return tax
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token rendered in a page."""
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html
+    )
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class Browser:
+    """A test client that logs in and posts forms with the page's CSRF token, like a user."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, identifier: str, password: str = PASSWORD):
+        """Log in through the login form."""
+        return self.post("/login", {"identifier": identifier, "password": password})
+
+    def get(self, url: str, **kwargs):
+        """GET a page."""
+        return self.client.get(url, **kwargs)
+
+    def post(self, url: str, data: dict, token_from: str | None = None, **kwargs):
+        """POST `data` with the CSRF token of the page at `token_from` (default: the login page)."""
+        page = self.client.get(token_from or "/login")
+        data = {**data, "csrf_token": csrf_from(page.get_data(as_text=True))}
+        return self.client.post(url, data=data, **kwargs)
+
+
+@pytest.fixture
+def user(client):
+    """A browser-like client helper."""
+    return Browser(client)
+
+
+@pytest.fixture
+def as_admin(user, admin):
+    """A client logged in as the administrator."""
+    response = user.login(admin.account_number)
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    return user
+
+
+ROOT = Path(__file__).resolve().parent.parent
