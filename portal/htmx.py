@@ -12,9 +12,10 @@ def is_htmx() -> bool:
     )
 
 
-def render_page_or_fragment(page: str, fragment: str, **context):
-    """Render `fragment` for an htmx request, else the full `page`; the answer varies on HX-Request."""
-    response = make_response(render_template(fragment if is_htmx() else page, **context))
+def render_page_or_fragment(page_template: str, fragment_template: str, **context):
+    """Render the fragment for an htmx request, else the full page; the answer varies on HX-Request."""
+    template = fragment_template if is_htmx() else page_template
+    response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")
     return response
 

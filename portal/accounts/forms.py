@@ -91,7 +91,6 @@ class CustomerForm(FlaskForm):
     )
     billing_day = IntegerField(
         "Billing Day",
-        default=1,
         validators=[Optional()],
         description="Day of the month (1-28) the invoice is generated.",
     )

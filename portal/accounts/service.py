@@ -1,6 +1,7 @@
 """Account operations: one function per operation, one transaction each, every rule enforced here."""
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -128,6 +129,11 @@ def _to_int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _sip_username_taken(username: str) -> bool:
+    """True if a SIP device already has this username."""
+    return bool(db.session.scalar(select(exists().where(SipDevice.username == username))))
 
 
 def _email_in_use(email: str, except_id: int | None) -> bool:
@@ -278,6 +284,10 @@ def _clean(actor: Account, data: dict, account: Account | None) -> dict:
         errors["email"] = "E-mail alerts need an e-mail address."
     clean["email"] = email
 
+    clean["create_sip_device"] = account is None and bool(data.get("create_sip_device"))
+    if clean["create_sip_device"] and number and _sip_username_taken(number):
+        errors["create_sip_device"] = "A SIP device with this account number already exists."
+
     if errors:
         raise ValidationFailed(errors)
     return clean
@@ -314,21 +324,30 @@ def _store_tokens(account: Account) -> None:
     )
 
 
-def _commit_or_fail() -> None:
-    """Commit; turn a UNIQUE race (number or e-mail taken meanwhile) into a field error."""
+# Which UNIQUE index a violation names -> the field and message the user sees.
+_UNIQUE_FIELDS = (
+    ("sip_devices", "create_sip_device", "A SIP device with this account number already exists."),
+    ("email", "email", "Another account already uses this e-mail address."),
+    ("account_number", "account_number", "This account number is already in use; regenerate it."),
+)
+
+
+@contextmanager
+def _transaction():
+    """One operation, one transaction: commit at the end, roll everything back on any failure."""
+    # A UNIQUE violation (a number or e-mail taken by a concurrent request after validation)
+    # becomes a field error instead of a server error.
     try:
+        yield
         db.session.commit()
     except IntegrityError as error:
         db.session.rollback()
         text = str(error.orig).lower()
-        if "email" in text:
-            raise ValidationFailed({"email": "Another account already uses this e-mail address."})
-        if "account_number" in text:
-            raise ValidationFailed(
-                {"account_number": "This account number is already in use; regenerate it."}
-            )
+        for marker, field, message in _UNIQUE_FIELDS:
+            if marker in text:
+                raise ValidationFailed({field: message}) from error
         raise
-    except Exception:
+    except BaseException:
         db.session.rollback()
         raise
 
@@ -368,9 +387,9 @@ def create_customer(actor: Account, data: dict) -> CreatedAccount:
     )
     account.password_hash = hash_password(clean["password"])
     sip_password = None
-    try:
+    with _transaction():
         db.session.add(account)
-        if data.get("create_sip_device"):
+        if clean["create_sip_device"]:
             sip_password = generate_sip_password()
             account.sip_devices.append(
                 SipDevice(
@@ -384,17 +403,13 @@ def create_customer(actor: Account, data: dict) -> CreatedAccount:
             )
         db.session.flush()
         _store_tokens(account)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit_or_fail()
     return CreatedAccount(account, clean["password"], sip_password)
 
 
 def update_customer(actor: Account, account: Account, data: dict) -> Account:
     """Update a customer's fields; a changed Valid Days resets the expiry; First Used never changes."""
     clean = _clean(actor, data, account)
-    try:
+    with _transaction():
         if clean.get("password"):
             account.password_hash = hash_password(clean["password"])
         for field in [
@@ -424,28 +439,24 @@ def update_customer(actor: Account, account: Account, data: dict) -> Account:
             account.valid_days = clean["valid_days"]
             account.expiry_date = expiry_for(clean["valid_days"])
         _store_tokens(account)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit_or_fail()
     return account
 
 
 def set_status(account: Account, status: Status) -> None:
     """Activate or deactivate an account (its SIP devices follow)."""
-    account.status = status
-    for device in account.sip_devices:
-        device.status = status
-    _commit_or_fail()
+    with _transaction():
+        account.status = status
+        for device in account.sip_devices:
+            device.status = status
 
 
 def soft_delete(account: Account) -> None:
     """Delete an account softly: it disappears everywhere but its number is never reused."""
-    account.deleted_at = utcnow()
-    account.status = Status.INACTIVE
-    for device in account.sip_devices:
-        device.status = Status.INACTIVE
-    _commit_or_fail()
+    with _transaction():
+        account.deleted_at = utcnow()
+        account.status = Status.INACTIVE
+        for device in account.sip_devices:
+            device.status = Status.INACTIVE
 
 
 def first_admin_exists() -> bool:
@@ -476,11 +487,11 @@ def create_admin(email: str | None, password: str) -> Account:
         status=Status.ACTIVE,
         expiry_date=None,
     )
-    db.session.add(admin)
-    db.session.flush()
-    _store_tokens(admin)
     try:
-        _commit_or_fail()
+        with _transaction():
+            db.session.add(admin)
+            db.session.flush()
+            _store_tokens(admin)
     except ValidationFailed as failed:
         field, message = next(iter(failed.errors.items()))
         raise ServiceError(field, message) from failed
@@ -494,6 +505,6 @@ def ensure_default_rate_group() -> bool:
     )
     if count:
         return False
-    db.session.add(RateGroup(name="Default", status=Status.ACTIVE, reseller_id=None))
-    db.session.commit()
+    with _transaction():
+        db.session.add(RateGroup(name="Default", status=Status.ACTIVE, reseller_id=None))
     return True

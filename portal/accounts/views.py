@@ -81,6 +81,7 @@ def new():
             form.account_number.errors = [str(exhausted)]
         form.password.data = generate_password()
         form.pin.data = new_pin()
+        form.billing_day.data = 1
         if len(form.rate_group_id.choices) == 2:
             form.rate_group_id.data = form.rate_group_id.choices[1].value
     else:
