@@ -138,9 +138,10 @@ class CustomerForm(FlaskForm):
                 .order_by(Tax.priority, Tax.name)
             )
         )
-        self.tax_ids.choices = [
-            (t.id, f"{t.name} ({t.rate:g}% + {t.fixed_amount:g})") for t in taxes
-        ]
+        self.tax_ids.choices = choices(
+            (t.id, f"{t.name} ({plain_decimal(t.rate)}% + {plain_decimal(t.fixed_amount)})")
+            for t in taxes
+        )
 
     def service_data(self) -> dict:
         """The submitted values, keyed as accounts.service expects."""
