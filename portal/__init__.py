@@ -111,7 +111,7 @@ def register_errors(app: Flask) -> None:
             "errors/error.html",
             code=400,
             title="Session expired",
-            message="The form's security token was missing or expired. Reload the page and try again.",
+            message="The form's security token was missing or expired. Reload and try again.",
         ), 400
 
 

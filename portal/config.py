@@ -23,7 +23,7 @@ def _secret_key(instance_path: str) -> str:
 
 
 def _database_url(instance_path: str) -> str:
-    """Return DATABASE_URL, normalised to psycopg 3 for PostgreSQL; SQLite in instance/ by default."""
+    """Return DATABASE_URL (PostgreSQL via psycopg 3), else SQLite in instance/."""
     url = os.environ.get("DATABASE_URL")
     if not url:
         return "sqlite:///" + str(Path(instance_path) / "portal.sqlite3")

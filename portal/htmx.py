@@ -4,7 +4,7 @@ from flask import make_response, redirect, render_template, request
 
 
 def is_htmx() -> bool:
-    """True for an htmx request that wants a fragment (not a boosted navigation or history restore)."""
+    """True for an htmx request wanting a fragment (not boosted navigation or history restore)."""
     return (
         request.headers.get("HX-Request") == "true"
         and request.headers.get("HX-Boosted") != "true"
@@ -13,7 +13,7 @@ def is_htmx() -> bool:
 
 
 def render_page_or_fragment(page_template: str, fragment_template: str, **context):
-    """Render the fragment for an htmx request, else the full page; the answer varies on HX-Request."""
+    """Render the fragment for htmx, else the full page; the answer varies on HX-Request."""
     template = fragment_template if is_htmx() else page_template
     response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")

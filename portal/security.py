@@ -14,7 +14,7 @@ MANAGERS = (Role.ADMIN, Role.SUBADMIN, Role.RESELLER)
 
 
 def roles_required(*roles: Role):
-    """Allow the view only to logged-in accounts with one of `roles` (anonymous -> login, others -> 403)."""
+    """Allow the view only to logged-in accounts with one of `roles` (others get 403)."""
 
     def decorator(view):
         @functools.wraps(view)

@@ -1,4 +1,4 @@
-"""Fixtures: a migrated throwaway database (SQLite, or PostgreSQL via DATABASE_URL), app, client, one user per role."""
+"""Fixtures: a migrated throwaway database (SQLite or PostgreSQL), app, client, users per role."""
 
 import os
 import re
@@ -28,7 +28,7 @@ def _postgres_admin_url(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
-    """A database of our own: a temporary SQLite file, or a new PostgreSQL database dropped after."""
+    """Our own database: a temporary SQLite file, or a new PostgreSQL database dropped after."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")

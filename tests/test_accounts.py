@@ -1,4 +1,4 @@
-"""Create Customer Account: every field rule, partials, CSRF, list, show, edit, deactivate, delete."""
+"""Create Customer Account: field rules, partials, CSRF, list, show, edit, deactivate, delete."""
 
 import re
 from datetime import timedelta
@@ -104,7 +104,7 @@ LABELS = [
 
 def test_form_has_every_field_in_the_described_order(as_admin, default_rate_group, vat):
     assert as_admin.get(FORM).status_code == 200
-    # Billing Day and Credit Limit are conditional: a monthly postpaid (re-rendered) form shows both.
+    # Billing Day and Credit Limit are conditional: a re-rendered monthly postpaid form shows both.
     response = create(as_admin, {"billing_schedule": "monthly", "account_type": "postpaid"})
     html = body(response)
     labels = re.findall(r"<label[^>]*>\s*(?:<input[^>]*>)?\s*([^<]+?)\s*</label>", html)

@@ -45,7 +45,7 @@ class CustomerForm(FlaskForm):
     account_number = StringField(
         "Account Number",
         validators=[REQUIRED],
-        description="Also called user name, card number or ID: unique digits identifying the account.",
+        description="Also called user name, card number or ID: unique digits of the account.",
     )
     password = StringField(
         "Password",
@@ -120,7 +120,7 @@ class CustomerForm(FlaskForm):
     )
 
     def load_choices(self, actor, account=None) -> None:
-        """Offer only the active rate groups and taxes the actor owns (plus the account's current ones)."""
+        """Offer only the active rate groups and taxes that the actor owns."""
         groups = list(
             db.session.scalars(
                 owned_rate_groups(actor)

@@ -1,4 +1,4 @@
-"""Account operations: one function per operation, one transaction each, every rule enforced here."""
+"""Account operations: one function and one transaction per operation; every rule is here."""
 
 import re
 from contextlib import contextmanager
@@ -143,7 +143,7 @@ def _email_in_use(email: str, except_id: int | None) -> bool:
 
 
 def _clean(actor: Account, data: dict, account: Account | None) -> dict:
-    """Validate a customer's fields against every rule; return the values to store or raise ValidationFailed."""
+    """Check a customer's fields against every rule: the values to store, or ValidationFailed."""
     errors: dict[str, str] = {}
     clean: dict = {}
 
@@ -407,7 +407,7 @@ def create_customer(actor: Account, data: dict) -> CreatedAccount:
 
 
 def update_customer(actor: Account, account: Account, data: dict) -> Account:
-    """Update a customer's fields; a changed Valid Days resets the expiry; First Used never changes."""
+    """Update a customer; a changed Valid Days resets the expiry; First Used never changes."""
     clean = _clean(actor, data, account)
     with _transaction():
         if clean.get("password"):

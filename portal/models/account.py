@@ -178,7 +178,7 @@ class SipDevice(db.Model):
 
 
 class AccountSearchToken(db.Model):
-    """One lowercase word of an account's number, names, company or e-mail, for indexed prefix search."""
+    """A lowercase word of an account's number, names, company or e-mail (indexed prefix search)."""
 
     __tablename__ = "account_search_tokens"
 

@@ -64,7 +64,7 @@ def generate_password(length: int = 14) -> str:
 
 
 def password_error(password: str, account_number: str = "", min_length: int = 8) -> str | None:
-    """Return why `password` breaks the policy (length, letters and digits, not the number), or None."""
+    """Why `password` breaks the policy (length, letters and digits, not the number), or None."""
     if len(password) < min_length:
         return f"The password must be at least {min_length} characters long."
     if len(password) > 128:

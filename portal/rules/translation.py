@@ -12,7 +12,7 @@ class TranslationError(ValueError):
 
 
 def parse_rules(text: str) -> list[tuple[str, str]]:
-    """Parse `011/2222,+/00` into [("011", "2222"), ("+", "00")]; raise TranslationError if malformed."""
+    """Parse `011/2222,+/00` into [("011", "2222"), ("+", "00")]; TranslationError if malformed."""
     text = (text or "").strip()
     if not text:
         return []
@@ -28,7 +28,8 @@ def parse_rules(text: str) -> list[tuple[str, str]]:
             pass  # a bare "+" is a valid prefix (international format)
         elif not _MATCH.match(match):
             raise TranslationError(
-                f'Rule {position}: "{match}" is not a valid prefix (digits, an optional leading +, or *).'
+                f'Rule {position}: "{match}" is not a valid prefix '
+                "(digits, an optional leading +, or *)."
             )
         if not _REPLACE.match(replace):
             raise TranslationError(
