@@ -473,6 +473,9 @@ def test_list_pages_newest_first(as_admin, admin, default_rate_group):
         ("user0@globex", {"5000000000"}),
         ("globex.example", {"5000000000", "5000000001", "5000000002"}),
         ("initech", set()),
+        ("100%", set()),
+        ("_", set()),
+        ("\U0010ffff", set()),
     ],
 )
 def test_search_by_number_name_company_email(as_admin, admin, default_rate_group, query, expected):

@@ -25,10 +25,17 @@ def search_words(query: str) -> list[str]:
     return [w for w in re.split(r"[\s,;]+", query.lower()) if w][:MAX_SEARCH_WORDS]
 
 
-def prefix_condition(word: str):
-    """Tokens starting with `word`, as a range (so every backend uses the index; LIKE may not)."""
-    upper = word[:-1] + chr(ord(word[-1]) + 1)
-    return AccountSearchToken.token >= word, AccountSearchToken.token < upper
+def prefix_condition(word: str) -> list:
+    """Tokens starting with `word`: a range every backend serves from the index, plus exact LIKE."""
+    # LIKE alone is not indexed under PostgreSQL's default collations; the range is. LIKE then
+    # removes what a linguistic collation puts inside the range without the prefix.
+    conditions = [
+        AccountSearchToken.token >= word,
+        AccountSearchToken.token.startswith(word, autoescape=True),
+    ]
+    if ord(word[-1]) < 0x10FFFF:
+        conditions.append(AccountSearchToken.token < word[:-1] + chr(ord(word[-1]) + 1))
+    return conditions
 
 
 def search_customers(base: Select, query: str, before: int | None, per_page: int) -> Page:
