@@ -334,6 +334,9 @@ def test_billing_day_partial_follows_the_schedule(as_admin):
     assert monthly.status_code == 200
     assert 'name="billing_day"' in body(monthly) and "<html" not in body(monthly)
     assert "HX-Request" in monthly.headers["Vary"]
+    assert 'value="1"' in body(monthly)  # switching back from Daily offers the 1st again
+    kept = as_admin.get("/accounts/partials/billing-day?billing_schedule=monthly&billing_day=9")
+    assert 'value="9"' in body(kept)
     daily = as_admin.get("/accounts/partials/billing-day?billing_schedule=daily", headers=HX)
     assert 'name="billing_day"' not in body(daily)
 

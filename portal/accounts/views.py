@@ -186,6 +186,8 @@ def delete(account_id: int):
 def billing_day_partial():
     """The Billing Day field, present only for a monthly schedule."""
     form = CustomerForm(formdata=request.args, meta={"csrf": False})
+    if not form.billing_day.raw_data:  # the field was hidden (Daily): offer the 1st again
+        form.billing_day.data = 1
     return render_fragment("accounts/_billing_day.html", form=form)
 
 
