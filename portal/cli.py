@@ -5,12 +5,10 @@ import os
 import click
 from flask import Flask
 
-from portal.accounts.service import (
-    create_admin,
-    ensure_default_rate_group,
-    first_admin_exists,
-)
+from portal.accounts.service import create_admin, first_admin_exists
 from portal.rules.identifiers import generate_password
+from portal.settings.service import get_setting
+from portal.tariffs.service import ensure_default_rate_group
 
 
 def register(app: Flask) -> None:
@@ -34,7 +32,7 @@ def register(app: Flask) -> None:
                 click.echo(f"  e-mail: {admin.email}")
             if generated:
                 click.echo(f"  password: {password}   (shown once: write it down now)")
-        if ensure_default_rate_group():
+        if ensure_default_rate_group(get_setting("default_currency")):
             click.echo('Created rate group "Default".')
 
     @app.cli.command("create-admin")

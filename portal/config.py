@@ -48,5 +48,7 @@ def load_config(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "ACCOUNTS_PER_PAGE": 25,
         "PASSWORD_HASH_METHOD": "scrypt",
-        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
+        # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).
+        "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
     }

@@ -4,7 +4,7 @@ import functools
 
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy import Select, select
+from sqlalchemy import Select, false, select
 
 from portal.extensions import db
 from portal.models import Account, RateGroup, Role, Tax
@@ -71,3 +71,37 @@ def owned_rate_groups(user: Account) -> Select:
 def owned_taxes(user: Account) -> Select:
     """Taxes owned by the caller's tenant."""
     return select(Tax).where(_owned_by(Tax.reseller_id, user))
+
+
+def visible_rate_groups(user: Account) -> Select:
+    """Rate groups `user` may see and manage: staff all, a reseller its own."""
+    if user.role in STAFF:
+        return select(RateGroup)
+    if user.role == Role.RESELLER:
+        return select(RateGroup).where(RateGroup.reseller_id == user.id)
+    return select(RateGroup).where(false())
+
+
+def visible_taxes(user: Account) -> Select:
+    """Taxes `user` may see and manage: staff all, a reseller its own."""
+    if user.role in STAFF:
+        return select(Tax)
+    if user.role == Role.RESELLER:
+        return select(Tax).where(Tax.reseller_id == user.id)
+    return select(Tax).where(false())
+
+
+def get_rate_group_or_404(user: Account, rate_group_id: int) -> RateGroup:
+    """Load a rate group `user` may see, or 404."""
+    group = db.session.scalar(visible_rate_groups(user).where(RateGroup.id == rate_group_id))
+    if group is None:
+        abort(404)
+    return group
+
+
+def get_tax_or_404(user: Account, tax_id: int) -> Tax:
+    """Load a tax `user` may see, or 404."""
+    tax = db.session.scalar(visible_taxes(user).where(Tax.id == tax_id))
+    if tax is None:
+        abort(404)
+    return tax

@@ -1,5 +1,6 @@
 """Create Customer Account: field rules, partials, CSRF, list, show, edit, deactivate, delete."""
 
+import html
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -47,7 +48,7 @@ def payload(default_rate_group, vat):
         "rate_group_id": str(default_rate_group.id),
         "billing_schedule": "monthly",
         "billing_day": "5",
-        "currency": "GBP",
+        "currency": "USD",
         "account_type": "postpaid",
         "credit_limit": "100.5",
         "tax_ids": [str(vat.id)],
@@ -140,7 +141,7 @@ def test_create_saves_every_field_in_one_go(as_admin, payload, vat):
         "ACME Telecom",
     )
     assert account.telephone == "+442079460958"
-    assert (account.country, account.timezone, account.currency) == ("GB", "Europe/London", "GBP")
+    assert (account.country, account.timezone, account.currency) == ("GB", "Europe/London", "USD")
     assert account.status == Status.ACTIVE
     assert account.max_channels == 2
     assert account.number_translation == "011/2222,+/00"
@@ -215,11 +216,11 @@ BAD_INPUTS = [
     ({"telephone": "12"}, "telephone", "valid"),
     ({"status": "deleted"}, "status", "Not a valid choice"),
     ({"rate_group_id": ""}, "rate_group_id", "Choose a rate group"),
-    ({"account_type": "postpaid", "credit_limit": "-5"}, "credit_limit", "cannot be negative"),
+    ({"account_type": "postpaid", "credit_limit": "-5"}, "credit_limit", "Must not be negative"),
     ({"account_type": "postpaid", "credit_limit": "1.123456"}, "credit_limit", "5 decimal places"),
     ({"credit_limit": "lots"}, "credit_limit", "Not a valid decimal"),
-    ({"low_balance_alert": "-1"}, "low_balance_alert", "cannot be negative"),
-    ({"low_balance_alert": "1e20"}, "low_balance_alert", "too large"),
+    ({"low_balance_alert": "-1"}, "low_balance_alert", "Must not be negative"),
+    ({"low_balance_alert": "1e20"}, "low_balance_alert", "Too large"),
     ({"first_name": "x" * 81}, "first_name", "At most 80"),
     ({"tax_ids": ["999999"]}, "tax_ids", "valid choice"),
 ]
@@ -312,6 +313,14 @@ def test_rate_groups_of_others_and_inactive_ones_are_not_offered(as_admin, paylo
         response = create(as_admin, payload)
         assert response.status_code == 422
         assert "Not a valid choice" in body(response)
+    assert customers() == []
+
+
+def test_rate_group_must_be_in_the_account_currency(as_admin, payload, default_rate_group):
+    payload["currency"] = "EUR"
+    response = create(as_admin, payload)
+    assert response.status_code == 422
+    assert 'Rate group "Default" is priced in USD, not EUR' in html.unescape(body(response))
     assert customers() == []
 
 

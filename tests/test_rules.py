@@ -1,4 +1,7 @@
-"""Pure rules, tested without a client: identifiers, translation, locale."""
+"""Pure rules, tested without a client: identifiers, translation, locale, rating, tax."""
+
+from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 
@@ -12,6 +15,9 @@ from portal.rules.identifiers import (
     pin_error,
 )
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
+from portal.rules.money import parse_amount
+from portal.rules.rating import RateRow, RateTable, find_rate
+from portal.rules.tax import tax_for, tax_lines
 from portal.rules.translation import TranslationError, parse_rules, translate
 
 
@@ -115,3 +121,113 @@ def test_telephone_to_e164():
         to_e164("12", "GB")
     with pytest.raises(ValueError):
         to_e164("not a number", "US")
+
+
+# --- rating: longest-prefix match ---------------------------------------------------------------
+
+
+def _table(*prefixes: str) -> RateTable:
+    """A rate table whose destinations name their prefix."""
+    return RateTable(
+        RateRow(p, f"dest {p or 'any'}", Decimal(0), Decimal("0.01"), 60, 60) for p in prefixes
+    )
+
+
+def test_longest_prefix_wins_among_overlapping_prefixes():
+    table = _table("4", "44", "447", "4479")
+    assert find_rate(table, "447911123456").prefix == "4479"
+    assert find_rate(table, "447811123456").prefix == "447"
+    assert find_rate(table, "442079460958").prefix == "44"
+    assert find_rate(table, "49301234567").prefix == "4"
+
+
+def test_empty_prefix_matches_any_number_but_only_last():
+    table = _table("", "1")
+    assert find_rate(table, "12125550100").prefix == "1"
+    assert find_rate(table, "8613800138000").prefix == ""
+    assert find_rate(table, "").prefix == ""
+
+
+def test_no_match_without_a_catch_all():
+    assert find_rate(_table("44", "1"), "33123456789") is None
+    assert find_rate(_table(), "44") is None
+
+
+def test_signs_in_the_number_do_not_take_part():
+    assert find_rate(_table("44"), "+44 20 7946 0958").prefix == "44"
+
+
+# --- taxes -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tax:
+    name: str
+    rate: Decimal
+    fixed_amount: Decimal
+    priority: int
+
+
+def test_tax_sum_is_rate_plus_fixed_per_tax_in_priority_order():
+    taxes = [
+        _Tax("State", Decimal("2.5"), Decimal("0"), 2),
+        _Tax("VAT", Decimal("20"), Decimal("0.10"), 1),
+    ]
+    breakdown = tax_lines(Decimal("10.00"), taxes)
+    assert [line.name for line in breakdown.lines] == ["VAT", "State"]
+    assert [line.amount for line in breakdown.lines] == [Decimal("2.10"), Decimal("0.25")]
+    assert breakdown.total == Decimal("2.35")
+    assert tax_for(Decimal("10.00"), taxes) == Decimal("2.35")
+
+
+def test_tax_is_exact_decimal_not_float():
+    # 0.1 + 0.2 in float is 0.30000000000000004; with Decimal it is exactly 0.3.
+    taxes = [_Tax("A", Decimal("0"), Decimal("0.1"), 1), _Tax("B", Decimal("0"), Decimal("0.2"), 1)]
+    assert tax_for(Decimal("0"), taxes, places=5) == Decimal("0.3")
+    assert tax_for(
+        Decimal("0.1") + Decimal("0.2"), [_Tax("C", Decimal("10"), Decimal(0), 1)], 5
+    ) == (Decimal("0.03"))
+    with pytest.raises(TypeError):
+        tax_for(0.1, taxes)
+
+
+def test_tax_lines_round_half_up_to_the_configured_places():
+    tax = [_Tax("T", Decimal("12.5"), Decimal("0"), 1)]
+    assert tax_for(Decimal("0.10"), tax, places=2) == Decimal("0.01")  # 0.0125 -> 0.01
+    assert tax_for(Decimal("0.20"), tax, places=2) == Decimal("0.03")  # 0.025 -> 0.03 (half up)
+    assert tax_for(Decimal("0.20"), tax, places=4) == Decimal("0.0250")
+    assert tax_for(Decimal("0.20"), tax, places=0) == Decimal("0")
+
+
+def test_no_taxes_is_zero():
+    assert tax_for(Decimal("99.99"), []) == Decimal("0")
+
+
+# --- money -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "amount", "error"),
+    [
+        ("10.5", Decimal("10.5"), None),
+        (" 0 ", Decimal("0"), None),
+        ("0.00001", Decimal("0.00001"), None),
+        ("9999999999999.99999", Decimal("9999999999999.99999"), None),
+        ("0.000001", None, "at most 5 decimal places"),
+        ("-0.01", None, "Must not be negative"),
+        ("1e20", None, "Too large"),
+        ("NaN", None, "Enter a number"),
+        ("Infinity", None, "Enter a number"),
+        ("ten", None, "Enter a number"),
+        (None, None, "Enter a number"),
+    ],
+)
+def test_parse_amount(value, amount, error):
+    parsed, message = parse_amount(value)
+    assert parsed == amount
+    assert (message is None) if error is None else (error in message)
+
+
+def test_parse_amount_with_a_maximum():
+    assert parse_amount("100", maximum=Decimal(100)) == (Decimal(100), None)
+    assert parse_amount("100.01", maximum=Decimal(100))[1] == "Must be at most 100."

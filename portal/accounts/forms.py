@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -19,6 +18,7 @@ from portal.extensions import db
 from portal.models import AccountType, BillingSchedule, RateGroup, Status, Tax
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
 from portal.security import owned_rate_groups, owned_taxes
+from portal.web import ServiceForm
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -39,7 +39,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class CustomerForm(FlaskForm):
+class CustomerForm(ServiceForm):
     """Create (and edit) a customer; the rules themselves live in accounts.service."""
 
     account_number = StringField(
@@ -128,8 +128,9 @@ class CustomerForm(FlaskForm):
                 .order_by(RateGroup.name)
             )
         )
+        self.rate_groups = groups
         self.rate_group_id.choices = choices(
-            [("", "Choose a rate group…")] + [(g.id, g.name) for g in groups]
+            [("", "Choose a rate group…")] + [(g.id, f"{g.name} ({g.currency})") for g in groups]
         )
         taxes = list(
             db.session.scalars(
@@ -143,12 +144,7 @@ class CustomerForm(FlaskForm):
             for t in taxes
         )
 
-    def service_data(self) -> dict:
-        """The submitted values, keyed as accounts.service expects."""
-        data = {name: field.data for name, field in self._fields.items()}
-        for ignored in ("csrf_token", "first_used", "expiry_date"):
-            data.pop(ignored, None)
-        return data
+    IGNORED = ("csrf_token", "first_used", "expiry_date")
 
 
 def plain_decimal(value: Decimal) -> Decimal:

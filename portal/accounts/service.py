@@ -1,14 +1,12 @@
 """Account operations: one function and one transaction per operation; every rule is here."""
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, exists, select
 
 from portal.extensions import db
 from portal.models import (
@@ -34,21 +32,15 @@ from portal.rules.identifiers import (
     pin_error,
 )
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
+from portal.rules.money import parse_amount
 from portal.rules.translation import TranslationError, parse_rules
 from portal.security import owned_rate_groups, owned_taxes, owner_id_for
 from portal.settings.service import get_setting
+from portal.transactions import ValidationFailed, transaction
 
 MAX_MONEY = Decimal(10000000000000)  # Numeric(18, 5) holds 13 digits before the point
 MAX_VALID_DAYS = 36500
 TEXT_LIMITS = {"first_name": 80, "last_name": 80, "company": 120}
-
-
-class ValidationFailed(Exception):
-    """The input breaks one or more rules; `errors` maps each field name to its message."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 class ServiceError(Exception):
@@ -104,23 +96,11 @@ def _normalise_email(raw: str | None) -> tuple[str | None, str | None]:
 
 
 def _money(value, field: str, errors: dict[str, str]) -> Decimal:
-    """Coerce to a non-negative Decimal with at most 5 decimals, recording an error if it is not."""
-    try:
-        amount = Decimal(str(value if value not in (None, "") else "0"))
-    except InvalidOperation:
-        errors[field] = "Enter an amount, e.g. 10.50."
-        return Decimal(0)
-    if not amount.is_finite():
-        errors[field] = "Enter an amount, e.g. 10.50."
-    elif amount < 0:
-        errors[field] = "The amount cannot be negative."
-    elif amount >= MAX_MONEY:
-        errors[field] = "The amount is too large."
-    elif amount != amount.quantize(Decimal("0.00001")):
-        errors[field] = "Use at most 5 decimal places."
-    else:
-        return amount
-    return Decimal(0)
+    """An amount (empty = 0), recording an error on `field` when it is not one."""
+    amount, error = parse_amount(value if value not in (None, "") else "0")
+    if error:
+        errors[field] = error
+    return amount if amount is not None else Decimal(0)
 
 
 def _to_int(value) -> int | None:
@@ -159,7 +139,7 @@ def _clean(actor: Account, data: dict, account: Account | None) -> dict:
 
     password = data.get("password") or ""
     if account is None or password:
-        error = password_error(password, number)
+        error = password_error(password, number, get_setting("password_min_length"))
         if error:
             errors["password"] = error
         clean["password"] = password
@@ -250,6 +230,12 @@ def _clean(actor: Account, data: dict, account: Account | None) -> dict:
     if not is_currency(currency):
         errors["currency"] = "Choose a currency from the list."
     clean["currency"] = currency
+    if rate_group is not None and is_currency(currency) and rate_group.currency != currency:
+        # Rates are never converted: the account is billed in its rate group's currency.
+        errors["rate_group_id"] = (
+            f'Rate group "{rate_group.name}" is priced in {rate_group.currency}, '
+            f"not {currency}: choose a {currency} rate group or change the currency."
+        )
 
     try:
         account_type = AccountType(data.get("account_type"))
@@ -332,24 +318,9 @@ _UNIQUE_FIELDS = (
 )
 
 
-@contextmanager
 def _transaction():
-    """One operation, one transaction: commit at the end, roll everything back on any failure."""
-    # A UNIQUE violation (a number or e-mail taken by a concurrent request after validation)
-    # becomes a field error instead of a server error.
-    try:
-        yield
-        db.session.commit()
-    except IntegrityError as error:
-        db.session.rollback()
-        text = str(error.orig).lower()
-        for marker, field, message in _UNIQUE_FIELDS:
-            if marker in text:
-                raise ValidationFailed({field: message}) from error
-        raise
-    except BaseException:
-        db.session.rollback()
-        raise
+    """The account transaction, with its UNIQUE indexes mapped to fields."""
+    return transaction(_UNIQUE_FIELDS)
 
 
 def create_customer(actor: Account, data: dict) -> CreatedAccount:
@@ -475,7 +446,7 @@ def create_admin(email: str | None, password: str) -> Account:
         number = new_account_number()
     except NumberSpaceExhausted as exhausted:
         raise ServiceError("account_number", str(exhausted)) from exhausted
-    error = password_error(password, number)
+    error = password_error(password, number, get_setting("password_min_length"))
     if error:
         raise ServiceError("password", error)
     admin = Account(
@@ -496,15 +467,3 @@ def create_admin(email: str | None, password: str) -> Account:
         field, message = next(iter(failed.errors.items()))
         raise ServiceError(field, message) from failed
     return admin
-
-
-def ensure_default_rate_group() -> bool:
-    """Create the admins' "Default" rate group if they have none; True if created."""
-    count = db.session.scalar(
-        select(func.count()).select_from(RateGroup).where(RateGroup.reseller_id.is_(None))
-    )
-    if count:
-        return False
-    with _transaction():
-        db.session.add(RateGroup(name="Default", status=Status.ACTIVE, reseller_id=None))
-    return True

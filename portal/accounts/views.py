@@ -18,7 +18,6 @@ from portal.accounts.service import (
     update_customer,
 )
 from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
-from portal.models import Status
 from portal.rules.identifiers import NumberSpaceExhausted, generate_password
 from portal.security import (
     MANAGERS,
@@ -26,6 +25,18 @@ from portal.security import (
     roles_required,
     visible_customers,
 )
+from portal.settings.service import get_settings
+from portal.web import apply_errors, posted_status
+
+DEFAULT_FIELDS = {
+    "country": "default_country",
+    "timezone": "default_timezone",
+    "currency": "default_currency",
+    "valid_days": "default_valid_days",
+    "create_sip_device": "default_create_sip_device",
+    "account_type": "default_account_type",
+    "billing_schedule": "default_billing_schedule",
+}
 
 
 def _customer_or_404(account_id: int):
@@ -36,19 +47,22 @@ def _customer_or_404(account_id: int):
     return account
 
 
-def _apply_errors(form: CustomerForm, errors: dict[str, str]) -> None:
-    """Attach service rule errors to their fields (a field's own parse error wins)."""
-    for name, message in errors.items():
-        field = form._fields.get(name)
-        if field is not None and not field.errors:
-            field.errors = list(field.errors) + [message]
-
-
 def _expiry_text(valid_days) -> str:
     """The expiry date a number of valid days gives, for display."""
     if not isinstance(valid_days, int) or not 1 <= valid_days <= 36500:
         return ""
     return expiry_for(valid_days).strftime("%Y-%m-%d")
+
+
+def _apply_defaults(form: CustomerForm) -> None:
+    """Pre-fill a new account from the global configuration's defaults."""
+    defaults = get_settings(DEFAULT_FIELDS.values())
+    for field, key in DEFAULT_FIELDS.items():
+        form[field].data = defaults[key]
+    # One rate group in the default currency: choose it, so the form is ready to save.
+    matching = [group for group in form.rate_groups if group.currency == form.currency.data]
+    if len(matching) == 1:
+        form.rate_group_id.data = str(matching[0].id)
 
 
 @bp.route("/")
@@ -82,14 +96,13 @@ def new():
         form.password.data = generate_password()
         form.pin.data = new_pin()
         form.billing_day.data = 1
-        if len(form.rate_group_id.choices) == 2:
-            form.rate_group_id.data = form.rate_group_id.choices[1].value
+        _apply_defaults(form)
     else:
         if form.validate():
             try:
                 created = create_customer(current_user, form.service_data())
             except ValidationFailed as failed:
-                _apply_errors(form, failed.errors)
+                apply_errors(form, failed.errors)
             else:
                 flash(f"Account {created.account.account_number} created.", "success")
                 response = current_app.make_response(
@@ -107,7 +120,7 @@ def new():
                 )
                 return response
         else:
-            _apply_errors(form, check_customer(current_user, form.service_data()))
+            apply_errors(form, check_customer(current_user, form.service_data()))
     form.first_used.data = "Not used yet"
     form.expiry_date.data = _expiry_text(form.valid_days.data)
     status = 422 if request.method == "POST" else 200
@@ -140,12 +153,12 @@ def edit(account_id: int):
             try:
                 update_customer(current_user, account, form.service_data())
             except ValidationFailed as failed:
-                _apply_errors(form, failed.errors)
+                apply_errors(form, failed.errors)
             else:
                 flash("Account saved.", "success")
                 return redirect_to(url_for("accounts.show", account_id=account.id))
         else:
-            _apply_errors(form, check_customer(current_user, form.service_data(), account))
+            apply_errors(form, check_customer(current_user, form.service_data(), account))
     form.first_used.data = (
         account.first_used.strftime("%Y-%m-%d %H:%M") if account.first_used else "Not used yet"
     )
@@ -162,10 +175,7 @@ def edit(account_id: int):
 def change_status(account_id: int):
     """Activate or deactivate an account."""
     account = _customer_or_404(account_id)
-    try:
-        status = Status(request.form.get("status", ""))
-    except ValueError:
-        abort(400)
+    status = posted_status()
     set_status(account, status)
     flash(f"Account {account.account_number} is now {status.value}.", "success")
     return redirect_to(url_for("accounts.show", account_id=account.id))

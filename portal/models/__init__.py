@@ -12,7 +12,7 @@ from portal.models.account import (
     utcnow,
 )
 from portal.models.setting import Setting
-from portal.models.tariff import RateGroup
+from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "AccountSearchToken",
     "AccountType",
     "BillingSchedule",
+    "Rate",
     "RateGroup",
     "Role",
     "Setting",

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 from portal.models.account import Money, Status, _enum, utcnow
@@ -23,3 +23,5 @@ class Tax(db.Model):
     status: Mapped[Status] = mapped_column(_enum(Status), default=Status.ACTIVE)
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    reseller: Mapped["Account | None"] = relationship(foreign_keys=[reseller_id])  # noqa: F821

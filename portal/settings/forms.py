@@ -1,26 +1,51 @@
 """Global configuration form, built from the setting definitions."""
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
-from wtforms.validators import InputRequired, NumberRange
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange
 
+from portal.accounts.forms import choices
 from portal.settings.service import DEFINITIONS
+
+REQUIRED = InputRequired(message="This field is required.")
+
+
+def _field(definition):
+    """The WTForms field of one setting definition."""
+    if definition.kind == "int":
+        return IntegerField(
+            definition.label,
+            description=definition.help,
+            validators=[REQUIRED, NumberRange(definition.minimum, definition.maximum)],
+        )
+    if definition.kind == "choice":
+        pairs = definition.choices
+        return SelectField(
+            definition.label, description=definition.help, choices=lambda: choices(pairs())
+        )
+    if definition.kind == "bool":
+        return BooleanField(definition.label, description=definition.help)
+    field_class = TextAreaField if definition.multiline else StringField
+    return field_class(
+        definition.label,
+        description=definition.help,
+        validators=[Length(max=definition.max_length)],
+    )
 
 
 class GlobalConfigurationForm(FlaskForm):
-    """One integer field per setting definition, with its range."""
+    """One field per setting definition."""
+
+    def values(self) -> dict:
+        """The submitted settings, typed, keyed by setting."""
+        values = {}
+        for key, definition in DEFINITIONS.items():
+            value = self[key].data
+            if definition.kind in ("text", "email"):
+                value = (value or "").strip()
+            values[key] = value
+        return values
 
 
 for _definition in DEFINITIONS.values():
-    setattr(
-        GlobalConfigurationForm,
-        _definition.key,
-        IntegerField(
-            _definition.label,
-            description=_definition.help,
-            validators=[
-                InputRequired(message="This field is required."),
-                NumberRange(_definition.minimum, _definition.maximum),
-            ],
-        ),
-    )
+    setattr(GlobalConfigurationForm, _definition.key, _field(_definition))

@@ -1,17 +1,66 @@
-"""Rate group form."""
+"""Rate group, rate and rate import forms."""
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from flask_wtf.file import FileField, FileRequired
+from wtforms import IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
-from portal.accounts.forms import STATUS_CHOICES
+from portal.accounts.forms import STATUS_CHOICES, choices
+from portal.rules.locale import currency_choices
+from portal.web import ServiceForm
+
+REQUIRED = InputRequired(message="This field is required.")
 
 
-class RateGroupForm(FlaskForm):
-    """Name and status of a rate group."""
+class RateGroupForm(ServiceForm):
+    """Name, currency and status of a rate group."""
 
-    name = StringField(
-        "Name",
-        validators=[InputRequired(message="This field is required."), Length(max=100)],
+    name = StringField("Name", validators=[REQUIRED, Length(max=100)])
+    currency = SelectField(
+        "Currency",
+        choices=lambda: choices(currency_choices()),
+        default="USD",
+        description="Only accounts in this currency can use the rate group.",
     )
     status = SelectField("Status", choices=STATUS_CHOICES, default="active")
+
+
+class RateForm(ServiceForm):
+    """One rate: prefix, destination, costs and billing increments."""
+
+    prefix = StringField(
+        "Prefix",
+        validators=[Length(max=32)],
+        description="Digits the dialled number starts with; empty matches any number.",
+    )
+    destination = StringField("Destination", validators=[Length(max=100)])
+    connect_cost = StringField("Connect cost", default="0", validators=[REQUIRED])
+    cost_per_minute = StringField("Cost per minute", default="0", validators=[REQUIRED])
+    initial_increment = IntegerField(
+        "Initial increment (s)",
+        default=60,
+        validators=[REQUIRED],
+        description="Seconds billed at the start of the call.",
+    )
+    increment = IntegerField(
+        "Increment (s)",
+        default=60,
+        validators=[REQUIRED],
+        description="Seconds billed for each further block.",
+    )
+
+
+class RateImportForm(FlaskForm):
+    """A CSV file of rates and what to do with the existing ones."""
+
+    file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")])
+    mode = RadioField(
+        "Existing rates",
+        choices=choices(
+            [
+                ("replace", "Replace all rates of this group"),
+                ("merge", "Add, and overwrite same prefixes"),
+            ]
+        ),
+        default="replace",
+    )

@@ -1,29 +1,239 @@
-"""Rate group operations."""
+"""Rate group and rate operations: create, edit, (de)activate, rates, CSV import, lookup."""
 
-from sqlalchemy import exists, select
+from decimal import Decimal
+
+from sqlalchemy import delete, exists, func, insert, select
 
 from portal.extensions import db
-from portal.models import Account, RateGroup, Status
-from portal.security import owned_rate_groups, owner_id_for
+from portal.models import Account, Rate, RateGroup, Status
+from portal.rules.locale import is_currency
+from portal.rules.money import parse_amount
+from portal.rules.rating import MAX_PREFIX_LENGTH, RateRow, RateTable, candidate_prefixes
+from portal.security import owner_id_for
+from portal.tariffs.rate_csv import MAX_INCREMENT
+from portal.transactions import ValidationFailed, transaction
+
+INSERT_CHUNK = 5000
+DELETE_CHUNK = 500
+RATE_UNIQUE = (("prefix", "prefix", "This rate group already has a rate for this prefix."),)
 
 
-class DuplicateName(ValueError):
-    """The tenant already has a rate group with this name."""
-
-
-def create_rate_group(actor: Account, name: str, status: Status) -> RateGroup:
-    """Create a rate group owned by the actor's tenant; names are unique per tenant."""
-    name = name.strip()
-    taken = db.session.scalar(
-        select(exists(owned_rate_groups(actor).where(RateGroup.name == name).subquery()))
+def _owner_condition(owner_id: int | None):
+    """Rate groups of the same owner."""
+    return (
+        RateGroup.reseller_id.is_(None) if owner_id is None else RateGroup.reseller_id == owner_id
     )
-    if taken:
-        raise DuplicateName("You already have a rate group with this name.")
-    group = RateGroup(name=name, status=status, reseller_id=owner_id_for(actor))
-    db.session.add(group)
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+
+
+def _group_errors(data: dict, owner_id: int | None, group: RateGroup | None) -> dict[str, str]:
+    """Rule errors of a rate group's name, currency and status."""
+    errors = {}
+    name = str(data.get("name") or "").strip()
+    if not name:
+        errors["name"] = "This field is required."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    else:
+        clash = select(
+            exists().where(
+                _owner_condition(owner_id),
+                RateGroup.name == name,
+                RateGroup.id != (group.id if group else -1),
+            )
+        )
+        if db.session.scalar(clash):
+            errors["name"] = "You already have a rate group with this name."
+    if not is_currency(str(data.get("currency") or "")):
+        errors["currency"] = "Choose a currency from the list."
+    elif group and data["currency"] != group.currency and accounts_using(group):
+        errors["currency"] = (
+            f"{accounts_using(group)} account(s) use this rate group in {group.currency}; "
+            "its currency cannot change."
+        )
+    if data.get("status") not in (Status.ACTIVE.value, Status.INACTIVE.value):
+        errors["status"] = "Choose Active or Inactive."
+    return errors
+
+
+def accounts_using(group: RateGroup) -> int:
+    """How many undeleted accounts use this rate group."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Account)
+        .where(Account.rate_group_id == group.id, Account.deleted_at.is_(None))
+    )
+
+
+def create_rate_group(actor: Account, data: dict) -> RateGroup:
+    """Create a rate group owned by the actor's tenant; names are unique per owner."""
+    owner_id = owner_id_for(actor)
+    errors = _group_errors(data, owner_id, None)
+    if errors:
+        raise ValidationFailed(errors)
+    group = RateGroup(
+        name=data["name"].strip(),
+        currency=data["currency"],
+        status=Status(data["status"]),
+        reseller_id=owner_id,
+    )
+    with transaction():
+        db.session.add(group)
     return group
+
+
+def update_rate_group(group: RateGroup, data: dict) -> RateGroup:
+    """Rename, re-price (only while unused) or (de)activate a rate group."""
+    errors = _group_errors(data, group.reseller_id, group)
+    if errors:
+        raise ValidationFailed(errors)
+    with transaction():
+        group.name = data["name"].strip()
+        group.currency = data["currency"]
+        group.status = Status(data["status"])
+    return group
+
+
+def set_rate_group_status(group: RateGroup, status: Status) -> None:
+    """Activate or deactivate: an inactive group is not offered for new accounts."""
+    with transaction():
+        group.status = status
+
+
+def _decimal(value, field: str, errors: dict[str, str]) -> Decimal | None:
+    """An amount, or None with an error on `field`."""
+    amount, error = parse_amount(value)
+    if error:
+        errors[field] = error
+    return amount
+
+
+def clean_rate(data: dict) -> RateRow:
+    """Validate one rate's fields (the same rules as a CSV row) or raise ValidationFailed."""
+    errors: dict[str, str] = {}
+    prefix = str(data.get("prefix") or "").strip()
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        errors["prefix"] = f"At most {MAX_PREFIX_LENGTH} digits."
+    elif prefix and not (prefix.isascii() and prefix.isdigit()):
+        errors["prefix"] = "Digits only (or empty for any number)."
+    destination = str(data.get("destination") or "").strip()
+    if len(destination) > 100:
+        errors["destination"] = "At most 100 characters."
+    connect_cost = _decimal(data.get("connect_cost"), "connect_cost", errors)
+    cost_per_minute = _decimal(data.get("cost_per_minute"), "cost_per_minute", errors)
+    seconds = {}
+    for field, minimum in (("initial_increment", 0), ("increment", 1)):
+        value = data.get(field)
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors[field] = "Enter a whole number of seconds."
+        elif not minimum <= value <= MAX_INCREMENT:
+            errors[field] = f"Must be from {minimum} to {MAX_INCREMENT} seconds."
+        seconds[field] = value
+    if errors:
+        raise ValidationFailed(errors)
+    return RateRow(
+        prefix,
+        destination,
+        connect_cost,
+        cost_per_minute,
+        seconds["initial_increment"],
+        seconds["increment"],
+    )
+
+
+def _prefix_taken(group: RateGroup, prefix: str, rate: Rate | None) -> bool:
+    """True if another rate of the group has this prefix."""
+    query = select(
+        exists().where(
+            Rate.rate_group_id == group.id,
+            Rate.prefix == prefix,
+            Rate.id != (rate.id if rate else -1),
+        )
+    )
+    return bool(db.session.scalar(query))
+
+
+def add_rate(group: RateGroup, data: dict) -> Rate:
+    """Add one rate to a group; one rate per prefix."""
+    row = clean_rate(data)
+    if _prefix_taken(group, row.prefix, None):
+        raise ValidationFailed({"prefix": RATE_UNIQUE[0][2]})
+    rate = Rate(rate_group_id=group.id, **row.__dict__)
+    with transaction(RATE_UNIQUE):
+        db.session.add(rate)
+    return rate
+
+
+def update_rate(rate: Rate, data: dict) -> Rate:
+    """Change one rate."""
+    row = clean_rate(data)
+    group = db.session.get(RateGroup, rate.rate_group_id)
+    if _prefix_taken(group, row.prefix, rate):
+        raise ValidationFailed({"prefix": RATE_UNIQUE[0][2]})
+    with transaction(RATE_UNIQUE):
+        for field, value in row.__dict__.items():
+            setattr(rate, field, value)
+    return rate
+
+
+def delete_rate(rate: Rate) -> None:
+    """Remove one rate."""
+    with transaction():
+        db.session.delete(rate)
+
+
+def import_rates(group: RateGroup, rows: list[RateRow], replace: bool) -> int:
+    """Save validated rows in one transaction: replace all rates, or add/overwrite by prefix."""
+    with transaction(RATE_UNIQUE):
+        if replace:
+            db.session.execute(delete(Rate).where(Rate.rate_group_id == group.id))
+        else:
+            prefixes = [row.prefix for row in rows]
+            for start in range(0, len(prefixes), DELETE_CHUNK):
+                chunk = prefixes[start : start + DELETE_CHUNK]
+                db.session.execute(
+                    delete(Rate).where(Rate.rate_group_id == group.id, Rate.prefix.in_(chunk))
+                )
+        # Bulk executemany in chunks: one round trip per chunk, not one INSERT per row.
+        for start in range(0, len(rows), INSERT_CHUNK):
+            db.session.execute(
+                insert(Rate),
+                [
+                    {"rate_group_id": group.id, **row.__dict__}
+                    for row in rows[start : start + INSERT_CHUNK]
+                ],
+            )
+    return len(rows)
+
+
+def exported_rates(group: RateGroup):
+    """The group's rates ordered by prefix, streamed from the database in batches."""
+    statement = select(Rate).where(Rate.rate_group_id == group.id).order_by(Rate.prefix)
+    return db.session.scalars(statement.execution_options(yield_per=2000))
+
+
+def lookup_rate(group_id: int, number: str) -> Rate | None:
+    """The longest-prefix rate of a group for `number`: one indexed query, never a scan."""
+    statement = (
+        select(Rate)
+        .where(Rate.rate_group_id == group_id, Rate.prefix.in_(candidate_prefixes(number)))
+        .order_by(func.length(Rate.prefix).desc())
+        .limit(1)
+    )
+    return db.session.scalar(statement)
+
+
+def load_rate_table(group: RateGroup) -> RateTable:
+    """All rates of a group in memory, for many lookups (find_rate)."""
+    return RateTable(db.session.scalars(select(Rate).where(Rate.rate_group_id == group.id)))
+
+
+def ensure_default_rate_group(currency: str) -> bool:
+    """Create the admins' "Default" rate group if they have none; True if created."""
+    count = db.session.scalar(
+        select(func.count()).select_from(RateGroup).where(RateGroup.reseller_id.is_(None))
+    )
+    if count:
+        return False
+    with transaction():
+        db.session.add(RateGroup(name="Default", currency=currency, status=Status.ACTIVE))
+    return True

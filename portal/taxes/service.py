@@ -1,38 +1,76 @@
-"""Tax operations."""
+"""Tax operations: create, edit, (de)activate; the arithmetic lives in rules.tax."""
 
 from decimal import Decimal
 
 from portal.extensions import db
 from portal.models import Account, Status, Tax
+from portal.rules.money import parse_amount
+from portal.rules.tax import TaxBreakdown, tax_lines
 from portal.security import owner_id_for
+from portal.settings.service import get_setting
+from portal.transactions import ValidationFailed, transaction
 
-PRECISION = Decimal("0.00001")
+
+def _amount(value, field: str, maximum: Decimal, errors: dict[str, str]) -> Decimal | None:
+    """An amount from 0 to `maximum`, or None with an error on `field`."""
+    amount, error = parse_amount(value, maximum=maximum)
+    if error:
+        errors[field] = error
+    return amount
 
 
-def create_tax(
-    actor: Account,
-    name: str,
-    rate: Decimal,
-    fixed_amount: Decimal,
-    priority: int,
-    status: Status,
-) -> Tax:
-    """Create a tax owned by the actor's tenant."""
-    for label, value in (("rate", rate), ("fixed_amount", fixed_amount)):
-        if value != value.quantize(PRECISION):
-            raise ValueError(f"{label}: use at most 5 decimal places.")
-    tax = Tax(
-        name=name.strip(),
-        rate=rate,
-        fixed_amount=fixed_amount,
-        priority=priority,
-        status=status,
-        reseller_id=owner_id_for(actor),
-    )
-    db.session.add(tax)
+def clean_tax(data: dict) -> dict:
+    """Validate a tax's fields or raise ValidationFailed."""
+    errors: dict[str, str] = {}
+    name = str(data.get("name") or "").strip()
+    if not name:
+        errors["name"] = "This field is required."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    rate = _amount(data.get("rate"), "rate", Decimal(100), errors)
+    fixed = _amount(data.get("fixed_amount"), "fixed_amount", Decimal(1000000), errors)
+    priority = data.get("priority")
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 100:
+        errors["priority"] = "Must be between 1 and 100."
     try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+        status = Status(data.get("status"))
+    except ValueError:
+        errors["status"] = "Choose Active or Inactive."
+        status = None
+    if errors:
+        raise ValidationFailed(errors)
+    return {
+        "name": name,
+        "rate": rate,
+        "fixed_amount": fixed,
+        "priority": priority,
+        "status": status,
+    }
+
+
+def create_tax(actor: Account, data: dict) -> Tax:
+    """Create a tax owned by the actor's tenant."""
+    tax = Tax(reseller_id=owner_id_for(actor), **clean_tax(data))
+    with transaction():
+        db.session.add(tax)
     return tax
+
+
+def update_tax(tax: Tax, data: dict) -> Tax:
+    """Change a tax (accounts that have it keep it)."""
+    values = clean_tax(data)
+    with transaction():
+        for field, value in values.items():
+            setattr(tax, field, value)
+    return tax
+
+
+def set_tax_status(tax: Tax, status: Status) -> None:
+    """Activate or deactivate: an inactive tax is not offered for new accounts."""
+    with transaction():
+        tax.status = status
+
+
+def taxes_on(amount: Decimal, taxes) -> TaxBreakdown:
+    """The tax lines of `amount` with the configured rounding."""
+    return tax_lines(amount, taxes, get_setting("tax_decimal_places"))

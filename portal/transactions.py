@@ -1,0 +1,36 @@
+"""One operation, one transaction; rule failures as field errors."""
+
+from collections.abc import Iterable
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db
+
+
+class ValidationFailed(Exception):
+    """The input breaks one or more rules; `errors` maps each field name to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@contextmanager
+def transaction(unique_fields: Iterable[tuple[str, str, str]] = ()):
+    """Commit at the end, roll everything back on any failure."""
+    # unique_fields: (text in the violated index's name, field, message). A UNIQUE violation
+    # (a value taken by a concurrent request after validation) becomes that field's error.
+    try:
+        yield
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        text = str(error.orig).lower()
+        for marker, field, message in unique_fields:
+            if marker in text:
+                raise ValidationFailed({field: message}) from error
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise

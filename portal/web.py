@@ -1,0 +1,49 @@
+"""Shared pieces of the HTML views: a form base, service errors on fields, a posted status."""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import abort, request
+from flask_wtf import FlaskForm
+
+from portal.models import Status
+from portal.transactions import ValidationFailed
+
+T = TypeVar("T")
+
+
+class ServiceForm(FlaskForm):
+    """A form whose values go to a service function as a dict."""
+
+    IGNORED = ("csrf_token",)
+
+    def service_data(self) -> dict:
+        """The submitted values keyed by field name, without CSRF and display-only fields."""
+        return {name: f.data for name, f in self._fields.items() if name not in self.IGNORED}
+
+
+def apply_errors(form: FlaskForm, errors: dict[str, str]) -> None:
+    """Attach service rule errors to their fields (a field's own parse error wins)."""
+    for name, message in errors.items():
+        field = form._fields.get(name)
+        if field is not None and not field.errors:
+            field.errors = [*field.errors, message]
+
+
+def submit(form: ServiceForm, operation: Callable[[dict], T]) -> T | None:
+    """Validate the posted form and run the operation: the saved object, or None if refused."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        return operation(form.service_data())
+    except ValidationFailed as failed:
+        apply_errors(form, failed.errors)
+        return None
+
+
+def posted_status() -> Status:
+    """The Active/Inactive status a toggle form posted, or 400."""
+    try:
+        return Status(request.form.get("status", ""))
+    except ValueError:
+        abort(400)
