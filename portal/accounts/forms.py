@@ -1,5 +1,6 @@
 """The Create Customer Account form, field by field in the order of the reference description."""
 
+import functools
 from decimal import Decimal
 
 from wtforms import (
@@ -11,7 +12,7 @@ from wtforms import (
     StringField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Optional
+from wtforms.validators import InputRequired, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.extensions import db
@@ -30,6 +31,26 @@ STATUS_CHOICES = choices([(Status.ACTIVE, "Active"), (Status.INACTIVE, "Inactive
 SCHEDULE_CHOICES = choices([(BillingSchedule.DAILY, "Daily"), (BillingSchedule.MONTHLY, "Monthly")])
 TYPE_CHOICES = choices([(AccountType.PREPAID, "Prepaid"), (AccountType.POSTPAID, "Postpaid")])
 REQUIRED = InputRequired(message="This field is required.")
+
+
+@functools.cache
+def _long_list(source) -> tuple[list[SelectChoice], frozenset[str]]:
+    """The choices of a fixed list (built once per process) and the set of their values."""
+    pairs = source()
+    return choices(pairs), frozenset(str(value) for value, _ in pairs)
+
+
+class LongSelectField(SelectField):
+    """A select over a long fixed list (countries, timezones, currencies), checked with a set."""
+
+    def __init__(self, label, source, **kwargs):
+        options, self.allowed = _long_list(source)
+        super().__init__(label, choices=options, **kwargs)
+
+    def pre_validate(self, form):
+        """Same rule and message as SelectField, without building and scanning every choice."""
+        if not self.process_errors and self.data not in self.allowed:
+            raise ValidationError(self.gettext("Not a valid choice."))
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -56,8 +77,8 @@ class CustomerForm(ServiceForm):
     last_name = StringField("Last Name")
     company = StringField("Company")
     telephone = StringField("Telephone", description="Stored in international E.164 form.")
-    country = SelectField("Country", choices=lambda: choices(country_choices()), default="US")
-    timezone = SelectField("Timezone", choices=lambda: choices(timezone_choices()), default="UTC")
+    country = LongSelectField("Country", country_choices, default="US")
+    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
     status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
     max_channels = IntegerField(
         "Max Channels",
@@ -94,7 +115,7 @@ class CustomerForm(ServiceForm):
         validators=[Optional()],
         description="Day of the month (1-28) the invoice is generated.",
     )
-    currency = SelectField("Currency", choices=lambda: choices(currency_choices()), default="USD")
+    currency = LongSelectField("Currency", currency_choices, default="USD")
     account_type = SelectField(
         "Account Type", choices=TYPE_CHOICES, default=AccountType.PREPAID.value
     )

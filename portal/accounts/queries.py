@@ -3,12 +3,15 @@
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists
+from sqlalchemy import Select, exists, func, select
 
 from portal.extensions import db
 from portal.models import Account, AccountSearchToken
 
 MAX_SEARCH_WORDS = 5
+# Searches start from the token index when a word is this rare, else they walk the list newest
+# first (which meets a page of matches quickly because the word is common).
+RARE_WORD_TOKENS = 2000
 
 
 @dataclass
@@ -38,12 +41,41 @@ def prefix_condition(word: str) -> list:
     return conditions
 
 
+def _rarest_word(words: list[str]) -> str | None:
+    """The word that starts the fewest tokens, if at most RARE_WORD_TOKENS (one query)."""
+    counts = [
+        select(func.count())
+        .select_from(
+            select(AccountSearchToken.account_id)
+            .where(*prefix_condition(word))
+            .limit(RARE_WORD_TOKENS + 1)
+            .subquery()
+        )
+        .scalar_subquery()
+        for word in words
+    ]
+    if not counts:
+        return None
+    count, word = min(zip(db.session.execute(select(*counts)).one(), words, strict=True))
+    return word if count <= RARE_WORD_TOKENS else None
+
+
 def search_customers(base: Select, query: str, before: int | None, per_page: int) -> Page:
     """Newest first; each search word must prefix a word of number, name, company or e-mail."""
     statement = base
-    for word in search_words(query):
+    words = search_words(query)
+    for word in words:
         statement = statement.where(
             exists().where(AccountSearchToken.account_id == Account.id, *prefix_condition(word))
+        )
+    # SQLite runs EXISTS as a check on each account in id order, reading the whole table when
+    # few accounts match; PostgreSQL's planner picks the driving side itself from statistics.
+    rare = _rarest_word(words) if db.engine.dialect.name == "sqlite" else None
+    if rare is not None:
+        # Drive the query from the accounts this word finds (at most RARE_WORD_TOKENS, sorted
+        # by the backend) instead of walking every account in id order looking for matches.
+        statement = statement.where(
+            Account.id.in_(select(AccountSearchToken.account_id).where(*prefix_condition(rare)))
         )
     if before:
         statement = statement.where(Account.id < before)

@@ -1,0 +1,87 @@
+"""Run the create-account and accounts-list benchmarks and print one summary table."""
+
+import argparse
+import json
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_create, bench_list  # noqa: E402
+from bench.bench_list import compare  # noqa: E402
+
+
+def create_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the create-account benchmark."""
+    rows = []
+    for result in results:
+        name = f"create POST ({result['method']})"
+        create, base = result["create"], result["baseline_login_get"]
+        rows += [
+            (name, "median latency", f"{create['median_ms']:.1f} ms"),
+            (name, "throughput", f"{result['accounts_per_second']:.1f} accounts/s"),
+            (name, "baseline GET /login median", f"{base['median_ms']:.2f} ms"),
+            (name, "ratio create / baseline", f"{result['ratio']:.1f}x"),
+            (name, "one password hash alone", f"{result['hash_only_ms']:.1f} ms"),
+        ]
+    return rows
+
+
+def list_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the accounts-list benchmark (results come in small, large pairs)."""
+    rows = []
+    for small, large in zip(results[::2], results[1::2], strict=True):
+        name = f"accounts list ({small['backend']})"
+        for row in compare(small, large):
+            (h1, h2), (q1, q2) = row["http"], row["query"]
+            rows.append(
+                (
+                    name,
+                    f"{row['case']} [{row['matches']} at {large['size']:,}]",
+                    f"GET {h1:.2f} -> {h2:.2f} ms ({row['http_ratio']:.2f}x); "
+                    f"query {q1:.2f} -> {q2:.2f} ms ({row['query_ratio']:.2f}x)",
+                )
+            )
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    """Print rows as an aligned three-column table."""
+    header = ("benchmark", "case", "figure")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    line = "  ".join("-" * w for w in widths)
+    print("\n" + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print(line)
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both benchmarks (PostgreSQL too with --postgres) and print the summary."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--count", type=int, default=300, help="accounts to create")
+    parser.add_argument("--repeat", type=int, default=50, help="list requests per case")
+    parser.add_argument("--small", type=int, default=1_000, help="accounts in the small list")
+    parser.add_argument("--large", type=int, default=100_000, help="accounts in the large list")
+    parser.add_argument("--postgres", action="store_true", help="list benchmark on PostgreSQL too")
+    parser.add_argument("--json", type=Path, help="also write all results to this file")
+    args = parser.parse_args(argv)
+
+    print("== create account ==")
+    created = bench_create.main(["--count", str(args.count)])
+    print("\n== accounts list ==")
+    list_args = ["--repeat", str(args.repeat), "--small", str(args.small)]
+    list_args += ["--large", str(args.large)] + (["--postgres"] if args.postgres else [])
+    listed = bench_list.main(list_args)
+
+    print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
+    print_table(create_rows(created) + list_rows(listed))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"create": created, "list": listed}, default=str))
+
+
+if __name__ == "__main__":
+    main()
