@@ -1,4 +1,4 @@
-"""Run the create-account and accounts-list benchmarks and print one summary table."""
+"""Run the create-account, accounts-list and rates benchmarks and print one summary table."""
 
 import argparse
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_create, bench_list  # noqa: E402
+from bench import bench_create, bench_list, bench_rates  # noqa: E402
 from bench.bench_list import compare  # noqa: E402
 
 
@@ -47,6 +47,32 @@ def list_rows(results: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def rates_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the rates benchmark."""
+    rows = []
+    for result in results:
+        name = f"rates ({result['backend']})"
+        for item in result["imports"]:
+            rows.append(
+                (
+                    name,
+                    f"CSV import {item['rows']:,} rows",
+                    f"{item['seconds']:.2f} s, peak {item['peak_mb']:.0f} MB",
+                )
+            )
+        rows += [
+            (
+                name,
+                f"bulk vs row-by-row ({result['baseline_rows']:,} rows)",
+                f"{result['naive_s'] / result['bulk_s']:.0f}x faster",
+            ),
+            (name, f"find_rate over {result['rates']:,}", f"{result['find_rate_us']:.1f} µs"),
+            (name, "lookup_rate (SQL)", f"{result['db_lookup_us']:.0f} µs"),
+            (name, "linear scan baseline", f"{result['scan_us']:.0f} µs"),
+        ]
+    return rows
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     """Print rows as an aligned three-column table."""
     header = ("benchmark", "case", "figure")
@@ -75,12 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     list_args = ["--repeat", str(args.repeat), "--small", str(args.small)]
     list_args += ["--large", str(args.large)] + (["--postgres"] if args.postgres else [])
     listed = bench_list.main(list_args)
+    print("\n== rates ==")
+    rated = bench_rates.main(["--postgres"] if args.postgres else [])
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
-    print_table(create_rows(created) + list_rows(listed))
+    print_table(create_rows(created) + list_rows(listed) + rates_rows(rated))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"create": created, "list": listed}, default=str))
+        args.json.write_text(
+            json.dumps({"create": created, "list": listed, "rates": rated}, default=str)
+        )
 
 
 if __name__ == "__main__":

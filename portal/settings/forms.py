@@ -1,10 +1,10 @@
 """Global configuration form, built from the setting definitions."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
-from portal.accounts.forms import choices
+from portal.accounts.forms import LongSelectField
 from portal.settings.service import DEFINITIONS
 
 REQUIRED = InputRequired(message="This field is required.")
@@ -19,10 +19,7 @@ def _field(definition):
             validators=[REQUIRED, NumberRange(definition.minimum, definition.maximum)],
         )
     if definition.kind == "choice":
-        pairs = definition.choices
-        return SelectField(
-            definition.label, description=definition.help, choices=lambda: choices(pairs())
-        )
+        return LongSelectField(definition.label, definition.choices, description=definition.help)
     if definition.kind == "bool":
         return BooleanField(definition.label, description=definition.help)
     field_class = TextAreaField if definition.multiline else StringField

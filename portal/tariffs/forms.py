@@ -5,7 +5,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
-from portal.accounts.forms import STATUS_CHOICES, choices
+from portal.accounts.forms import STATUS_CHOICES, LongSelectField, choices
 from portal.rules.locale import currency_choices
 from portal.web import ServiceForm
 
@@ -16,9 +16,9 @@ class RateGroupForm(ServiceForm):
     """Name, currency and status of a rate group."""
 
     name = StringField("Name", validators=[REQUIRED, Length(max=100)])
-    currency = SelectField(
+    currency = LongSelectField(
         "Currency",
-        choices=lambda: choices(currency_choices()),
+        currency_choices,
         default="USD",
         description="Only accounts in this currency can use the rate group.",
     )
