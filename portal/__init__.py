@@ -1,5 +1,6 @@
 """Application factory for the VoIP billing portal."""
 
+import secrets
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,13 +51,17 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
+    def load_user(session_id: str):
         from portal.models import Account
 
-        if not user_id.isdigit():
+        # "id:token": a session made before the token changed (password change) is refused.
+        account_id, _, token = session_id.partition(":")
+        if not account_id.isdigit() or not token:
             return None
-        account = db.session.get(Account, int(user_id))
-        return account if account is not None and account.is_active else None
+        account = db.session.get(Account, int(account_id))
+        if account is None or not account.is_active:
+            return None
+        return account if secrets.compare_digest(account.session_token, token) else None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

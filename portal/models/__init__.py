@@ -11,6 +11,7 @@ from portal.models.account import (
     account_taxes,
     utcnow,
 )
+from portal.models.audit import AuditEntry
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -19,6 +20,7 @@ __all__ = [
     "Account",
     "AccountSearchToken",
     "AccountType",
+    "AuditEntry",
     "BillingSchedule",
     "Rate",
     "RateGroup",

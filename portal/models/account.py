@@ -1,6 +1,7 @@
 """Accounts of every role, their SIP devices and search tokens."""
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -81,8 +82,15 @@ class Account(UserMixin, db.Model):
     account_number: Mapped[str] = mapped_column(String(20), unique=True)
     role: Mapped[Role] = mapped_column(_enum(Role))
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # Ancestor resellers, root first, as "12/34/" ('' when the admins own it): a reseller's
+    # whole subtree is one indexed prefix range, however deep sub-resellers nest.
+    tenant_path: Mapped[str] = mapped_column(String(400), default="", server_default="")
     email: Mapped[str | None] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Part of the login session id: a new token (password change) ends every other session.
+    session_token: Mapped[str] = mapped_column(
+        String(32), default=lambda: secrets.token_hex(16), server_default=""
+    )
     pin: Mapped[str | None] = mapped_column(String(12))
     first_name: Mapped[str] = mapped_column(String(80), default="")
     last_name: Mapped[str] = mapped_column(String(80), default="")
@@ -130,6 +138,7 @@ class Account(UserMixin, db.Model):
     __table_args__ = (
         Index("ix_accounts_role_listing", "role", "deleted_at", "id"),
         Index("ix_accounts_reseller_listing", "reseller_id", "role", "deleted_at", "id"),
+        Index("ix_accounts_tenant_path", "tenant_path", "role"),
     )
 
     @property
@@ -137,6 +146,15 @@ class Account(UserMixin, db.Model):
         """First and last name, or the company, or the number."""
         full = f"{self.first_name} {self.last_name}".strip()
         return full or self.company or self.account_number
+
+    def get_id(self) -> str:
+        """Flask-Login session id: the account id and its current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    @property
+    def subtree_path(self) -> str:
+        """The tenant_path prefix of every account below this one."""
+        return f"{self.tenant_path}{self.id}/"
 
     @property
     def is_deleted(self) -> bool:
