@@ -1,16 +1,23 @@
-"""Role gates and tenant-scoped queries: every lookup goes through here."""
+"""Role gates and tenant-scoped queries: every list and every lookup goes through here."""
 
 import functools
 
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, and_, false, select
 
 from portal.extensions import db
-from portal.models import Account, RateGroup, Role, Tax
+from portal.models import Account, RateGroup, Role, SipDevice, Tax
 
 STAFF = (Role.ADMIN, Role.SUBADMIN)
 MANAGERS = (Role.ADMIN, Role.SUBADMIN, Role.RESELLER)
+# Which roles each role may create (and so manage).
+CREATABLE = {
+    Role.ADMIN: (Role.CUSTOMER, Role.RESELLER, Role.SUBADMIN, Role.ADMIN),
+    Role.SUBADMIN: (Role.CUSTOMER, Role.RESELLER),
+    Role.RESELLER: (Role.CUSTOMER, Role.RESELLER),
+    Role.CUSTOMER: (),
+}
 
 
 def roles_required(*roles: Role):
@@ -30,17 +37,28 @@ def roles_required(*roles: Role):
 
 
 def owner_id_for(user: Account) -> int | None:
-    """The owner key of records a user creates or manages: NULL for staff, the reseller's own id."""
+    """The owner of what `user` creates: NULL (the admins) for staff, the reseller itself."""
     return user.id if user.role == Role.RESELLER else None
 
 
+def in_subtree(path: str):
+    """SQL condition: the account's tenant_path starts with `path` (an indexed range)."""
+    # Paths hold digits and "/" only, and "/" sorts just before "0": "12/" .. "120" is exactly
+    # every path starting with "12/", and a plain range uses the index on every backend.
+    return and_(Account.tenant_path >= path, Account.tenant_path < path[:-1] + "0")
+
+
 def visible_accounts(user: Account) -> Select:
-    """Undeleted accounts `user` may see: staff all, a reseller its own, a customer itself."""
+    """Undeleted accounts `user` may see and manage."""
+    # Admins: everyone. Sub-admins: customers and resellers (not admins or sub-admins).
+    # Resellers: their whole subtree, sub-resellers' customers included. Customers: themselves.
     query = select(Account).where(Account.deleted_at.is_(None))
-    if user.role in STAFF:
+    if user.role == Role.ADMIN:
         return query
+    if user.role == Role.SUBADMIN:
+        return query.where(Account.role.in_((Role.CUSTOMER, Role.RESELLER)))
     if user.role == Role.RESELLER:
-        return query.where(Account.reseller_id == user.id)
+        return query.where(in_subtree(user.subtree_path))
     return query.where(Account.id == user.id)
 
 
@@ -57,20 +75,40 @@ def get_account_or_404(user: Account, account_id: int) -> Account:
     return account
 
 
-def _owned_by(column, user: Account):
-    """SQL condition: the row belongs to the caller's tenant."""
-    owner = owner_id_for(user)
-    return column.is_(None) if owner is None else column == owner
+def get_sip_device_or_404(user: Account, device_id: int) -> SipDevice:
+    """Load a SIP device of an account `user` may see, or 404."""
+    accounts = visible_accounts(user).with_only_columns(Account.id)
+    device = db.session.scalar(
+        select(SipDevice).where(SipDevice.id == device_id, SipDevice.account_id.in_(accounts))
+    )
+    if device is None:
+        abort(404)
+    return device
+
+
+def _owned_by(column, owner_id: int | None):
+    """SQL condition: the row belongs to `owner_id` (NULL: the admins)."""
+    return column.is_(None) if owner_id is None else column == owner_id
+
+
+def rate_groups_of(owner_id: int | None) -> Select:
+    """Rate groups owned by one tenant (admins: NULL; a reseller: its id)."""
+    return select(RateGroup).where(_owned_by(RateGroup.reseller_id, owner_id))
+
+
+def taxes_of(owner_id: int | None) -> Select:
+    """Taxes owned by one tenant."""
+    return select(Tax).where(_owned_by(Tax.reseller_id, owner_id))
 
 
 def owned_rate_groups(user: Account) -> Select:
-    """Rate groups owned by the caller's tenant (admins share theirs; a reseller its own)."""
-    return select(RateGroup).where(_owned_by(RateGroup.reseller_id, user))
+    """Rate groups of the caller's own tenant (what it offers on its forms)."""
+    return rate_groups_of(owner_id_for(user))
 
 
 def owned_taxes(user: Account) -> Select:
-    """Taxes owned by the caller's tenant."""
-    return select(Tax).where(_owned_by(Tax.reseller_id, user))
+    """Taxes of the caller's own tenant."""
+    return taxes_of(owner_id_for(user))
 
 
 def visible_rate_groups(user: Account) -> Select:
@@ -78,7 +116,7 @@ def visible_rate_groups(user: Account) -> Select:
     if user.role in STAFF:
         return select(RateGroup)
     if user.role == Role.RESELLER:
-        return select(RateGroup).where(RateGroup.reseller_id == user.id)
+        return rate_groups_of(user.id)
     return select(RateGroup).where(false())
 
 
@@ -87,7 +125,7 @@ def visible_taxes(user: Account) -> Select:
     if user.role in STAFF:
         return select(Tax)
     if user.role == Role.RESELLER:
-        return select(Tax).where(Tax.reseller_id == user.id)
+        return taxes_of(user.id)
     return select(Tax).where(false())
 
 
@@ -105,3 +143,8 @@ def get_tax_or_404(user: Account, tax_id: int) -> Tax:
     if tax is None:
         abort(404)
     return tax
+
+
+def visible_resellers(user: Account) -> Select:
+    """Active resellers `user` may put accounts under."""
+    return visible_accounts(user).where(Account.role == Role.RESELLER)

@@ -14,12 +14,12 @@ from tests.conftest import PASSWORD
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 
 
-def test_login_with_account_number_lands_on_accounts(user, admin):
+def test_login_with_account_number_lands_on_the_dashboard(user, admin):
     response = user.login(admin.account_number)
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
     home = user.get("/")
-    assert home.status_code == 302 and home.headers["Location"] == "/accounts/"
+    assert home.status_code == 302 and home.headers["Location"] == "/dashboard/"
 
 
 def test_login_with_email_ignores_case(user, admin):

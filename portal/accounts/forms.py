@@ -16,9 +16,9 @@ from wtforms.validators import InputRequired, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.extensions import db
-from portal.models import AccountType, BillingSchedule, RateGroup, Status, Tax
+from portal.models import Account, AccountType, BillingSchedule, RateGroup, Role, Status, Tax
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
-from portal.security import owned_rate_groups, owned_taxes
+from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
 from portal.web import ServiceForm
 
 
@@ -61,8 +61,13 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class CustomerForm(ServiceForm):
-    """Create (and edit) a customer; the rules themselves live in accounts.service."""
+    """Create (and edit) a customer; the rules themselves live in accounts.validation."""
 
+    reseller_id = SelectField(
+        "Reseller",
+        default="",
+        description="Who the account belongs to; its rate groups and taxes are offered below.",
+    )
     account_number = StringField(
         "Account Number",
         validators=[REQUIRED],
@@ -140,11 +145,23 @@ class CustomerForm(ServiceForm):
         description="Receives low credit notifications; can be used to log in.",
     )
 
-    def load_choices(self, actor, account=None) -> None:
-        """Offer only the active rate groups and taxes that the actor owns."""
+    def load_choices(self, actor, owner_id: int | None) -> None:
+        """Offer the resellers (staff only) and the owner's active rate groups and taxes."""
+        if actor.role in STAFF and "reseller_id" in self:
+            resellers = db.session.scalars(
+                visible_resellers(actor)
+                .where(Account.status == Status.ACTIVE)
+                .order_by(Account.company, Account.first_name)
+            )
+            self.reseller_id.choices = choices(
+                [("", "Admins (no reseller)")]
+                + [(r.id, f"{r.name} ({r.account_number})") for r in resellers]
+            )
+        elif "reseller_id" in self:
+            del self.reseller_id  # a reseller's accounts are always its own
         groups = list(
             db.session.scalars(
-                owned_rate_groups(actor)
+                rate_groups_of(owner_id)
                 .where(RateGroup.status == Status.ACTIVE)
                 .order_by(RateGroup.name)
             )
@@ -153,12 +170,8 @@ class CustomerForm(ServiceForm):
         self.rate_group_id.choices = choices(
             [("", "Choose a rate group…")] + [(g.id, f"{g.name} ({g.currency})") for g in groups]
         )
-        taxes = list(
-            db.session.scalars(
-                owned_taxes(actor)
-                .where(Tax.status == Status.ACTIVE)
-                .order_by(Tax.priority, Tax.name)
-            )
+        taxes = db.session.scalars(
+            taxes_of(owner_id).where(Tax.status == Status.ACTIVE).order_by(Tax.priority, Tax.name)
         )
         self.tax_ids.choices = choices(
             (t.id, f"{t.name} ({plain_decimal(t.rate)}% + {plain_decimal(t.fixed_amount)})")
@@ -168,13 +181,44 @@ class CustomerForm(ServiceForm):
     IGNORED = ("csrf_token", "first_used", "expiry_date")
 
 
+class ResellerForm(CustomerForm):
+    """Create (and edit) a reseller: the customer's fields without PIN and SIP device."""
+
+    pin = None
+    create_sip_device = None
+
+
+class StaffForm(ServiceForm):
+    """Create (and edit) an admin or a sub-admin."""
+
+    account_number = CustomerForm.account_number
+    password = StringField("Password", description="Shown once.")
+    first_name = StringField("First Name")
+    last_name = StringField("Last Name")
+    email = StringField("Email Address", description="Can be used to log in.")
+    telephone = StringField("Telephone", description="International format, e.g. +1 212 555 0100.")
+    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
+    status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
+
+    def load_choices(self, actor, owner_id: int | None) -> None:
+        """Staff forms have no tenant-specific choices."""
+
+
+FORMS = {
+    Role.CUSTOMER: CustomerForm,
+    Role.RESELLER: ResellerForm,
+    Role.SUBADMIN: StaffForm,
+    Role.ADMIN: StaffForm,
+}
+
+
 def plain_decimal(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent notation (100.00000 -> 100)."""
     return Decimal(format(value.normalize(), "f"))
 
 
 def edit_form_data(account) -> dict:
-    """The form's initial values for an existing account."""
+    """The form's initial values for an existing account (fields the form lacks are ignored)."""
     return {
         "account_number": account.account_number,
         "pin": account.pin,

@@ -60,7 +60,7 @@ def _rarest_word(words: list[str]) -> str | None:
     return word if count <= RARE_WORD_TOKENS else None
 
 
-def search_customers(base: Select, query: str, before: int | None, per_page: int) -> Page:
+def search_accounts(base: Select, query: str, before: int | None, per_page: int) -> Page:
     """Newest first; each search word must prefix a word of number, name, company or e-mail."""
     statement = base
     words = search_words(query)

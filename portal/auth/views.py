@@ -28,7 +28,7 @@ def home():
     """Staff and resellers land on their accounts; a customer on its own page."""
     if current_user.role == Role.CUSTOMER:
         return render_template("auth/me.html", account=current_user)
-    return redirect(url_for("accounts.index"))
+    return redirect(url_for("dashboard.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

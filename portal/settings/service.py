@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
 
+from portal import audit
 from portal.extensions import db
 from portal.models import Setting
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
@@ -261,7 +262,7 @@ class SettingsInvalid(ValueError):
         self.errors = errors
 
 
-def save_settings(values: dict) -> dict[str, tuple]:
+def save_settings(values: dict, actor=None) -> dict[str, tuple]:
     """Validate and store settings in one transaction; return the changes as key -> (old, new)."""
     errors = {}
     for key, value in values.items():
@@ -282,6 +283,15 @@ def save_settings(values: dict) -> dict[str, tuple]:
                 db.session.add(Setting(key=key, value=_encode(definition, value)))
             else:
                 row.value = _encode(definition, value)
+        if changes:
+            audit.record(
+                actor,
+                "update",
+                "setting",
+                "global",
+                label="Global configuration",
+                changes={key: [old, new] for key, (old, new) in changes.items()},
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -1,6 +1,7 @@
 """Global configuration page (admins only)."""
 
 from flask import flash, render_template, request, url_for
+from flask_login import current_user
 
 from portal.htmx import redirect_to
 from portal.models import Role
@@ -17,7 +18,7 @@ def edit():
     form = GlobalConfigurationForm(data=None if request.method == "POST" else get_settings())
     if form.validate_on_submit():
         try:
-            save_settings(form.values())
+            save_settings(form.values(), current_user)
         except SettingsInvalid as invalid:
             for key, message in invalid.errors.items():
                 form[key].errors = [message]

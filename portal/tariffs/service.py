@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, exists, func, insert, select
 
+from portal import audit
 from portal.extensions import db
 from portal.models import Account, Rate, RateGroup, Status
 from portal.rules.locale import is_currency
@@ -13,6 +14,7 @@ from portal.security import owner_id_for
 from portal.tariffs.rate_csv import MAX_INCREMENT
 from portal.transactions import ValidationFailed, transaction
 
+GROUP_FIELDS = ("name", "currency", "status")
 INSERT_CHUNK = 5000
 DELETE_CHUNK = 500
 RATE_UNIQUE = (("prefix", "prefix", "This rate group already has a rate for this prefix."),)
@@ -64,7 +66,7 @@ def accounts_using(group: RateGroup) -> int:
     )
 
 
-def create_rate_group(actor: Account, data: dict) -> RateGroup:
+def create_rate_group(actor: Account | None, data: dict) -> RateGroup:
     """Create a rate group owned by the actor's tenant; names are unique per owner."""
     owner_id = owner_id_for(actor)
     errors = _group_errors(data, owner_id, None)
@@ -78,25 +80,37 @@ def create_rate_group(actor: Account, data: dict) -> RateGroup:
     )
     with transaction():
         db.session.add(group)
+        db.session.flush()
+        changes = {f: [None, v] for f, v in audit.snapshot(group, GROUP_FIELDS).items()}
+        audit.record(actor, "create", "rate_group", group, changes=changes)
     return group
 
 
-def update_rate_group(group: RateGroup, data: dict) -> RateGroup:
+def update_rate_group(actor: Account | None, group: RateGroup, data: dict) -> RateGroup:
     """Rename, re-price (only while unused) or (de)activate a rate group."""
     errors = _group_errors(data, group.reseller_id, group)
     if errors:
         raise ValidationFailed(errors)
+    before = audit.snapshot(group, GROUP_FIELDS)
     with transaction():
         group.name = data["name"].strip()
         group.currency = data["currency"]
         group.status = Status(data["status"])
+        changes = audit.diff(before, audit.snapshot(group, GROUP_FIELDS))
+        if changes:
+            audit.record(actor, "update", "rate_group", group, changes=changes)
     return group
 
 
-def set_rate_group_status(group: RateGroup, status: Status) -> None:
+def set_rate_group_status(actor: Account | None, group: RateGroup, status: Status) -> None:
     """Activate or deactivate: an inactive group is not offered for new accounts."""
     with transaction():
+        old = group.status
         group.status = status
+        if old != status:
+            action = "activate" if status == Status.ACTIVE else "deactivate"
+            changes = {"status": [old.value, status.value]}
+            audit.record(actor, action, "rate_group", group, changes=changes)
 
 
 def _decimal(value, field: str, errors: dict[str, str]) -> Decimal | None:
@@ -152,7 +166,22 @@ def _prefix_taken(group: RateGroup, prefix: str, rate: Rate | None) -> bool:
     return bool(db.session.scalar(query))
 
 
-def add_rate(group: RateGroup, data: dict) -> Rate:
+def _rate_text(rate) -> str:
+    """A rate in one line, for the audit log."""
+    return (
+        f"{rate.destination} {audit.readable(rate.connect_cost)} + "
+        f"{audit.readable(rate.cost_per_minute)}/min {rate.initial_increment}/{rate.increment}s"
+    )
+
+
+def _record_rate(actor, group: RateGroup, prefix: str, old: str | None, new: str | None) -> None:
+    """A rate change is a change of its rate group."""
+    audit.record(
+        actor, "update", "rate_group", group, changes={f"rate {prefix or 'any'}": [old, new]}
+    )
+
+
+def add_rate(actor: Account | None, group: RateGroup, data: dict) -> Rate:
     """Add one rate to a group; one rate per prefix."""
     row = clean_rate(data)
     if _prefix_taken(group, row.prefix, None):
@@ -160,30 +189,45 @@ def add_rate(group: RateGroup, data: dict) -> Rate:
     rate = Rate(rate_group_id=group.id, **row.__dict__)
     with transaction(RATE_UNIQUE):
         db.session.add(rate)
+        _record_rate(actor, group, rate.prefix, None, _rate_text(rate))
     return rate
 
 
-def update_rate(rate: Rate, data: dict) -> Rate:
+def update_rate(actor: Account | None, rate: Rate, data: dict) -> Rate:
     """Change one rate."""
     row = clean_rate(data)
     group = db.session.get(RateGroup, rate.rate_group_id)
     if _prefix_taken(group, row.prefix, rate):
         raise ValidationFailed({"prefix": RATE_UNIQUE[0][2]})
+    before = _rate_text(rate)
     with transaction(RATE_UNIQUE):
         for field, value in row.__dict__.items():
             setattr(rate, field, value)
+        _record_rate(actor, group, rate.prefix, before, _rate_text(rate))
     return rate
 
 
-def delete_rate(rate: Rate) -> None:
+def delete_rate(actor: Account | None, rate: Rate) -> None:
     """Remove one rate."""
+    group = db.session.get(RateGroup, rate.rate_group_id)
     with transaction():
+        _record_rate(actor, group, rate.prefix, _rate_text(rate), None)
         db.session.delete(rate)
 
 
-def import_rates(group: RateGroup, rows: list[RateRow], replace: bool) -> int:
+def import_rates(
+    actor: Account | None, group: RateGroup, rows: list[RateRow], replace: bool
+) -> int:
     """Save validated rows in one transaction: replace all rates, or add/overwrite by prefix."""
     with transaction(RATE_UNIQUE):
+        mode = "replaced all rates" if replace else "added or overwrote rates"
+        audit.record(
+            actor,
+            "update",
+            "rate_group",
+            group,
+            changes={"rates": [None, f"{mode}: {len(rows)} imported"]},
+        )
         if replace:
             db.session.execute(delete(Rate).where(Rate.rate_group_id == group.id))
         else:

@@ -76,7 +76,7 @@ def edit(group_id: int):
     form = RateGroupForm(obj=None if request.method == "POST" else group)
     if request.method == "GET":
         form.status.data = group.status.value
-    if submit(form, lambda data: update_rate_group(group, data)):
+    if submit(form, lambda data: update_rate_group(current_user, group, data)):
         flash("Rate group saved.", "success")
         return redirect_to(url_for("tariffs.show", group_id=group.id))
     status = 422 if request.method == "POST" else 200
@@ -89,7 +89,7 @@ def change_status(group_id: int):
     """Activate or deactivate a rate group."""
     group = get_rate_group_or_404(current_user, group_id)
     status = posted_status()
-    set_rate_group_status(group, status)
+    set_rate_group_status(current_user, group, status)
     flash(f'Rate group "{group.name}" is now {status.value}.', "success")
     return redirect_to(url_for("tariffs.show", group_id=group.id))
 
@@ -146,7 +146,7 @@ def add(group_id: int):
     """Add one rate."""
     group = get_rate_group_or_404(current_user, group_id)
     form = RateForm()
-    rate = submit(form, lambda data: add_rate(group, data))
+    rate = submit(form, lambda data: add_rate(current_user, group, data))
     if rate:
         flash(f'Rate for prefix "{rate.prefix or "any"}" added.', "success")
         return redirect_to(url_for("tariffs.show", group_id=group.id))
@@ -160,7 +160,7 @@ def edit_rate(group_id: int, rate_id: int):
     group = get_rate_group_or_404(current_user, group_id)
     rate = _rate_or_404(group, rate_id)
     form = RateForm(obj=None if request.method == "POST" else rate)
-    if submit(form, lambda data: update_rate(rate, data)):
+    if submit(form, lambda data: update_rate(current_user, rate, data)):
         flash("Rate saved.", "success")
         return redirect_to(url_for("tariffs.show", group_id=group.id))
     status = 422 if request.method == "POST" else 200
@@ -172,7 +172,7 @@ def edit_rate(group_id: int, rate_id: int):
 def remove_rate(group_id: int, rate_id: int):
     """Delete one rate."""
     group = get_rate_group_or_404(current_user, group_id)
-    delete_rate(_rate_or_404(group, rate_id))
+    delete_rate(current_user, _rate_or_404(group, rate_id))
     flash("Rate deleted.", "success")
     return redirect_to(url_for("tariffs.show", group_id=group.id))
 
@@ -188,7 +188,7 @@ def import_csv(group_id: int):
     parsed = parse_rates(form.file.data.read(MAX_FILE_BYTES + 1))
     if not parsed.ok:
         return _render_show(group, import_form=form, report=parsed, status=422)
-    count = import_rates(group, parsed.rows, replace=form.mode.data == "replace")
+    count = import_rates(current_user, group, parsed.rows, replace=form.mode.data == "replace")
     flash(f"Imported {count} rates into “{group.name}”.", "success")
     return redirect_to(url_for("tariffs.show", group_id=group.id))
 

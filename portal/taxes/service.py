@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from portal import audit
 from portal.extensions import db
 from portal.models import Account, Status, Tax
 from portal.rules.money import parse_amount
@@ -9,6 +10,8 @@ from portal.rules.tax import TaxBreakdown, tax_lines
 from portal.security import owner_id_for
 from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
+
+TAX_FIELDS = ("name", "rate", "fixed_amount", "priority", "status")
 
 
 def _amount(value, field: str, maximum: Decimal, errors: dict[str, str]) -> Decimal | None:
@@ -53,22 +56,33 @@ def create_tax(actor: Account, data: dict) -> Tax:
     tax = Tax(reseller_id=owner_id_for(actor), **clean_tax(data))
     with transaction():
         db.session.add(tax)
+        db.session.flush()
+        changes = {f: [None, v] for f, v in audit.snapshot(tax, TAX_FIELDS).items()}
+        audit.record(actor, "create", "tax", tax, changes=changes)
     return tax
 
 
-def update_tax(tax: Tax, data: dict) -> Tax:
+def update_tax(actor: Account | None, tax: Tax, data: dict) -> Tax:
     """Change a tax (accounts that have it keep it)."""
     values = clean_tax(data)
+    before = audit.snapshot(tax, TAX_FIELDS)
     with transaction():
         for field, value in values.items():
             setattr(tax, field, value)
+        changes = audit.diff(before, audit.snapshot(tax, TAX_FIELDS))
+        if changes:
+            audit.record(actor, "update", "tax", tax, changes=changes)
     return tax
 
 
-def set_tax_status(tax: Tax, status: Status) -> None:
+def set_tax_status(actor: Account | None, tax: Tax, status: Status) -> None:
     """Activate or deactivate: an inactive tax is not offered for new accounts."""
     with transaction():
+        old = tax.status
         tax.status = status
+        if old != status:
+            action = "activate" if status == Status.ACTIVE else "deactivate"
+            audit.record(actor, action, "tax", tax, changes={"status": [old.value, status.value]})
 
 
 def taxes_on(amount: Decimal, taxes) -> TaxBreakdown:

@@ -50,7 +50,7 @@ def edit(tax_id: int):
         "status": tax.status.value,
     }
     form = TaxForm(data=None if request.method == "POST" else initial)
-    if submit(form, lambda data: update_tax(tax, data)):
+    if submit(form, lambda data: update_tax(current_user, tax, data)):
         flash(f'Tax "{tax.name}" saved.', "success")
         return redirect_to(url_for("taxes.index"))
     status = 422 if request.method == "POST" else 200
@@ -63,6 +63,6 @@ def change_status(tax_id: int):
     """Activate or deactivate a tax."""
     tax = get_tax_or_404(current_user, tax_id)
     status = posted_status()
-    set_tax_status(tax, status)
+    set_tax_status(current_user, tax, status)
     flash(f'Tax "{tax.name}" is now {status.value}.', "success")
     return redirect_to(url_for("taxes.index"))

@@ -1,0 +1,70 @@
+"""Audit trail: who created, changed, (de)activated or deleted what, inside its transaction."""
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from portal.extensions import db
+from portal.models import Account, AuditEntry
+
+SECRET_FIELDS = {"password", "password_hash", "pin", "session_token"}
+
+
+def readable(value):
+    """A JSON-friendly, readable form of a column value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple | set):
+        return sorted(readable(item) for item in value)
+    return str(getattr(value, "name", value))
+
+
+def snapshot(obj, fields) -> dict:
+    """The readable values of `fields` of `obj` now."""
+    return {field: readable(getattr(obj, field)) for field in fields}
+
+
+def diff(before: dict, after: dict) -> dict:
+    """Fields whose value changed, as field -> [old, new]; secrets only say that they changed."""
+    changes = {}
+    for field, new in after.items():
+        old = before.get(field)
+        if old != new:
+            changes[field] = ["hidden", "changed"] if field in SECRET_FIELDS else [old, new]
+    return changes
+
+
+def record(
+    actor: Account | None,
+    action: str,
+    entity_type: str,
+    entity,
+    *,
+    changes: dict | None = None,
+    label: str = "",
+    account: Account | None = None,
+) -> AuditEntry:
+    """Add an audit entry to the current transaction: it commits or rolls back with the change."""
+    if changes:
+        changes = {
+            field: (["hidden", "changed"] if field in SECRET_FIELDS else value)
+            for field, value in changes.items()
+        }
+    entry = AuditEntry(
+        actor_id=actor.id if actor else None,
+        actor_label=f"{actor.account_number} {actor.name}"[:120] if actor else "system",
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(getattr(entity, "id", entity)),
+        entity_label=(label or getattr(entity, "name", "") or "")[:200],
+        account_id=account.id if account else None,
+        changes=changes or {},
+    )
+    db.session.add(entry)
+    return entry
