@@ -38,7 +38,7 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     field(page, "Account number or e-mail").fill(live_server.admin_number)
     field(page, "Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_server("/accounts/"))
+    expect(page).to_have_url(live_server("/dashboard/"))
 
     # Open the form from the navigation bar: monthly and prepaid by default.
     page.locator("header nav").get_by_role("link", name="Create Customer").click()
@@ -86,7 +86,7 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     # Save: the new account's page, with the one-time portal password.
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(re.compile(re.escape(live_server("/accounts/")) + r"\d+$"))
-    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Account {number}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Customer {number}")
     expect(page.get_by_text(f"Account {number} created.")).to_be_visible()
     expect(page.get_by_text("Portal password")).to_be_visible()
     expect(page.locator("#new-password")).to_have_text(re.compile(r"^\S{8,}$"))
@@ -98,7 +98,7 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     assert dialogs == []
 
     # Live search on the accounts list: the htmx request replaces the table only.
-    page.locator("header nav").get_by_role("link", name="Accounts").click()
+    page.locator("header nav").get_by_role("link", name="Customers", exact=True).click()
     expect(page).to_have_url(live_server("/accounts/"))
     rows = page.locator("#accounts-table tbody tr")
     expect(rows.filter(has_text="Decoy")).to_have_count(1)
