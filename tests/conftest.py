@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -77,10 +78,24 @@ def _empty_all_tables() -> None:
     db.session.commit()
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production."""
+
+    # Without this, requests reuse the test's app context: one `g` (Flask-Login's cached user,
+    # Flask-WTF's token) and one session for every client, which hides real behaviour.
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()  # the test's own objects reload what the request committed
+        return response
+
+
 @pytest.fixture
 def app(database_url, _migrated):
     """The app inside an app context; every table is emptied after the test."""
     app = make_test_app(database_url)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         try:
             yield app
@@ -209,3 +224,45 @@ def as_admin(user, admin):
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tenants(app, default_rate_group):
+    """Two resellers (A with a sub-reseller A1), each with a customer, rate group and tax."""
+    from portal.models import Rate, SipDevice
+
+    world = {}
+    for name, parent in (("a", None), ("b", None), ("a1", "a")):
+        owner = world.get(parent)
+        number = {"a": "2000000001", "b": "2000000002", "a1": "2000000003"}[name]
+        reseller = make_account(
+            Role.RESELLER,
+            number,
+            email=f"reseller-{name}@example.com",
+            reseller=owner,
+            tenant_path=owner.subtree_path if owner else "",
+            first_name=f"Reseller {name.upper()}",
+        )
+        group = RateGroup(name=f"Plan {name.upper()}", reseller_id=reseller.id)
+        tax = Tax(name=f"Tax {name.upper()}", rate=Decimal(5), priority=1, reseller_id=reseller.id)
+        db.session.add_all([group, tax])
+        db.session.commit()
+        db.session.add(Rate(rate_group_id=group.id, prefix="44", destination="UK"))
+        customer = make_account(
+            Role.CUSTOMER,
+            number.replace("2", "3", 1),
+            email=f"customer-{name}@example.com",
+            reseller=reseller,
+            tenant_path=reseller.subtree_path,
+            rate_group_id=group.id,
+            first_name=f"Customer{name.upper()}",
+        )
+        db.session.add(
+            SipDevice(account_id=customer.id, username=customer.account_number, password="sip1")
+        )
+        db.session.commit()
+        world[name] = reseller
+        world[f"{name}_customer"] = customer
+        world[f"{name}_group"] = group
+        world[f"{name}_tax"] = tax
+    return world

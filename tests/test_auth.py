@@ -145,7 +145,7 @@ def test_every_state_change_needs_login_and_csrf(app, client):
 
 def test_session_cookie_is_httponly_and_lax(user, admin):
     response = user.login(admin.account_number)
-    cookie = response.headers["Set-Cookie"]
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
