@@ -1,0 +1,172 @@
+"""Access matrix: every route of the app x every role, generated from the URL map."""
+
+import io
+
+import pytest
+
+from portal.extensions import db
+from portal.models import Rate
+from tests.conftest import Browser, make_test_app
+
+OK, LOGIN, FORBIDDEN, NOT_FOUND = "ok", "login", 403, 404
+ROLES = ("anonymous", "customer", "reseller", "subadmin", "admin")
+
+
+def expect(anonymous=LOGIN, customer=FORBIDDEN, reseller=OK, subadmin=OK, admin=OK) -> dict:
+    """Expected outcome per role (defaults: managers reach the view)."""
+    return dict(
+        anonymous=anonymous, customer=customer, reseller=reseller, subadmin=subadmin, admin=admin
+    )
+
+
+PUBLIC = expect(anonymous=OK, customer=OK)
+LOGGED_IN = expect(customer=OK)
+MANAGERS = expect()
+STAFF = expect(reseller=FORBIDDEN)
+ADMIN = expect(reseller=FORBIDDEN, subadmin=FORBIDDEN)
+# A record owned by the admins: a reseller may not know it exists.
+ADMINS_RECORD = expect(reseller=NOT_FOUND)
+
+# (endpoint, method) -> [(url, expectations)]; ids are filled in from the world fixture.
+MATRIX = {
+    ("static", "GET"): [("/static/css/portal.css", PUBLIC)],
+    ("auth.login", "GET"): [("/login", PUBLIC)],
+    ("auth.login", "POST"): [("/login", PUBLIC)],
+    ("auth.logout", "POST"): [("/logout", LOGGED_IN)],
+    ("auth.home", "GET"): [("/", LOGGED_IN)],
+    ("dashboard.index", "GET"): [("/dashboard/", MANAGERS)],
+    ("accounts.index", "GET"): [("/accounts/", MANAGERS)],
+    ("accounts.resellers", "GET"): [("/accounts/resellers/", MANAGERS)],
+    ("accounts.staff", "GET"): [("/accounts/staff/", ADMIN)],
+    ("accounts.new", "GET"): [
+        ("/accounts/new", MANAGERS),
+        ("/accounts/new/reseller", MANAGERS),
+        ("/accounts/new/subadmin", ADMIN),
+        ("/accounts/new/admin", ADMIN),
+    ],
+    ("accounts.new", "POST"): [
+        ("/accounts/new", MANAGERS),
+        ("/accounts/new/reseller", MANAGERS),
+        ("/accounts/new/subadmin", ADMIN),
+        ("/accounts/new/admin", ADMIN),
+    ],
+    ("accounts.show", "GET"): [
+        ("/accounts/{customer}", ADMINS_RECORD),
+        ("/accounts/{admin}", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND)),
+    ],
+    ("accounts.edit", "GET"): [("/accounts/{customer}/edit", ADMINS_RECORD)],
+    ("accounts.edit", "POST"): [("/accounts/{customer}/edit", ADMINS_RECORD)],
+    ("accounts.change_status", "POST"): [("/accounts/{customer}/status", ADMINS_RECORD)],
+    ("accounts.delete", "POST"): [
+        ("/accounts/{customer}/delete", ADMINS_RECORD),
+        # Sub-admins do not manage staff, themselves included; an admin may delete a sub-admin.
+        ("/accounts/{subadmin}/delete", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND)),
+    ],
+    ("accounts.owner_partial", "GET"): [("/accounts/partials/owner?reseller_id={reseller}", STAFF)],
+    ("accounts.billing_day_partial", "GET"): [("/accounts/partials/billing-day", MANAGERS)],
+    ("accounts.credit_limit_partial", "GET"): [("/accounts/partials/credit-limit", MANAGERS)],
+    ("accounts.expiry_partial", "GET"): [("/accounts/partials/expiry?valid_days=3", MANAGERS)],
+    ("accounts.generate", "GET"): [("/accounts/partials/generate/pin", MANAGERS)],
+    ("tariffs.index", "GET"): [("/tariff/rate-groups/", MANAGERS)],
+    ("tariffs.new", "GET"): [("/tariff/rate-groups/new", MANAGERS)],
+    ("tariffs.new", "POST"): [("/tariff/rate-groups/new", MANAGERS)],
+    ("tariffs.show", "GET"): [("/tariff/rate-groups/{group}", ADMINS_RECORD)],
+    ("tariffs.edit", "GET"): [("/tariff/rate-groups/{group}/edit", ADMINS_RECORD)],
+    ("tariffs.edit", "POST"): [("/tariff/rate-groups/{group}/edit", ADMINS_RECORD)],
+    ("tariffs.change_status", "POST"): [("/tariff/rate-groups/{group}/status", ADMINS_RECORD)],
+    ("tariffs.add", "POST"): [("/tariff/rate-groups/{group}/rates", ADMINS_RECORD)],
+    ("tariffs.edit_rate", "GET"): [
+        ("/tariff/rate-groups/{group}/rates/{rate}/edit", ADMINS_RECORD)
+    ],
+    ("tariffs.edit_rate", "POST"): [
+        ("/tariff/rate-groups/{group}/rates/{rate}/edit", ADMINS_RECORD)
+    ],
+    ("tariffs.remove_rate", "POST"): [
+        ("/tariff/rate-groups/{group}/rates/{rate}/delete", ADMINS_RECORD)
+    ],
+    ("tariffs.import_csv", "POST"): [("/tariff/rate-groups/{group}/import", ADMINS_RECORD)],
+    ("tariffs.export_csv", "GET"): [("/tariff/rate-groups/{group}/export.csv", ADMINS_RECORD)],
+    ("tariffs.lookup", "GET"): [("/tariff/rate-groups/{group}/lookup?number=44", ADMINS_RECORD)],
+    ("taxes.index", "GET"): [("/configuration/taxes/", MANAGERS)],
+    ("taxes.new", "GET"): [("/configuration/taxes/new", MANAGERS)],
+    ("taxes.new", "POST"): [("/configuration/taxes/new", MANAGERS)],
+    ("taxes.edit", "GET"): [("/configuration/taxes/{tax}/edit", ADMINS_RECORD)],
+    ("taxes.edit", "POST"): [("/configuration/taxes/{tax}/edit", ADMINS_RECORD)],
+    ("taxes.change_status", "POST"): [("/configuration/taxes/{tax}/status", ADMINS_RECORD)],
+    ("settings.edit", "GET"): [("/configuration/", ADMIN)],
+    ("settings.edit", "POST"): [("/configuration/", ADMIN)],
+    ("auditlog.index", "GET"): [("/audit/", ADMIN)],
+}
+
+
+def _routes() -> set[tuple[str, str]]:
+    """(endpoint, method) of every route the app serves."""
+    app = make_test_app("sqlite://")
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_every_route_has_an_access_rule():
+    missing = sorted(_routes() - MATRIX.keys())
+    assert not missing, f"routes without a row in the access matrix: {missing}"
+    stale = sorted(MATRIX.keys() - _routes())
+    assert not stale, f"access matrix rows for routes that no longer exist: {stale}"
+
+
+CASES = [
+    pytest.param(method, url, role, expected[role], id=f"{method} {url} as {role}")
+    for (_endpoint, method), rows in sorted(MATRIX.items())
+    for url, expected in rows
+    for role in ROLES
+]
+
+
+@pytest.fixture
+def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
+    """One account per role and the admins' records the matrix URLs point at."""
+    rate = Rate(rate_group_id=default_rate_group.id, prefix="44", destination="UK")
+    db.session.add(rate)
+    db.session.commit()
+    return {
+        "accounts": {
+            "customer": customer,
+            "reseller": reseller,
+            "subadmin": subadmin,
+            "admin": admin,
+        },
+        "ids": {
+            "customer": customer.id,
+            "admin": admin.id,
+            "subadmin": subadmin.id,
+            "reseller": reseller.id,
+            "group": default_rate_group.id,
+            "rate": rate.id,
+            "tax": vat.id,
+        },
+    }
+
+
+@pytest.mark.parametrize(("method", "url", "role", "expected"), CASES)
+def test_access(app, world, method, url, role, expected):
+    browser = Browser(app.test_client())
+    if role != "anonymous":
+        assert browser.login(world["accounts"][role].account_number).status_code == 303
+    url = url.format(**world["ids"])
+    if method == "GET":
+        response = browser.get(url)
+    else:
+        data = {"file": (io.BytesIO(b""), "empty.csv")} if url.endswith("/import") else {}
+        # A valid CSRF token, so what is tested is the role gate, not the CSRF check.
+        response = browser.post(url, data, token_from="/no-such-page")
+    status = response.status_code
+    location = response.headers.get("Location", "")
+    if expected == LOGIN:
+        assert status == 302 and location.startswith("/login"), (status, location)
+    elif expected == OK:
+        assert status not in (403, 404, 405, 500), status
+        assert not (status == 302 and location.startswith("/login")), location
+    else:
+        assert status == expected, status
