@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.accounts import bp as accounts_bp
     from portal.auditlog import bp as auditlog_bp
     from portal.auth import bp as auth_bp
+    from portal.billing import bp as billing_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
         taxes_bp,
         settings_bp,
         auditlog_bp,
+        billing_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -13,6 +13,7 @@ from portal.tariffs.service import ensure_default_rate_group
 
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
+    register_money(app)
 
     @app.cli.command("init")
     def init_command():
@@ -47,3 +48,44 @@ def register(app: Flask) -> None:
         except ServiceError as error:
             raise click.ClickException(f"{error.field}: {error.message}") from error
         click.echo(f"Created administrator {admin.email}: account number {admin.account_number}")
+
+
+def register_money(app: Flask) -> None:
+    """`flask billing run` and `flask mail send`."""
+    from flask.cli import AppGroup
+
+    from portal import mail
+    from portal.billing.run import run_billing
+
+    billing = AppGroup("billing", help="Invoicing of postpaid accounts.")
+    mail_group = AppGroup("mail", help="The e-mail outbox.")
+
+    @billing.command("run")
+    @click.option(
+        "--date",
+        "day",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        help="Bill as if it were this date in every account's timezone (default: today, locally).",
+    )
+    def billing_run(day):
+        """Invoice every postpaid account due today; safe to run again (nothing is billed twice)."""
+        report = run_billing(day=day.date() if day else None)
+        sent, pending = mail.send_pending(report.mail_ids) if report.mail_ids else (0, 0)
+        click.echo(
+            f"Examined {report.examined} postpaid accounts: {report.invoiced} invoiced, "
+            f"{report.skipped} not due, {len(report.failed)} failed; "
+            f"{sent} invoice mails sent, {pending} left in the outbox."
+        )
+        for number, error in report.failed:
+            click.echo(f"  account {number}: {error}", err=True)
+        if report.failed:
+            raise SystemExit(1)
+
+    @mail_group.command("send")
+    def mail_send():
+        """Send what waits in the outbox (run it from cron; a server that was down is retried)."""
+        sent, pending = mail.send_pending()
+        click.echo(f"Sent {sent} messages; {pending} still pending.")
+
+    app.cli.add_command(billing)
+    app.cli.add_command(mail_group)

@@ -48,6 +48,20 @@ def load_config(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "ACCOUNTS_PER_PAGE": 25,
         "PASSWORD_HASH_METHOD": "scrypt",
+        # Mail: without MAIL_SERVER messages wait in the outbox for `flask mail send`.
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_USE_TLS": os.environ.get("MAIL_USE_TLS", "0") == "1",
+        "MAIL_USE_SSL": os.environ.get("MAIL_USE_SSL", "0") == "1",
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "billing@localhost"),
+        "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "10")),
+        "MAIL_SEND_AT_ONCE": os.environ.get("MAIL_SEND_AT_ONCE", "1") == "1",
+        "MAIL_MESSAGE_ID_DOMAIN": os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "portal.local"),
+        # The portal's public address, for links in e-mails (else the request's host).
+        "PORTAL_URL": os.environ.get("PORTAL_URL", "").rstrip("/"),
+        "INVOICE_DUE_DAYS": int(os.environ.get("INVOICE_DUE_DAYS", "15")),
         # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
         # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,

@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from portal.billing.service import add_payment
 from portal.extensions import db
 from portal.models import Rate
 from tests.conftest import Browser, make_test_app
@@ -96,6 +97,12 @@ MATRIX = {
     ("settings.edit", "GET"): [("/configuration/", ADMIN)],
     ("settings.edit", "POST"): [("/configuration/", ADMIN)],
     ("auditlog.index", "GET"): [("/audit/", ADMIN)],
+    ("billing.payment", "POST"): [("/accounts/{customer}/payments", ADMINS_RECORD)],
+    ("billing.charge", "POST"): [("/accounts/{customer}/charges", ADMINS_RECORD)],
+    # A receipt of the admins' customer: the customer itself may read it, a reseller may not.
+    ("billing.document", "GET"): [
+        ("/documents/{document}", expect(customer=OK, reseller=NOT_FOUND))
+    ],
 }
 
 
@@ -130,6 +137,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     rate = Rate(rate_group_id=default_rate_group.id, prefix="44", destination="UK")
     db.session.add(rate)
     db.session.commit()
+    receipt = add_payment(admin, customer, "10").document
     return {
         "accounts": {
             "customer": customer,
@@ -145,6 +153,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "group": default_rate_group.id,
             "rate": rate.id,
             "tax": vat.id,
+            "document": receipt.id,
         },
     }
 

@@ -17,6 +17,7 @@ from portal.accounts.service import (
     update_account,
 )
 from portal.accounts.validation import to_int
+from portal.billing.queries import money_context
 from portal.extensions import db
 from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
 from portal.models import Account, Role
@@ -182,12 +183,7 @@ def new(kind: str):
         else:
             flash(f"Account {created.account.account_number} created.", "success")
             response = current_app.make_response(
-                render_template(
-                    "accounts/show.html",
-                    account=created.account,
-                    password=created.password,
-                    sip_password=created.sip_password,
-                )
+                _render_show(created.account, created.password, created.sip_password)
             )
             # The secrets are shown in this answer only; the address bar shows the account
             # page, so a reload shows the account without them.
@@ -200,12 +196,21 @@ def new(kind: str):
     return _render_form(form, role, None, 422)
 
 
+def _render_show(account: Account, password=None, sip_password=None) -> str:
+    """The account page (with its money panel for customers and resellers)."""
+    context = {"account": account}
+    if account.role in (Role.CUSTOMER, Role.RESELLER):
+        context = money_context(account)
+    return render_template(
+        "accounts/show.html", password=password, sip_password=sip_password, **context
+    )
+
+
 @bp.route("/<int:account_id>")
 @roles_required(*MANAGERS)
 def show(account_id: int):
     """Show one account."""
-    account = get_account_or_404(current_user, account_id)
-    return render_template("accounts/show.html", account=account, password=None, sip_password=None)
+    return _render_show(get_account_or_404(current_user, account_id))
 
 
 @bp.route("/<int:account_id>/edit", methods=["GET", "POST"])

@@ -12,6 +12,16 @@ from portal.models.account import (
     utcnow,
 )
 from portal.models.audit import AuditEntry
+from portal.models.billing import (
+    Document,
+    DocumentKind,
+    DocumentLine,
+    DocumentSequence,
+    DocumentStatus,
+    EntryKind,
+    LedgerEntry,
+    OutboxMessage,
+)
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -22,6 +32,14 @@ __all__ = [
     "AccountType",
     "AuditEntry",
     "BillingSchedule",
+    "Document",
+    "DocumentKind",
+    "DocumentLine",
+    "DocumentSequence",
+    "DocumentStatus",
+    "EntryKind",
+    "LedgerEntry",
+    "OutboxMessage",
     "Rate",
     "RateGroup",
     "Role",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table
+from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -119,6 +119,8 @@ class Account(UserMixin, db.Model):
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     low_balance_alert: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     email_alerts: Mapped[bool] = mapped_column(default=False)
+    # Set when the low balance mail went out; cleared when funds rise above the alert again.
+    low_balance_alerted: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]

@@ -1,0 +1,32 @@
+"""What the money panel of an account shows: recent ledger entries and documents."""
+
+from sqlalchemy import select
+
+from portal.billing.forms import MoneyForm
+from portal.extensions import db
+from portal.models import Account, Document, LedgerEntry
+
+RECENT = 20
+
+
+def money_context(account: Account, payment_form=None, charge_form=None) -> dict:
+    """What the money panel of an account shows."""
+    entries = db.session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(RECENT)
+    )
+    documents = db.session.scalars(
+        select(Document)
+        .where(Document.account_id == account.id)
+        .order_by(Document.id.desc())
+        .limit(RECENT)
+    )
+    return {
+        "account": account,
+        "entries": list(entries),
+        "documents": list(documents),
+        "payment_form": payment_form or MoneyForm(formdata=None, prefix="payment"),
+        "charge_form": charge_form or MoneyForm(formdata=None, prefix="charge"),
+    }

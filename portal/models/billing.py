@@ -1,0 +1,157 @@
+"""Money: the ledger, receipts and invoices (documents), their numbering, and the mail outbox."""
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.models.account import Money, _enum, utcnow
+
+
+class EntryKind(enum.StrEnum):
+    """What moved a balance."""
+
+    PAYMENT = "payment"
+    CHARGE = "charge"
+    USAGE = "usage"
+    ADJUSTMENT = "adjustment"
+    TAX = "tax"
+
+    @property
+    def label(self) -> str:
+        """Human name."""
+        return {"payment": "Payment / refill"}.get(self.value, self.value.capitalize())
+
+
+class DocumentKind(enum.StrEnum):
+    """Receipts (prepaid, at once) and invoices (postpaid, on the billing day)."""
+
+    RECEIPT = "receipt"
+    INVOICE = "invoice"
+
+
+class DocumentStatus(enum.StrEnum):
+    """Whether a document is settled."""
+
+    UNPAID = "unpaid"
+    PARTIAL = "partial"
+    PAID = "paid"
+
+
+class LedgerEntry(db.Model):
+    """One change of an account's balance; the balance is always the sum of these."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[EntryKind] = mapped_column(_enum(EntryKind))
+    # Signed effect on accounts.balance: prepaid balance = funds, postpaid balance = owed.
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The receipt or invoice that lists this entry (NULL: not billed yet).
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+
+    author = relationship("Account", foreign_keys=[author_id])
+
+    __table_args__ = (
+        Index("ix_ledger_entries_account", "account_id", "id"),
+        Index("ix_ledger_entries_unbilled", "account_id", "document_id"),
+    )
+
+
+class Document(db.Model):
+    """A receipt or an invoice, numbered per issuer (the admins or a reseller) without gaps."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[DocumentKind] = mapped_column(_enum(DocumentKind))
+    # 0 for the admins, else the reseller's id: a plain integer so UNIQUE works on every backend.
+    issuer_key: Mapped[int] = mapped_column(default=0)
+    number: Mapped[int]
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The local billing date of an invoice; one invoice per account and date.
+    billing_date: Mapped[date | None]
+    due_date: Mapped[date | None]
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal] = mapped_column(Money)
+    tax_total: Mapped[Decimal] = mapped_column(Money)
+    total: Mapped[Decimal] = mapped_column(Money)
+    amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    status: Mapped[DocumentStatus] = mapped_column(_enum(DocumentStatus))
+
+    lines: Mapped[list["DocumentLine"]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="DocumentLine.position"
+    )
+    account = relationship("Account", foreign_keys=[account_id])
+
+    __table_args__ = (
+        UniqueConstraint("issuer_key", "kind", "number", name="uq_documents_number"),
+        UniqueConstraint("account_id", "kind", "billing_date", name="uq_documents_billing_date"),
+        Index("ix_documents_account", "account_id", "id"),
+    )
+
+    @property
+    def display_number(self) -> str:
+        """R-000042 / INV-000042."""
+        prefix = "R" if self.kind == DocumentKind.RECEIPT else "INV"
+        return f"{prefix}-{self.number:06d}"
+
+    @property
+    def balance_due(self) -> Decimal:
+        """What is still to pay."""
+        return self.total - self.amount_paid
+
+
+class DocumentLine(db.Model):
+    """A line of a document: an item (ledger entry) or a tax."""
+
+    __tablename__ = "document_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    is_tax: Mapped[bool] = mapped_column(default=False)
+    description: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+    document: Mapped[Document] = relationship(back_populates="lines")
+
+    __table_args__ = (Index("ix_document_lines_document", "document_id", "position"),)
+
+
+class DocumentSequence(db.Model):
+    """The next number of each issuer's receipts or invoices (locked while one is issued)."""
+
+    __tablename__ = "document_sequences"
+
+    issuer_key: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[DocumentKind] = mapped_column(_enum(DocumentKind), primary_key=True)
+    next_number: Mapped[int] = mapped_column(default=1)
+
+
+class OutboxMessage(db.Model):
+    """An e-mail to send; kept until the mail server accepted it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
