@@ -8,12 +8,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from flask_migrate import upgrade
+from limits.storage import MemoryStorage
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from portal import MIGRATIONS_DIR, create_app
-from portal.extensions import db
+from portal.extensions import db, limiter
 from portal.models import Account, RateGroup, Role, Status, Tax
 from portal.passwords import hash_password
 
@@ -209,3 +211,31 @@ def as_admin(user, admin):
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Captured before _login_limits_in_memory removes REDIS_URL from the tests' environment.
+TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(autouse=True)
+def _login_limits_in_memory(monkeypatch):
+    """Failed logins count in memory, from zero in every test (a test asks for Redis itself)."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    yield
+    # The one Limiter is shared by every app made in this process: empty its memory counters.
+    if limiter.initialized and isinstance(limiter.storage, MemoryStorage):
+        limiter.storage.reset()
+
+
+@pytest.fixture
+def redis_url():
+    """The Redis server the limiter test runs against; the test fails when it is not running."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis is not reachable at {TEST_REDIS_URL}: {error}", pytrace=False)
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
