@@ -78,11 +78,12 @@ def register_blueprints(app: Flask) -> None:
     """Register one blueprint per resource."""
     from portal.accounts import bp as accounts_bp
     from portal.auth import bp as auth_bp
+    from portal.me import bp as me_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
 
-    for blueprint in (auth_bp, accounts_bp, tariffs_bp, taxes_bp, settings_bp):
+    for blueprint in (auth_bp, accounts_bp, tariffs_bp, taxes_bp, settings_bp, me_bp):
         app.register_blueprint(blueprint)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from portal import MIGRATIONS_DIR, create_app
 from portal.extensions import db, limiter
-from portal.models import Account, RateGroup, Role, Status, Tax
+from portal.models import Account, RateGroup, Role, SipDevice, Status, Tax
 from portal.passwords import hash_password
 
 PASSWORD = "Corr3ct-horse"
@@ -239,3 +239,60 @@ def redis_url():
         client.close()
     return TEST_REDIS_URL
 
+
+def make_sip_device(account: Account, username: str, password: str) -> SipDevice:
+    """Insert a SIP device of `account`."""
+    device = SipDevice(
+        account_id=account.id,
+        username=username,
+        password=password,
+        caller_id_name=account.first_name,
+        caller_id_number=account.account_number,
+    )
+    db.session.add(device)
+    db.session.commit()
+    return device
+
+
+@pytest.fixture
+def customer_device(customer):
+    """The customer's SIP device."""
+    return make_sip_device(customer, customer.account_number, "OldSipSecret0001")
+
+
+@pytest.fixture
+def other_customer(app, default_rate_group):
+    """A second customer of the admins, with a SIP device of its own."""
+    account = make_account(
+        Role.CUSTOMER,
+        "1000000005",
+        email="other@example.com",
+        first_name="Other",
+        rate_group_id=default_rate_group.id,
+    )
+    make_sip_device(account, account.account_number, "OtherSipSecret01")
+    return account
+
+
+@pytest.fixture
+def as_customer(user, customer):
+    """A client logged in as the customer."""
+    response = user.login(customer.account_number)
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    return user
+
+
+@pytest.fixture
+def isolated_app(app, database_url):
+    """A second app on the test database whose requests each get their own app context.
+
+    The `app` fixture keeps one app context open, so its requests share `g`, where Flask-Login
+    caches the user and Flask-WTF the CSRF token: tests with several browsers use this app.
+    """
+    other = make_test_app(database_url)
+    try:
+        yield other
+    finally:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()

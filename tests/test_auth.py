@@ -31,7 +31,9 @@ def test_login_with_email_ignores_case(user, admin):
 
 def test_customer_lands_on_its_own_page(user, customer):
     user.login(customer.account_number)
-    html = user.get("/").get_data(as_text=True)
+    home = user.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == "/my/"
+    html = user.get("/my/").get_data(as_text=True)
     assert f"Account {customer.account_number}" in html and "Available funds" in html
 
 
@@ -62,10 +64,10 @@ def test_inactive_and_deleted_accounts_cannot_log_in(user, customer, admin):
 
 def test_a_session_ends_when_the_account_is_deactivated(user, customer):
     user.login(customer.account_number)
-    assert user.get("/").status_code == 200
+    assert user.get("/my/").status_code == 200
     customer.status = Status.INACTIVE
     db.session.commit()
-    assert user.get("/").status_code == 302
+    assert user.get("/my/").status_code == 302
 
 
 def test_logout_is_a_post_with_csrf(user, admin):

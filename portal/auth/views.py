@@ -28,7 +28,7 @@ def _safe_next(target: str | None) -> str | None:
 def home():
     """Staff and resellers land on their accounts; a customer on its own page."""
     if current_user.role == Role.CUSTOMER:
-        return render_template("auth/me.html", account=current_user)
+        return redirect(url_for("me.dashboard"))
     return redirect(url_for("accounts.index"))
 
 
