@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 
 from portal.config import load_config
-from portal.extensions import csrf, db, login_manager, migrate
+from portal.extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
@@ -79,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.auditlog import bp as auditlog_bp
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
+    from portal.me import bp as me_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
@@ -91,6 +93,7 @@ def register_blueprints(app: Flask) -> None:
         taxes_bp,
         settings_bp,
         auditlog_bp,
+        me_bp,
     ):
         app.register_blueprint(blueprint)
 
