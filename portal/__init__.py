@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
@@ -26,6 +27,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    if app.config["PROXY_COUNT"]:
+        # Behind nginx: the client address (login throttling per IP) and scheme come from the
+        # X-Forwarded-* headers the given number of trusted proxies set.
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
@@ -60,7 +66,7 @@ def register_extensions(app: Flask) -> None:
         if not account_id.isdigit() or not token:
             return None
         account = db.session.get(Account, int(account_id))
-        if account is None or not account.is_active:
+        if account is None or not account.is_active or account.is_expired:
             return None
         return account if secrets.compare_digest(account.session_token, token) else None
 

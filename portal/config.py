@@ -85,6 +85,8 @@ def load_config(instance_path: str) -> dict:
         **_rate_limit_storage(),
         "WTF_CSRF_TIME_LIMIT": None,
         "ACCOUNTS_PER_PAGE": 25,
+        # How many reverse proxies (nginx, a load balancer) sit in front and set X-Forwarded-*.
+        "PROXY_COUNT": int(os.environ.get("PROXY_COUNT", "0")),
         "PASSWORD_HASH_METHOD": "scrypt",
         # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
         # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).

@@ -101,6 +101,14 @@ MATRIX = {
     ("settings.edit", "GET"): [("/configuration/", ADMIN)],
     ("settings.edit", "POST"): [("/configuration/", ADMIN)],
     ("auditlog.index", "GET"): [("/audit/", ADMIN)],
+    ("accounts.reset_device_password", "POST"): [
+        ("/accounts/{customer}/sip-devices/{device}/reset-password", ADMINS_RECORD),
+        # The device of another account through this account's URL: not found for anyone.
+        (
+            "/accounts/{customer}/sip-devices/{other_device}/reset-password",
+            expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND),
+        ),
+    ],
     # The customer portal: customers only, and only ever their own account.
     ("me.dashboard", "GET"): [("/my/", CUSTOMERS)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from portal.extensions import db
-from portal.models import Account, utcnow
+from portal.models import Account
 from portal.passwords import verify_password
 
 WRONG_CREDENTIALS = "Unknown account or wrong password."
@@ -37,6 +37,6 @@ def authenticate(identifier: str, password: str) -> tuple[Account | None, str | 
     # Only after the right password: without it these look like unknown accounts.
     if not account.is_active:
         return None, "This account is inactive. Contact your provider."
-    if account.expiry_date is not None and account.expiry_date <= utcnow():
+    if account.is_expired:
         return None, f"This account expired on {account.expiry_date:%Y-%m-%d}."
     return account, None

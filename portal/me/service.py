@@ -2,14 +2,16 @@
 
 import secrets
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import select
 
-from portal.accounts.service import search_tokens
+from portal import audit
+from portal.accounts.service import store_search_tokens
+from portal.accounts.validation import email_in_use
 from portal.extensions import db
-from portal.models import Account, AccountSearchToken, SipDevice
+from portal.models import Account, SipDevice
 from portal.passwords import hash_password, verify_password
 from portal.rules.email_address import normalize_email
-from portal.rules.identifiers import generate_sip_password, password_error
+from portal.rules.identifiers import password_error
 from portal.rules.locale import to_e164
 from portal.rules.money import parse_amount
 from portal.settings.service import get_setting
@@ -18,22 +20,6 @@ from portal.transactions import ValidationFailed, transaction
 NAME_LIMIT = 80
 EMAIL_TAKEN = "Another account already uses this e-mail address."
 NOT_CURRENT = "The current password is not correct."
-
-
-def email_in_use(email: str, except_id: int) -> bool:
-    """True if an account other than `except_id` (deleted ones included) has this e-mail."""
-    query = select(exists().where(Account.email == email, Account.id != except_id))
-    return bool(db.session.scalar(query))
-
-
-def _store_search_tokens(account: Account) -> None:
-    """Re-index the account for the staff search (inside the caller's transaction)."""
-    db.session.execute(
-        delete(AccountSearchToken).where(AccountSearchToken.account_id == account.id)
-    )
-    db.session.add_all(
-        AccountSearchToken(account_id=account.id, token=token) for token in search_tokens(account)
-    )
 
 
 def _clean_profile(account: Account, data: dict) -> dict:
@@ -78,10 +64,22 @@ def update_profile(account: Account, data: dict) -> Account:
     """Save the customer's names, telephone (E.164), alert e-mail and low balance alert."""
     clean = _clean_profile(account, data)
     # The UNIQUE index still decides when another request took the e-mail meanwhile.
+    before = audit.snapshot(account, clean)
     with transaction([("email", "email", EMAIL_TAKEN)]):
         for field, value in clean.items():
             setattr(account, field, value)
-        _store_search_tokens(account)
+        store_search_tokens(account)
+        changes = audit.diff(before, audit.snapshot(account, clean))
+        if changes:
+            audit.record(
+                account,
+                "update",
+                account.role.value,
+                account,
+                label=account.account_number,
+                account=account,
+                changes=changes,
+            )
     return account
 
 
@@ -102,6 +100,15 @@ def change_password(account: Account, old_password: str, new_password: str) -> N
         # The token is part of every login id: sessions and remember-me cookies made with the
         # old one are refused by the user loader from now on.
         account.session_token = secrets.token_hex(16)
+        audit.record(
+            account,
+            "update",
+            account.role.value,
+            account,
+            label=account.account_number,
+            account=account,
+            changes={"password": None},
+        )
 
 
 def own_sip_device(account: Account, device_id: int) -> SipDevice | None:
@@ -109,10 +116,3 @@ def own_sip_device(account: Account, device_id: int) -> SipDevice | None:
     return db.session.scalar(
         select(SipDevice).where(SipDevice.id == device_id, SipDevice.account_id == account.id)
     )
-
-
-def reset_sip_password(device: SipDevice) -> SipDevice:
-    """Give the device a new random SIP password."""
-    with transaction():
-        device.password = generate_sip_password()
-    return device

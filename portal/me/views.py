@@ -4,13 +4,13 @@ from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
 
+from portal.accounts.service import reset_sip_password
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
 from portal.me.forms import PasswordForm, ProfileForm, profile_form_data
 from portal.me.service import (
     change_password,
     own_sip_device,
-    reset_sip_password,
     update_profile,
 )
 from portal.models import Account, Role
@@ -79,7 +79,7 @@ def reset_device_password(device_id: int):
     device = own_sip_device(_me(), device_id)
     if device is None:
         abort(404)
-    reset_sip_password(device)
+    reset_sip_password(current_user, device)
     if is_htmx():
         return render_fragment("me/_sip_device_row.html", device=device, was_reset=True)
     flash(f"The SIP password of {device.username} was reset.", "success")
