@@ -7,9 +7,10 @@ from pathlib import Path
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_config
-from portal.extensions import csrf, db, login_manager, migrate
+from portal.extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
@@ -26,6 +27,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    if app.config["PROXY_COUNT"]:
+        # Behind nginx: the client address (login throttling per IP) and scheme come from the
+        # X-Forwarded-* headers the given number of trusted proxies set.
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
@@ -44,6 +50,7 @@ def register_extensions(app: Flask) -> None:
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
@@ -59,7 +66,7 @@ def register_extensions(app: Flask) -> None:
         if not account_id.isdigit() or not token:
             return None
         account = db.session.get(Account, int(account_id))
-        if account is None or not account.is_active:
+        if account is None or not account.is_active or account.is_expired:
             return None
         return account if secrets.compare_digest(account.session_token, token) else None
 
@@ -80,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.auth import bp as auth_bp
     from portal.billing import bp as billing_bp
     from portal.dashboard import bp as dashboard_bp
+    from portal.me import bp as me_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
@@ -93,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
         settings_bp,
         auditlog_bp,
         billing_bp,
+        me_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+from limits import parse_many
+
 
 def _secret_key(instance_path: str) -> str:
     """Return SECRET_KEY from the environment, else from instance/secret_key (made once)."""
@@ -33,20 +35,58 @@ def _database_url(instance_path: str) -> str:
     return url
 
 
+def _flag(name: str, default: str = "0") -> bool:
+    """A 0/1 environment switch."""
+    return os.environ.get(name, default) == "1"
+
+
+def _rate_limit(name: str, default: str) -> str:
+    """A rate limit such as "5 per 15 minutes" from the environment, checked at start-up."""
+    value = os.environ.get(name, default)
+    try:
+        parse_many(value)
+    except ValueError as error:
+        raise ValueError(f"{name}={value!r} is not a rate limit like {default!r}") from error
+    return value
+
+
+def _rate_limit_storage() -> dict:
+    """Where failed logins are counted: Redis when REDIS_URL is set (shared by every server)."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        return {"RATELIMIT_STORAGE_URI": "memory://"}
+    # Short timeouts: a stalled Redis must not hang the login page.
+    return {
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+
+
 def load_config(instance_path: str) -> dict:
     """Build the configuration mapping for an app whose instance folder is instance_path."""
     Path(instance_path).mkdir(parents=True, exist_ok=True)
+    session_cookie_secure = _flag("SESSION_COOKIE_SECURE")
     return {
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "SESSION_COOKIE_SECURE": session_cookie_secure,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Follows SESSION_COOKIE_SECURE unless set: behind HTTPS both cookies stay on TLS.
+        "REMEMBER_COOKIE_SECURE": _flag(
+            "REMEMBER_COOKIE_SECURE", "1" if session_cookie_secure else "0"
+        ),
+        "LOGIN_LIMIT_PER_ACCOUNT": _rate_limit("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        "LOGIN_LIMIT_PER_IP": _rate_limit("LOGIN_LIMIT_PER_IP", "30 per 15 minutes"),
+        "RATELIMIT_KEY_PREFIX": "portal",
+        **_rate_limit_storage(),
         "WTF_CSRF_TIME_LIMIT": None,
         "ACCOUNTS_PER_PAGE": 25,
+        # How many reverse proxies (nginx, a load balancer) sit in front and set X-Forwarded-*.
+        "PROXY_COUNT": int(os.environ.get("PROXY_COUNT", "0")),
         "PASSWORD_HASH_METHOD": "scrypt",
         # Mail: without MAIL_SERVER messages wait in the outbox for `flask mail send`.
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from limits.storage import MemoryStorage
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from portal import MIGRATIONS_DIR, create_app
-from portal.extensions import db
-from portal.models import Account, RateGroup, Role, Status, Tax
+from portal.extensions import db, limiter
+from portal.models import Account, RateGroup, Role, SipDevice, Status, Tax
 from portal.passwords import hash_password
 
 PASSWORD = "Corr3ct-horse"
@@ -204,7 +206,9 @@ class Browser:
 
     def post(self, url: str, data: dict, token_from: str | None = None, **kwargs):
         """POST `data` with the CSRF token of the page at `token_from` (default: the login page)."""
-        page = self.client.get(token_from or "/login")
+        # The same client address for both requests (strong session protection binds to it).
+        environ = {k: v for k, v in kwargs.items() if k == "environ_base"}
+        page = self.client.get(token_from or "/login", **environ)
         data = {**data, "csrf_token": csrf_from(page.get_data(as_text=True))}
         return self.client.post(url, data=data, **kwargs)
 
@@ -266,3 +270,72 @@ def tenants(app, default_rate_group):
         world[f"{name}_group"] = group
         world[f"{name}_tax"] = tax
     return world
+
+
+# Captured before _login_limits_in_memory removes REDIS_URL from the tests' environment.
+TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(autouse=True)
+def _login_limits_in_memory(monkeypatch):
+    """Failed logins count in memory, from zero in every test (a test asks for Redis itself)."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    yield
+    # The one Limiter is shared by every app made in this process: empty its memory counters.
+    if limiter.initialized and isinstance(limiter.storage, MemoryStorage):
+        limiter.storage.reset()
+
+
+@pytest.fixture
+def redis_url():
+    """The Redis server the limiter test runs against; the test fails when it is not running."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis is not reachable at {TEST_REDIS_URL}: {error}", pytrace=False)
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
+
+def make_sip_device(account: Account, username: str, password: str) -> SipDevice:
+    """Insert a SIP device of `account`."""
+    device = SipDevice(
+        account_id=account.id,
+        username=username,
+        password=password,
+        caller_id_name=account.first_name,
+        caller_id_number=account.account_number,
+    )
+    db.session.add(device)
+    db.session.commit()
+    return device
+
+
+@pytest.fixture
+def customer_device(customer):
+    """The customer's SIP device."""
+    return make_sip_device(customer, customer.account_number, "OldSipSecret0001")
+
+
+@pytest.fixture
+def other_customer(app, default_rate_group):
+    """A second customer of the admins, with a SIP device of its own."""
+    account = make_account(
+        Role.CUSTOMER,
+        "1000000005",
+        email="other@example.com",
+        first_name="Other",
+        rate_group_id=default_rate_group.id,
+    )
+    make_sip_device(account, account.account_number, "OtherSipSecret01")
+    return account
+
+
+@pytest.fixture
+def as_customer(user, customer):
+    """A client logged in as the customer."""
+    response = user.login(customer.account_number)
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    return user

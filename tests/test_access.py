@@ -6,8 +6,8 @@ import pytest
 
 from portal.billing.service import add_payment
 from portal.extensions import db
-from portal.models import Rate
-from tests.conftest import Browser, make_test_app
+from portal.models import Rate, Role, SipDevice
+from tests.conftest import Browser, make_account, make_test_app
 
 OK, LOGIN, FORBIDDEN, NOT_FOUND = "ok", "login", 403, 404
 ROLES = ("anonymous", "customer", "reseller", "subadmin", "admin")
@@ -15,9 +15,13 @@ ROLES = ("anonymous", "customer", "reseller", "subadmin", "admin")
 
 def expect(anonymous=LOGIN, customer=FORBIDDEN, reseller=OK, subadmin=OK, admin=OK) -> dict:
     """Expected outcome per role (defaults: managers reach the view)."""
-    return dict(
-        anonymous=anonymous, customer=customer, reseller=reseller, subadmin=subadmin, admin=admin
-    )
+    return {
+        "anonymous": anonymous,
+        "customer": customer,
+        "reseller": reseller,
+        "subadmin": subadmin,
+        "admin": admin,
+    }
 
 
 PUBLIC = expect(anonymous=OK, customer=OK)
@@ -25,6 +29,7 @@ LOGGED_IN = expect(customer=OK)
 MANAGERS = expect()
 STAFF = expect(reseller=FORBIDDEN)
 ADMIN = expect(reseller=FORBIDDEN, subadmin=FORBIDDEN)
+CUSTOMERS = expect(customer=OK, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FORBIDDEN)
 # A record owned by the admins: a reseller may not know it exists.
 ADMINS_RECORD = expect(reseller=NOT_FOUND)
 
@@ -103,6 +108,27 @@ MATRIX = {
     ("billing.document", "GET"): [
         ("/documents/{document}", expect(customer=OK, reseller=NOT_FOUND))
     ],
+    ("accounts.reset_device_password", "POST"): [
+        ("/accounts/{customer}/sip-devices/{device}/reset-password", ADMINS_RECORD),
+        # The device of another account through this account's URL: not found for anyone.
+        (
+            "/accounts/{customer}/sip-devices/{other_device}/reset-password",
+            expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND),
+        ),
+    ],
+    # The customer portal: customers only, and only ever their own account.
+    ("me.dashboard", "GET"): [("/my/", CUSTOMERS)],
+    ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],
+    ("me.profile", "POST"): [("/my/profile", CUSTOMERS)],
+    ("me.password", "GET"): [("/my/password", CUSTOMERS)],
+    ("me.password", "POST"): [("/my/password", CUSTOMERS)],
+    ("me.reset_device_password", "POST"): [
+        ("/my/sip-devices/{device}/reset-password", CUSTOMERS),
+        (
+            "/my/sip-devices/{other_device}/reset-password",
+            expect(customer=NOT_FOUND, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FORBIDDEN),
+        ),
+    ],
 }
 
 
@@ -135,7 +161,10 @@ CASES = [
 def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     """One account per role and the admins' records the matrix URLs point at."""
     rate = Rate(rate_group_id=default_rate_group.id, prefix="44", destination="UK")
-    db.session.add(rate)
+    device = SipDevice(account_id=customer.id, username="1000000004", password="sip-one")
+    other = make_account(Role.CUSTOMER, "1000000005")
+    other_device = SipDevice(account_id=other.id, username="1000000005", password="sip-two")
+    db.session.add_all([rate, device, other_device])
     db.session.commit()
     receipt = add_payment(admin, customer, "10").document
     return {
@@ -154,6 +183,8 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "rate": rate.id,
             "tax": vat.id,
             "document": receipt.id,
+            "device": device.id,
+            "other_device": other_device.id,
         },
     }
 

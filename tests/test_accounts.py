@@ -414,7 +414,7 @@ def test_anonymous_is_sent_to_login(client, path):
 def test_customer_cannot_reach_the_create_form(user, customer, payload):
     user.login(customer.account_number)
     assert user.get(FORM).status_code == 403
-    assert user.post(FORM, payload, token_from="/").status_code == 403
+    assert user.post(FORM, payload, token_from="/my/").status_code == 403
     assert customers() == [customer]
 
 

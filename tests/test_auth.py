@@ -1,15 +1,18 @@
 """Login, logout, role gates, and that every page sits behind login."""
 
 import re
+import secrets
+from datetime import timedelta
 
 import pytest
+import redis
 from flask import Flask
 
 from portal.config import load_config
-from portal.extensions import db
+from portal.extensions import db, limiter
 from portal.models import Status, utcnow
 from portal.passwords import hash_password
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Browser, make_test_app
 
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 
@@ -28,7 +31,9 @@ def test_login_with_email_ignores_case(user, admin):
 
 def test_customer_lands_on_its_own_page(user, customer):
     user.login(customer.account_number)
-    html = user.get("/").get_data(as_text=True)
+    home = user.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == "/my/"
+    html = user.get("/my/").get_data(as_text=True)
     assert f"Account {customer.account_number}" in html and "Available funds" in html
 
 
@@ -59,10 +64,10 @@ def test_inactive_and_deleted_accounts_cannot_log_in(user, customer, admin):
 
 def test_a_session_ends_when_the_account_is_deactivated(user, customer):
     user.login(customer.account_number)
-    assert user.get("/").status_code == 200
+    assert user.get("/my/").status_code == 200
     customer.status = Status.INACTIVE
     db.session.commit()
-    assert user.get("/").status_code == 302
+    assert user.get("/my/").status_code == 302
 
 
 def test_logout_is_a_post_with_csrf(user, admin):
@@ -159,3 +164,177 @@ def test_errors_are_pages_not_tracebacks(as_admin):
     response = as_admin.get("/no/such/page")
     assert response.status_code == 404
     assert "Not found" in response.get_data(as_text=True)
+
+
+WRONG = "Wrong-passw0rd"
+THROTTLED = "Too many failed attempts. Try again in 15 minutes."
+
+
+def _attempts(user, identifier: str, passwords: list[str], **kwargs) -> list[int]:
+    """The status of each login attempt with `identifier`, logging out after a success."""
+    statuses = []
+    for password in passwords:
+        response = user.post("/login", {"identifier": identifier, "password": password}, **kwargs)
+        statuses.append(response.status_code)
+        if response.status_code == 303:
+            user.post("/logout", {}, token_from="/accounts/", **kwargs)
+    return statuses
+
+
+def test_sixth_failure_is_refused_even_with_the_right_password(user, customer, admin):
+    assert _attempts(user, customer.account_number, [WRONG] * 5) == [422] * 5
+    response = user.login(customer.account_number)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert THROTTLED in html and "Unknown account" not in html
+    assert "<h1>Log in</h1>" in html  # the login page with the error on its field
+    assert 840 < int(response.headers["Retry-After"]) <= 900
+    assert user.get("/accounts/").status_code == 302  # still logged out
+    assert user.login(admin.account_number).status_code == 303  # other accounts unaffected
+
+
+@pytest.mark.parametrize(
+    ("counted_as", "spellings"),
+    [
+        (
+            "nobody@example.com",
+            ["nobody@example.com", " Nobody@Example.COM ", "NOBODY@example.com"],
+        ),
+        ("customer@example.com", ["customer@example.com", "Customer@Example.com "]),
+        ("9999999999", ["9999999999", " 9999999999"]),
+    ],
+)
+def test_unknown_and_known_identifiers_are_throttled_alike(user, customer, counted_as, spellings):
+    identifiers = [spellings[i % len(spellings)] for i in range(6)]
+    statuses = [_attempts(user, identifier, [WRONG])[0] for identifier in identifiers]
+    assert statuses == [422] * 5 + [429]
+    response = user.login(counted_as)
+    assert response.status_code == 429 and THROTTLED in response.get_data(as_text=True)
+
+
+def test_a_successful_login_does_not_count(user, customer):
+    statuses = _attempts(user, customer.account_number, [WRONG] * 4 + [PASSWORD] + [WRONG])
+    assert statuses == [422] * 4 + [303, 422]  # the success left room for a fifth failure
+    assert user.login(customer.account_number).status_code == 429
+
+
+def test_inactive_and_expired_refusals_are_not_guesses(user, customer):
+    customer.expiry_date = utcnow() - timedelta(days=1)
+    db.session.commit()
+    assert _attempts(user, customer.account_number, [PASSWORD] * 6) == [422] * 6
+
+
+def test_failures_are_limited_per_client_ip(app, user, admin, customer):
+    app.config["LOGIN_LIMIT_PER_IP"] = "3 per 15 minutes"
+    attacker = {"environ_base": {"REMOTE_ADDR": "203.0.113.7"}}
+    for identifier in ("nobody@example.com", "9999999999", customer.account_number):
+        assert _attempts(user, identifier, [WRONG], **attacker) == [422]
+    # Every identifier is refused from that address, even with the right password...
+    for account in (admin, customer):
+        response = user.post(
+            "/login", {"identifier": account.account_number, "password": PASSWORD}, **attacker
+        )
+        assert response.status_code == 429
+        assert THROTTLED in response.get_data(as_text=True)
+    # ...while other pages still open from it and the same logins work from elsewhere.
+    assert user.client.get("/login", **attacker).status_code == 200
+    assert _attempts(user, admin.account_number, [PASSWORD]) == [303]
+    other = {"environ_base": {"REMOTE_ADDR": "198.51.100.9"}}
+    assert _attempts(user, customer.account_number, [PASSWORD], **other) == [303]
+
+
+def test_only_the_login_post_is_limited(app, user, admin):
+    app.config["LOGIN_LIMIT_PER_IP"] = "1 per 15 minutes"
+    assert _attempts(user, "nobody@example.com", [WRONG]) == [422]
+    for _ in range(5):
+        assert user.client.get("/login").status_code == 200
+    assert user.post("/login", {"identifier": "", "password": ""}).status_code == 422
+    assert user.login(admin.account_number).status_code == 429
+
+
+def test_expired_account_cannot_log_in(user, customer):
+    customer.expiry_date = utcnow() - timedelta(days=1)
+    db.session.commit()
+    response = user.login(customer.account_number)
+    assert response.status_code == 422
+    expired_on = customer.expiry_date.strftime("%Y-%m-%d")
+    assert f"This account expired on {expired_on}." in response.get_data(as_text=True)
+    assert user.get("/accounts/").status_code == 302
+    customer.expiry_date = utcnow() + timedelta(days=1)
+    db.session.commit()
+    assert user.login(customer.account_number).status_code == 303
+
+
+def test_login_limits_and_cookie_flags_come_from_the_environment(monkeypatch, tmp_path):
+    for name in ("LOGIN_LIMIT_PER_ACCOUNT", "LOGIN_LIMIT_PER_IP", "SESSION_COOKIE_SECURE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REMEMBER_COOKIE_SECURE", raising=False)
+    config = load_config(str(tmp_path))
+    assert config["LOGIN_LIMIT_PER_ACCOUNT"] == "5 per 15 minutes"
+    assert config["LOGIN_LIMIT_PER_IP"] == "30 per 15 minutes"
+    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert not config["SESSION_COOKIE_SECURE"] and not config["REMEMBER_COOKIE_SECURE"]
+
+    monkeypatch.setenv("LOGIN_LIMIT_PER_ACCOUNT", "3 per hour")
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "1")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6379/2")
+    config = load_config(str(tmp_path))
+    assert config["LOGIN_LIMIT_PER_ACCOUNT"] == "3 per hour"
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://cache.internal:6379/2"
+    assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
+    monkeypatch.setenv("REMEMBER_COOKIE_SECURE", "0")
+    assert not load_config(str(tmp_path))["REMEMBER_COOKIE_SECURE"]
+
+    monkeypatch.setenv("LOGIN_LIMIT_PER_IP", "lots")
+    with pytest.raises(ValueError, match="LOGIN_LIMIT_PER_IP"):
+        load_config(str(tmp_path))
+
+
+def test_remember_me_cookie_is_httponly_lax_and_secure_when_asked(app, user, admin):
+    app.config["REMEMBER_COOKIE_SECURE"] = True
+    response = user.post(
+        "/login", {"identifier": admin.account_number, "password": PASSWORD, "remember": "y"}
+    )
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "remember_token" in c]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+def test_failed_logins_are_counted_in_redis(app, database_url, redis_url, monkeypatch, customer):
+    prefix = f"portal-test-{secrets.token_hex(6)}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    redis_app = make_test_app(
+        database_url, RATELIMIT_KEY_PREFIX=prefix, LOGIN_LIMIT_PER_ACCOUNT="2 per 15 minutes"
+    )
+    server = redis.Redis.from_url(redis_url)
+    pattern = f"LIMITS:LIMITER/{prefix}/*"
+    try:
+        assert type(limiter.storage).__name__ == "RedisStorage"
+        user = Browser(redis_app.test_client())
+        assert _attempts(user, customer.account_number, [WRONG] * 2) == [422, 422]
+        response = user.login(customer.account_number)
+        assert response.status_code == 429 and THROTTLED in response.get_data(as_text=True)
+        keys = sorted(key.decode() for key in server.scan_iter(match=pattern))
+        assert len(keys) == 2  # one for the identifier, one for the client IP
+        assert any("/login-account/" in key for key in keys)
+        assert any("/login-ip/127.0.0.1/" in key for key in keys)
+        assert customer.account_number not in "".join(keys)  # identifiers are stored hashed
+        assert all(0 < server.ttl(key) <= 900 for key in keys)
+    finally:
+        for key in server.scan_iter(match=pattern):
+            server.delete(key)
+        assert list(server.scan_iter(match=pattern)) == []
+        server.close()
+        with redis_app.app_context():
+            db.engine.dispose()
+
+
+def test_logins_still_work_when_redis_is_down(app, database_url, monkeypatch, customer):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    down_app = make_test_app(database_url)
+    try:
+        user = Browser(down_app.test_client())
+        assert _attempts(user, customer.account_number, [WRONG] * 6) == [422] * 6  # unthrottled
+        assert _attempts(user, customer.account_number, [PASSWORD]) == [303]
+    finally:
+        with down_app.app_context():
+            db.engine.dispose()

@@ -81,7 +81,7 @@ def search_tokens(account: Account) -> set[str]:
     return {w[:254] for w in words if w}
 
 
-def _store_tokens(account: Account) -> None:
+def store_search_tokens(account: Account) -> None:
     """Replace the account's search tokens (inside the caller's transaction)."""
     if account.id is not None:
         db.session.execute(
@@ -138,7 +138,7 @@ def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAcco
                 )
             )
         db.session.flush()
-        _store_tokens(account)
+        store_search_tokens(account)
         changes = {f: [None, v] for f, v in audit.snapshot(account, stored_fields(role)).items()}
         changes["password"] = None
         if sip_password:
@@ -177,7 +177,7 @@ def update_account(actor: Account | None, account: Account, data: dict) -> Accou
         if "valid_days" in clean and clean["valid_days"] != account.valid_days:
             account.valid_days = clean["valid_days"]
             account.expiry_date = expiry_for(clean["valid_days"])
-        _store_tokens(account)
+        store_search_tokens(account)
         changes.update(audit.diff(before, audit.snapshot(account, fields)))
         if changes:
             audit.record(
@@ -258,3 +258,19 @@ def create_admin(email: str | None, password: str) -> Account:
     except ValidationFailed as failed:
         field, message = next(iter(failed.errors.items()))
         raise ServiceError(field, message) from failed
+
+
+def reset_sip_password(actor: Account | None, device: SipDevice) -> SipDevice:
+    """Give a SIP device a new random password (shown to whoever reset it)."""
+    with _transaction():
+        device.password = generate_sip_password()
+        audit.record(
+            actor,
+            "update",
+            device.account.role.value,
+            device.account,
+            label=device.account.account_number,
+            account=device.account,
+            changes={f"SIP password of {device.username}": None},
+        )
+    return device

@@ -3,7 +3,6 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import exists, select
 
 from portal.extensions import db
@@ -18,6 +17,7 @@ from portal.models import (
     Tax,
     utcnow,
 )
+from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import (
     account_number_error,
     generate_account_number,
@@ -55,20 +55,6 @@ def new_pin() -> str:
 def expiry_for(valid_days: int):
     """Expiry date of an account valid for `valid_days` from now."""
     return utcnow() + timedelta(days=valid_days)
-
-
-def normalise_email(raw: str | None) -> tuple[str | None, str | None]:
-    """(normalised lowercase e-mail or None when empty, error or None)."""
-    raw = (raw or "").strip()
-    if not raw:
-        return None, None
-    try:
-        result = validate_email(raw, check_deliverability=False)
-    except EmailNotValidError as error:
-        return None, str(error)
-    if len(result.normalized) > 254:
-        return None, "The e-mail address is too long."
-    return result.normalized.lower(), None
 
 
 def email_in_use(email: str, except_id: int | None) -> bool:
@@ -171,7 +157,7 @@ def _identity(check: _Checker, role: Role, account: Account | None) -> str:
     check.clean["timezone"] = timezone_name
     check.choice("status", Status, "Choose Active or Inactive.")
 
-    email, error = normalise_email(data.get("email"))
+    email, error = normalize_email(data.get("email"))
     if error:
         errors["email"] = error
     elif email and email_in_use(email, account.id if account else None):

@@ -12,6 +12,7 @@ from portal.accounts.service import (
     expiry_for,
     new_account_number,
     new_pin,
+    reset_sip_password,
     set_status,
     soft_delete,
     update_account,
@@ -27,6 +28,7 @@ from portal.security import (
     MANAGERS,
     STAFF,
     get_account_or_404,
+    get_sip_device_or_404,
     roles_required,
     visible_accounts,
     visible_resellers,
@@ -274,6 +276,18 @@ def delete(account_id: int):
     flash(f"Account {account.account_number} deleted.", "success")
     listing = {Role.CUSTOMER: "accounts.index", Role.RESELLER: "accounts.resellers"}
     return redirect_to(url_for(listing.get(account.role, "accounts.staff")))
+
+
+@bp.route("/<int:account_id>/sip-devices/<int:device_id>/reset-password", methods=["POST"])
+@roles_required(*MANAGERS)
+def reset_device_password(account_id: int, device_id: int):
+    """Give one of the account's SIP devices a new password."""
+    device = get_sip_device_or_404(current_user, device_id)
+    if device.account_id != account_id:
+        abort(404)
+    reset_sip_password(current_user, device)
+    flash(f"New SIP password set for {device.username}.", "success")
+    return redirect_to(url_for("accounts.show", account_id=account_id))
 
 
 @bp.route("/partials/owner")

@@ -2,12 +2,13 @@
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.auth import bp
 from portal.auth.forms import LoginForm
-from portal.auth.service import authenticate
+from portal.auth.service import WRONG_CREDENTIALS, authenticate
+from portal.auth.throttle import record_failure, retry_message, seconds_until_retry
 from portal.htmx import redirect_to
 from portal.models import Role
 
@@ -25,9 +26,9 @@ def _safe_next(target: str | None) -> str | None:
 @bp.route("/")
 @login_required
 def home():
-    """Staff and resellers land on their accounts; a customer on its own page."""
+    """Staff and resellers land on their dashboard; a customer on its own portal."""
     if current_user.role == Role.CUSTOMER:
-        return render_template("auth/me.html", account=current_user)
+        return redirect(url_for("me.dashboard"))
     return redirect(url_for("dashboard.index"))
 
 
@@ -38,8 +39,18 @@ def login():
         return redirect(url_for("auth.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        account, error = authenticate(form.identifier.data, form.password.data)
+        identifier = form.identifier.data
+        wait = seconds_until_retry(identifier)
+        if wait:
+            # Refused before the password is checked: the right one does not help either.
+            form.password.errors = [retry_message(wait)]
+            response = make_response(render_template("auth/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        account, error = authenticate(identifier, form.password.data)
         if account is None:
+            if error == WRONG_CREDENTIALS:
+                record_failure(identifier)
             form.password.errors = [error]
         else:
             login_user(account, remember=form.remember.data)

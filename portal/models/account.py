@@ -169,6 +169,11 @@ class Account(UserMixin, db.Model):
         return self.status == Status.ACTIVE and not self.is_deleted
 
     @property
+    def is_expired(self) -> bool:
+        """True once the expiry date has passed (no login, no new calls)."""
+        return self.expiry_date is not None and self.expiry_date < utcnow()
+
+    @property
     def available_funds(self) -> Decimal:
         """Prepaid: the balance; postpaid: credit limit minus what is owed."""
         if self.account_type == AccountType.POSTPAID:

@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import Role
+from tests.browser.conftest import wait_for_htmx
 from tests.conftest import PASSWORD, ROOT, make_account
 
 SCREENSHOT = ROOT / "docs" / "create-customer.png"
@@ -102,6 +103,7 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     expect(page).to_have_url(live_server("/accounts/"))
     rows = page.locator("#accounts-table tbody tr")
     expect(rows.filter(has_text="Decoy")).to_have_count(1)
+    wait_for_htmx(page, "input[name=q]")
     with page.expect_response(
         lambda response: (
             "q=" + SEARCH in response.url and response.request.headers.get("hx-request") == "true"

@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import RateGroup, Role
+from tests.browser.conftest import wait_for_htmx
 from tests.conftest import PASSWORD, make_account
 
 RESELLER = "2000000001"
@@ -48,6 +49,7 @@ def test_reseller_creates_a_customer_and_cannot_see_the_admins(page: Page, live_
     rows = page.locator("#accounts-table tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Resold")
+    wait_for_htmx(page, "input[name=q]")
     page.get_by_role("searchbox", name="Search accounts").fill("adminowned")
     expect(rows.first).to_contain_text("No account matches")
 

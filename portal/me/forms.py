@@ -1,0 +1,68 @@
+"""The customer's profile and password forms."""
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import EqualTo, InputRequired
+
+from portal.accounts.forms import plain_decimal
+from portal.models import Account
+from portal.web import ServiceForm
+
+
+class ProfileForm(ServiceForm):
+    """Names, telephone and the low balance alert; the rules live in me.service."""
+
+    first_name = StringField("First Name", render_kw={"autocomplete": "given-name"})
+    last_name = StringField("Last Name", render_kw={"autocomplete": "family-name"})
+    telephone = StringField(
+        "Telephone",
+        description="Stored in international E.164 form, e.g. +12125550100.",
+        render_kw={"autocomplete": "tel", "type": "tel"},
+    )
+    email = StringField(
+        "Email Address",
+        description="Receives low balance alerts; you can also log in with it.",
+        render_kw={"autocomplete": "email", "type": "email"},
+    )
+    # Text, not DecimalField: parse_amount gives the same messages as everywhere else.
+    low_balance_alert = StringField(
+        "Low Balance Alert",
+        description="Alert when available funds fall to this amount.",
+        render_kw={"inputmode": "decimal"},
+    )
+    email_alerts = BooleanField("Enable Email Alerts?")
+
+
+def profile_form_data(account: Account) -> dict:
+    """The profile form's initial values."""
+    return {
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "telephone": account.telephone or "",
+        "email": account.email or "",
+        "low_balance_alert": plain_decimal(account.low_balance_alert),
+        "email_alerts": account.email_alerts,
+    }
+
+
+class PasswordForm(FlaskForm):
+    """Current password, new password and the new one repeated."""
+
+    old_password = PasswordField(
+        "Current password",
+        validators=[InputRequired(message="Enter your current password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[InputRequired(message="Enter a new password.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+    repeat_password = PasswordField(
+        "Repeat new password",
+        validators=[
+            InputRequired(message="Repeat the new password."),
+            EqualTo("new_password", message="The passwords do not match."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )

@@ -1,0 +1,118 @@
+"""The customer's own operations: profile, password (ending other sessions), SIP passwords."""
+
+import secrets
+
+from sqlalchemy import select
+
+from portal import audit
+from portal.accounts.service import store_search_tokens
+from portal.accounts.validation import email_in_use
+from portal.extensions import db
+from portal.models import Account, SipDevice
+from portal.passwords import hash_password, verify_password
+from portal.rules.email_address import normalize_email
+from portal.rules.identifiers import password_error
+from portal.rules.locale import to_e164
+from portal.rules.money import parse_amount
+from portal.settings.service import get_setting
+from portal.transactions import ValidationFailed, transaction
+
+NAME_LIMIT = 80
+EMAIL_TAKEN = "Another account already uses this e-mail address."
+NOT_CURRENT = "The current password is not correct."
+
+
+def _clean_profile(account: Account, data: dict) -> dict:
+    """The profile values to store, or ValidationFailed with a message per field."""
+    errors: dict[str, str] = {}
+    clean: dict = {}
+    for field in ("first_name", "last_name"):
+        value = str(data.get(field) or "").strip()
+        if len(value) > NAME_LIMIT:
+            errors[field] = f"At most {NAME_LIMIT} characters."
+        clean[field] = value
+
+    telephone = str(data.get("telephone") or "").strip()
+    clean["telephone"] = None
+    if telephone:
+        try:
+            clean["telephone"] = to_e164(telephone, account.country)
+        except ValueError as error:
+            errors["telephone"] = str(error)
+
+    amount, error = parse_amount(str(data.get("low_balance_alert") or "").strip() or "0")
+    if error:
+        errors["low_balance_alert"] = error
+    clean["low_balance_alert"] = amount
+
+    clean["email_alerts"] = bool(data.get("email_alerts"))
+    email, error = normalize_email(data.get("email"))
+    if error:
+        errors["email"] = error
+    elif email and email_in_use(email, account.id):
+        errors["email"] = EMAIL_TAKEN
+    elif clean["email_alerts"] and not email:
+        errors["email"] = "E-mail alerts need an e-mail address."
+    clean["email"] = email
+
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def update_profile(account: Account, data: dict) -> Account:
+    """Save the customer's names, telephone (E.164), alert e-mail and low balance alert."""
+    clean = _clean_profile(account, data)
+    # The UNIQUE index still decides when another request took the e-mail meanwhile.
+    before = audit.snapshot(account, clean)
+    with transaction([("email", "email", EMAIL_TAKEN)]):
+        for field, value in clean.items():
+            setattr(account, field, value)
+        store_search_tokens(account)
+        changes = audit.diff(before, audit.snapshot(account, clean))
+        if changes:
+            audit.record(
+                account,
+                "update",
+                account.role.value,
+                account,
+                label=account.account_number,
+                account=account,
+                changes=changes,
+            )
+    return account
+
+
+def change_password(account: Account, old_password: str, new_password: str) -> None:
+    """Check the current password and the policy, store the new hash, end every other session."""
+    errors: dict[str, str] = {}
+    if not verify_password(account.password_hash, old_password or ""):
+        errors["old_password"] = NOT_CURRENT
+    error = password_error(
+        new_password or "", account.account_number, get_setting("password_min_length")
+    )
+    if error:
+        errors["new_password"] = error
+    if errors:
+        raise ValidationFailed(errors)
+    with transaction():
+        account.password_hash = hash_password(new_password)
+        # The token is part of every login id: sessions and remember-me cookies made with the
+        # old one are refused by the user loader from now on.
+        account.session_token = secrets.token_hex(16)
+        audit.record(
+            account,
+            "update",
+            account.role.value,
+            account,
+            label=account.account_number,
+            account=account,
+            changes={"password": None},
+        )
+
+
+def own_sip_device(account: Account, device_id: int) -> SipDevice | None:
+    """The account's own SIP device with this id; another account's is simply not found."""
+    return db.session.scalar(
+        select(SipDevice).where(SipDevice.id == device_id, SipDevice.account_id == account.id)
+    )

@@ -1,0 +1,86 @@
+"""The customer's own pages; every lookup is scoped to the logged-in account."""
+
+from flask import abort, current_app, flash, render_template, request, url_for
+from flask_login import current_user, login_user
+from flask_login.config import COOKIE_NAME
+
+from portal.accounts.service import reset_sip_password
+from portal.htmx import is_htmx, redirect_to, render_fragment
+from portal.me import bp
+from portal.me.forms import PasswordForm, ProfileForm, profile_form_data
+from portal.me.service import (
+    change_password,
+    own_sip_device,
+    update_profile,
+)
+from portal.models import Account, Role
+from portal.security import roles_required
+from portal.settings.service import get_setting
+from portal.transactions import ValidationFailed
+from portal.web import apply_errors, submit
+
+
+def _me() -> Account:
+    """The logged-in account itself (not the proxy), the only one these pages show."""
+    return current_user._get_current_object()
+
+
+def _status() -> int:
+    """422 for a refused form post, 200 for showing the form."""
+    return 422 if request.method == "POST" else 200
+
+
+@bp.route("/")
+@roles_required(Role.CUSTOMER)
+def dashboard():
+    """Balance, funds, plan and SIP devices of the logged-in customer."""
+    return render_template("me/dashboard.html", account=_me())
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@roles_required(Role.CUSTOMER)
+def profile():
+    """Edit names, telephone, alert e-mail and the low balance alert."""
+    account = _me()
+    form = ProfileForm(data=None if request.method == "POST" else profile_form_data(account))
+    if request.method == "POST" and submit(form, lambda data: update_profile(account, data)):
+        flash("Your profile was saved.", "success")
+        return redirect_to(url_for("me.profile"))
+    return render_template("me/profile.html", form=form, account=account), _status()
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@roles_required(Role.CUSTOMER)
+def password():
+    """Change the password; every other session of the account ends."""
+    account = _me()
+    form = PasswordForm()
+    min_length = get_setting("password_min_length")
+    form.new_password.description = f"At least {min_length} characters, letters and digits."
+    if form.validate_on_submit():
+        try:
+            change_password(account, form.old_password.data, form.new_password.data)
+        except ValidationFailed as failed:
+            apply_errors(form, failed.errors)
+        else:
+            # Log in again with the new token so this browser stays in; a remember-me cookie
+            # is renewed with it (the old one is refused like every other session).
+            remember_name = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME)
+            login_user(account, remember=remember_name in request.cookies)
+            flash("Your password was changed. Your other sessions were logged out.", "success")
+            return redirect_to(url_for("me.dashboard"))
+    return render_template("me/password.html", form=form), _status()
+
+
+@bp.route("/sip-devices/<int:device_id>/reset-password", methods=["POST"])
+@roles_required(Role.CUSTOMER)
+def reset_device_password(device_id: int):
+    """Give one of the customer's own SIP devices a new random password."""
+    device = own_sip_device(_me(), device_id)
+    if device is None:
+        abort(404)
+    reset_sip_password(current_user, device)
+    if is_htmx():
+        return render_fragment("me/_sip_device_row.html", device=device, was_reset=True)
+    flash(f"The SIP password of {device.username} was reset.", "success")
+    return redirect_to(url_for("me.dashboard"))
