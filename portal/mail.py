@@ -4,7 +4,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from flask import current_app, render_template
+from flask import current_app, has_request_context, render_template, url_for
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -28,6 +28,16 @@ def queue(kind: str, recipient: str, template: str, account: Account | None = No
     )
     db.session.add(message)
     return message
+
+
+def login_url() -> str:
+    """The portal's login page for links in mail: PORTAL_URL, else this request's host."""
+    base = current_app.config["PORTAL_URL"]
+    if base:
+        return base + url_for("auth.login")
+    if has_request_context():
+        return url_for("auth.login", _external=True)
+    return url_for("auth.login")  # a relative link is all a command-line run can know
 
 
 def _smtp_send(messages: list[OutboxMessage]) -> None:

@@ -144,6 +144,14 @@ class CustomerForm(ServiceForm):
         "Email Address",
         description="Receives low credit notifications; can be used to log in.",
     )
+    send_welcome = BooleanField(
+        "Send a welcome e-mail",
+        default=True,
+        description="Account number and login link, to the e-mail address above.",
+    )
+    send_password = BooleanField(
+        "Include the password in the welcome e-mail", description="Off: hand it over yourself."
+    )
 
     def load_choices(self, actor, owner_id: int | None) -> None:
         """Offer the resellers (staff only) and the owner's active rate groups and taxes."""
@@ -199,6 +207,8 @@ class StaffForm(ServiceForm):
     telephone = StringField("Telephone", description="International format, e.g. +1 212 555 0100.")
     timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
     status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
+    send_welcome = CustomerForm.send_welcome
+    send_password = CustomerForm.send_password
 
     def load_choices(self, actor, owner_id: int | None) -> None:
         """Staff forms have no tenant-specific choices."""

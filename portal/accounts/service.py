@@ -1,13 +1,13 @@
 """Account operations for every role: one function and one transaction per operation."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import delete, exists, select
 
-from portal import audit
+from portal import audit, mail
 from portal.accounts.validation import (
     BILLED_ROLES,
     check_account,
@@ -58,6 +58,7 @@ class CreatedAccount:
     account: Account
     password: str
     sip_password: str | None
+    mail: list = field(default_factory=list)
 
 
 def stored_fields(role: Role) -> list[str]:
@@ -143,6 +144,20 @@ def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAcco
         changes["password"] = None
         if sip_password:
             changes["sip_device"] = [None, account.account_number]
+        welcome = []
+        if data.get("send_welcome") and account.email:
+            # The password goes out only when the creator asked for it explicitly.
+            password = clean["password"] if data.get("send_password") else None
+            welcome.append(
+                mail.queue(
+                    "welcome",
+                    account.email,
+                    "welcome",
+                    account,
+                    password=password,
+                    login_url=mail.login_url(),
+                )
+            )
         audit.record(
             actor,
             "create",
@@ -152,7 +167,7 @@ def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAcco
             label=account.account_number,
             account=account,
         )
-    return CreatedAccount(account, clean["password"], sip_password)
+    return CreatedAccount(account, clean["password"], sip_password, welcome)
 
 
 def create_customer(actor: Account, data: dict) -> CreatedAccount:

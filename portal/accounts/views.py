@@ -3,6 +3,7 @@
 from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user
 
+from portal import mail
 from portal.accounts import bp
 from portal.accounts.forms import FORMS, choices, edit_form_data
 from portal.accounts.queries import search_accounts
@@ -183,6 +184,7 @@ def new(kind: str):
         except ValidationFailed as failed:
             apply_errors(form, failed.errors)
         else:
+            mail.deliver_now(created.mail)
             flash(f"Account {created.account.account_number} created.", "success")
             response = current_app.make_response(
                 _render_show(created.account, created.password, created.sip_password)

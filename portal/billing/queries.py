@@ -9,8 +9,8 @@ from portal.models import Account, Document, LedgerEntry
 RECENT = 20
 
 
-def money_context(account: Account, payment_form=None, charge_form=None) -> dict:
-    """What the money panel of an account shows."""
+def activity(account: Account) -> dict:
+    """The account's latest ledger entries and documents."""
     entries = db.session.scalars(
         select(LedgerEntry)
         .where(LedgerEntry.account_id == account.id)
@@ -23,10 +23,13 @@ def money_context(account: Account, payment_form=None, charge_form=None) -> dict
         .order_by(Document.id.desc())
         .limit(RECENT)
     )
+    return {"account": account, "entries": list(entries), "documents": list(documents)}
+
+
+def money_context(account: Account, payment_form=None, charge_form=None) -> dict:
+    """What the money panel of an account shows: its activity and the payment and charge forms."""
     return {
-        "account": account,
-        "entries": list(entries),
-        "documents": list(documents),
+        **activity(account),
         "payment_form": payment_form or MoneyForm(formdata=None, prefix="payment"),
         "charge_form": charge_form or MoneyForm(formdata=None, prefix="charge"),
     }

@@ -5,6 +5,7 @@ from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
 
 from portal.accounts.service import reset_sip_password
+from portal.billing.queries import activity
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
 from portal.me.forms import PasswordForm, ProfileForm, profile_form_data
@@ -33,8 +34,8 @@ def _status() -> int:
 @bp.route("/")
 @roles_required(Role.CUSTOMER)
 def dashboard():
-    """Balance, funds, plan and SIP devices of the logged-in customer."""
-    return render_template("me/dashboard.html", account=_me())
+    """Balance, funds, plan, SIP devices, receipts, invoices and ledger of the customer."""
+    return render_template("me/dashboard.html", **activity(_me()))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
