@@ -641,3 +641,31 @@ def test_make_account_helper_is_not_visible_to_customer(user, customer):
     other = make_account(Role.CUSTOMER, "1000000009")
     user.login(customer.account_number)
     assert user.get(f"/accounts/{other.id}").status_code == 403
+
+
+def test_welcome_mail_is_queued_with_the_password_only_when_asked(as_admin, payload):
+    from portal.models import OutboxMessage
+
+    payload.update(send_welcome="y")
+    assert create(as_admin, payload).status_code == 200
+    (message,) = db.session.scalars(select(OutboxMessage)).all()
+    assert message.recipient == "ann.lee@example.com" and message.kind == "welcome"
+    assert "4444444444" in message.body and "/login" in message.body
+    assert "Secret123x" not in message.body
+    assert message.sent_at is None  # no MAIL_SERVER in tests: it waits in the outbox
+
+    payload.update(
+        account_number="4444444445", email="bo@example.com", send_password="y", password="Other123x"
+    )
+    assert create(as_admin, payload).status_code == 200
+    second = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == "bo@example.com")
+    ).one()
+    assert "Password: Other123x" in second.body
+
+
+def test_no_welcome_mail_unless_ticked(as_admin, payload):
+    from portal.models import OutboxMessage
+
+    assert create(as_admin, payload).status_code == 200
+    assert db.session.scalars(select(OutboxMessage)).all() == []
