@@ -1,8 +1,8 @@
 """Payments and charges on an account, its ledger and documents; printable receipts and invoices."""
 
-from flask import abort, flash, render_template, url_for
+from flask import abort, flash, make_response, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal import mail
 from portal.billing import bp
@@ -39,12 +39,24 @@ def _money_action(account_id: int, prefix: str, operation, done: str):
         else:
             mail.deliver_now(posted.mail)
             note = f" {posted.document.display_number} issued." if posted.document else ""
-            flash(f"{done}.{note}", "success")
             if not is_htmx():
+                flash(f"{done}.{note}", "success")
                 return redirect_to(url_for("accounts.show", account_id=account.id))
             db.session.refresh(account)
-            return render_fragment("billing/_money.html", **money_context(account))
-    response = render_fragment("billing/_money.html", **money_context(account, **forms))
+            # Not flashed: the page's layout would show it again on the next full page load.
+            context = money_context(account)
+            return render_fragment("billing/_money.html", notice=f"{done}.{note}", **context)
+    if is_htmx():
+        response = render_fragment("billing/_money.html", **money_context(account, **forms))
+    else:  # without JavaScript: the whole account page, with the errors in its money panel
+        response = make_response(
+            render_template(
+                "accounts/show.html",
+                password=None,
+                sip_password=None,
+                **money_context(account, **forms),
+            )
+        )
     response.status_code = 422
     return response
 
@@ -66,10 +78,14 @@ def charge(account_id: int):
 @bp.route("/documents/<int:document_id>")
 @login_required
 def document(document_id: int):
-    """A printable receipt or invoice, for whoever may see its account (a customer: its own)."""
+    """A printable receipt or invoice, for whoever may see its account, and for its own account."""
     visible = visible_accounts(current_user).with_only_columns(Account.id)
+    # A reseller is billed too, but is not inside its own subtree: it reads its own documents.
     found = db.session.scalar(
-        select(Document).where(Document.id == document_id, Document.account_id.in_(visible))
+        select(Document).where(
+            Document.id == document_id,
+            or_(Document.account_id.in_(visible), Document.account_id == current_user.id),
+        )
     )
     if found is None:
         abort(404)
