@@ -10,7 +10,15 @@ from flask import current_app
 from sqlalchemy import exists, select
 
 from portal import mail
-from portal.billing.service import _tax_lines, issue, post, settle, unapplied_payments
+from portal.billing.service import (
+    Posted,
+    _tax_lines,
+    check_low_balance,
+    issue,
+    post,
+    settle,
+    unapplied_payments,
+)
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -21,7 +29,6 @@ from portal.models import (
     DocumentStatus,
     EntryKind,
     LedgerEntry,
-    OutboxMessage,
     Role,
     Status,
 )
@@ -86,9 +93,13 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list[Account]]:
         db.session.expunge_all()  # keep memory flat over 100,000 accounts
 
 
-def bill_account(account: Account, day: date) -> tuple[Document | None, OutboxMessage | None]:
+def bill_account(account: Account, day: date) -> Posted | None:
     """Invoice the account's unbilled entries before local midnight of `day`, in one transaction."""
     with transaction():
+        # Lock the account first (as payments do): two overlapping runs take turns, so the
+        # second sees the first's invoice, and a payment cannot slip between reading the
+        # unapplied credit and settling it.
+        db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
         already = db.session.scalar(
             select(
                 exists().where(
@@ -99,7 +110,7 @@ def bill_account(account: Account, day: date) -> tuple[Document | None, OutboxMe
             )
         )
         if already:
-            return None, None  # re-running the same day bills nothing twice
+            return None  # re-running the same day bills nothing twice
         cutoff = start_of_local_day(account, day)
         entries = list(
             db.session.scalars(
@@ -114,7 +125,7 @@ def bill_account(account: Account, day: date) -> tuple[Document | None, OutboxMe
             )
         )
         if not entries:
-            return None, None
+            return None
         lines = _lines(entries)
         subtotal = sum((amount for _, amount, _ in lines), Decimal(0))
         taxes = _tax_lines(account, subtotal) if subtotal > 0 else []
@@ -136,10 +147,13 @@ def bill_account(account: Account, day: date) -> tuple[Document | None, OutboxMe
             settle(invoice, credit)
         if invoice.total <= 0:
             invoice.status = DocumentStatus.PAID
-        message = None
+        posted = Posted(entries=entries, document=invoice)
         if account.email:
-            message = mail.queue("invoice", account.email, "invoice", account, document=invoice)
-    return invoice, message
+            posted.mail.append(
+                mail.queue("invoice", account.email, "invoice", account, document=invoice)
+            )
+        check_low_balance(account, posted)  # the taxes just posted may cross the alert level
+    return posted
 
 
 def _lines(entries: list[LedgerEntry]) -> list[tuple[str, Decimal, bool]]:
@@ -168,13 +182,13 @@ def run_billing(
             if not is_due(account, billing_day):
                 report.skipped += 1
                 continue
+            number = account.account_number  # read now: a failed transaction expires it
             try:
-                invoice, message = bill_account(account, billing_day)
+                posted = bill_account(account, billing_day)
             except Exception as error:  # one broken account must not stop everyone's billing
-                report.failed.append((account.account_number, f"{type(error).__name__}: {error}"))
+                report.failed.append((number, f"{type(error).__name__}: {error}"))
                 continue
-            if invoice is not None:
+            if posted is not None:
                 report.invoiced += 1
-            if message is not None:
-                report.mail_ids.append(message.id)
+                report.mail_ids.extend(message.id for message in posted.mail)
     return report

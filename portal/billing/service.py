@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from portal import audit, mail
 from portal.extensions import db
@@ -19,9 +20,10 @@ from portal.models import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.rules.currency import minor_units, quantum
+from portal.rules.currency import minor_units
 from portal.rules.money import parse_amount
-from portal.taxes.service import taxes_on
+from portal.rules.tax import tax_lines
+from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
 
 # Kinds that raise what a customer owes (postpaid) or lower its funds (prepaid).
@@ -107,7 +109,7 @@ def next_number(issuer: int, kind: DocumentKind) -> int:
         with db.session.begin_nested():
             db.session.add(first)
         return 1
-    except Exception:  # another transaction created the sequence first: take from it
+    except IntegrityError:  # another transaction created the sequence first: take from it
         return next_number(issuer, kind)
 
 
@@ -149,16 +151,17 @@ def issue(
 
 
 def _tax_lines(account: Account, amount: Decimal) -> list[tuple[str, Decimal, bool]]:
-    """The account's taxes on `amount`, rounded to its currency."""
-    breakdown = taxes_on(amount, account.taxes)
-    step = quantum(account.currency)
+    """The account's taxes on `amount`, each rounded half-up once, never finer than its currency."""
+    # One rounding only: rounding to the tax setting and then to the currency can round twice
+    # (0.125 -> 0.13 -> 0.1 in JPY-like cases) and Decimal.quantize defaults to half-even.
+    places = min(get_setting("tax_decimal_places"), minor_units(account.currency))
     return [
         (
             f"{line.name} ({line.rate.normalize():f}% + {line.fixed_amount.normalize():f})",
-            line.amount.quantize(step),
+            line.amount,
             True,
         )
-        for line in breakdown.lines
+        for line in tax_lines(amount, account.taxes, places).lines
         if line.amount
     ]
 
@@ -192,9 +195,15 @@ def _open_invoices(account: Account) -> list[Document]:
 
 def settle(document: Document, amount: Decimal) -> Decimal:
     """Apply up to `amount` to a document; return what is left."""
-    applied = min(amount, document.balance_due)
+    # Never below 0: a credit invoice (total <= 0) takes nothing and must not turn paid negative.
+    applied = max(min(amount, document.balance_due), Decimal(0))
     document.amount_paid += applied
-    document.status = DocumentStatus.PAID if document.balance_due == 0 else DocumentStatus.PARTIAL
+    if document.balance_due <= 0:
+        document.status = DocumentStatus.PAID
+    elif document.amount_paid > 0:
+        document.status = DocumentStatus.PARTIAL
+    else:
+        document.status = DocumentStatus.UNPAID
     return amount - applied
 
 
