@@ -5,7 +5,7 @@ import ssl
 from email.message import EmailMessage
 
 from flask import current_app, has_request_context, render_template, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import Account, OutboxMessage, utcnow
@@ -40,8 +40,8 @@ def login_url() -> str:
     return url_for("auth.login")  # a relative link is all a command-line run can know
 
 
-def _smtp_send(messages: list[OutboxMessage]) -> None:
-    """Deliver messages over one SMTP connection (raises on a connection failure)."""
+def _connect() -> smtplib.SMTP:
+    """An open, logged-in SMTP connection (raises when the server cannot be reached)."""
     config = current_app.config
     if config["MAIL_USE_SSL"]:
         server = smtplib.SMTP_SSL(
@@ -54,31 +54,58 @@ def _smtp_send(messages: list[OutboxMessage]) -> None:
         server = smtplib.SMTP(
             config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"]
         )
-    with server:
+    try:
         if config["MAIL_USE_TLS"] and not config["MAIL_USE_SSL"]:
             server.starttls(context=ssl.create_default_context())
         if config["MAIL_USERNAME"]:
             server.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
-        for message in messages:
-            email = EmailMessage()
-            email["From"] = config["MAIL_FROM"]
-            email["To"] = message.recipient
-            email["Subject"] = message.subject
-            email["Message-ID"] = f"<outbox-{message.id}@{config['MAIL_MESSAGE_ID_DOMAIN']}>"
-            email.set_content(message.body)
-            message.attempts += 1
-            try:
-                server.send_message(email)
-            except smtplib.SMTPException as error:  # this recipient refused; the others go on
-                message.last_error = str(error)[:500]
-            else:
-                message.sent_at = utcnow()
-                message.last_error = ""
-            db.session.commit()  # each delivery is recorded at once: never sent twice
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def _email(message: OutboxMessage) -> EmailMessage:
+    """The outbox row as an e-mail."""
+    config = current_app.config
+    email = EmailMessage()
+    email["From"] = config["MAIL_FROM"]
+    email["To"] = message.recipient
+    email["Subject"] = message.subject
+    email["Message-ID"] = f"<outbox-{message.id}@{config['MAIL_MESSAGE_ID_DOMAIN']}>"
+    email.set_content(message.body)
+    return email
+
+
+def _claim(message_id: int) -> bool:
+    """Mark one message as being sent, committed before sending: a concurrent sender skips it."""
+    # `mail send` from cron and a web request sending the same new message at once would
+    # otherwise both deliver it. A crash between claim and delivery loses that one message
+    # rather than sending it twice.
+    claimed = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None))
+        .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1, last_error="")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _release(message_id: int, error: Exception) -> None:
+    """Put a claimed message back in the queue with why it failed."""
+    db.session.rollback()
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(sent_at=None, last_error=f"{type(error).__name__}: {error}"[:500])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def send_pending(ids: list[int] | None = None, limit: int = 500) -> tuple[int, int]:
-    """Try to deliver unsent mail (all, or just `ids`): (sent, still pending)."""
+    """Try to deliver unsent mail (all, or just `ids`): (sent now, still pending)."""
     query = select(OutboxMessage).where(
         OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < MAX_ATTEMPTS
     )
@@ -87,17 +114,40 @@ def send_pending(ids: list[int] | None = None, limit: int = 500) -> tuple[int, i
     messages = list(db.session.scalars(query.order_by(OutboxMessage.id).limit(limit)))
     if not messages or not current_app.config["MAIL_SERVER"]:
         return 0, len(messages)
+    emails = {message.id: _email(message) for message in messages}
+    db.session.commit()  # nothing of ours stays open while we talk to the server
+    sent: set[int] = set()
+    untried = list(emails)
     try:
-        _smtp_send(messages)
-    except (OSError, smtplib.SMTPException) as error:  # server down: everything stays queued
+        with _connect() as server:
+            for message_id in emails:
+                untried.remove(message_id)
+                if not _claim(message_id):
+                    continue  # another sender has it
+                try:
+                    server.send_message(emails[message_id])
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
+                    _release(message_id, error)  # this one was refused; the others go on
+                except BaseException as error:
+                    _release(message_id, error)
+                    raise
+                else:
+                    sent.add(message_id)
+    except (OSError, smtplib.SMTPException) as error:  # server down: the rest stay queued
         db.session.rollback()
-        for message in messages:
-            if message.sent_at is None:
-                message.attempts += 1
-                message.last_error = f"{type(error).__name__}: {error}"[:500]
-        db.session.commit()
-    sent = sum(1 for message in messages if message.sent_at is not None)
-    return sent, len(messages) - sent
+        if untried:
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(untried), OutboxMessage.sent_at.is_(None))
+                .values(
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=f"{type(error).__name__}: {error}"[:500],
+                )
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+    db.session.expire_all()
+    return len(sent), len(messages) - len(sent)
 
 
 def deliver_now(messages: list[OutboxMessage]) -> None:
