@@ -89,8 +89,9 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list[Account]]:
         if not batch:
             return
         last_id = batch[-1].id
+        # No expunge_all(): it would detach the caller's objects too (a view's current_user).
+        # Memory stays flat anyway: the session holds committed rows only by weak reference.
         yield batch
-        db.session.expunge_all()  # keep memory flat over 100,000 accounts
 
 
 def bill_account(account: Account, day: date) -> Posted | None:
