@@ -46,7 +46,12 @@ def clean_amount(value, currency: str, field_name: str = "amount") -> Decimal:
         error = "Must be more than 0."
     if error:
         if "decimal places" in error:
-            error = f"{currency} amounts have at most {minor_units(currency)} decimal places."
+            places = minor_units(currency)
+            error = (
+                f"{currency} amounts have at most {places} decimal places."
+                if places
+                else f"{currency} amounts are whole numbers."
+            )
         raise ValidationFailed({field_name: error})
     return amount
 
@@ -227,7 +232,7 @@ def add_payment(actor, account: Account, value, description: str = "") -> Posted
     amount = clean_amount(value, account.currency)
     posted = Posted()
     with transaction():
-        text = description.strip() or "Payment"
+        text = (description or "").strip() or "Payment"  # None when the field was not posted
         posted.entries.append(post(account, EntryKind.PAYMENT, amount, text, actor))
         if account.account_type == AccountType.PREPAID:
             posted.document = issue(
@@ -253,7 +258,7 @@ def add_charge(actor, account: Account, value, description: str = "") -> Posted:
     amount = clean_amount(value, account.currency)
     posted = Posted()
     with transaction():
-        text = description.strip() or "Charge"
+        text = (description or "").strip() or "Charge"
         charge = post(account, EntryKind.CHARGE, amount, text, actor)
         posted.entries.append(charge)
         if account.account_type == AccountType.PREPAID:
