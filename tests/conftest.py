@@ -1,14 +1,18 @@
 """Fixtures: a migrated throwaway database (SQLite or PostgreSQL), app, client, users per role."""
 
+import email
+import email.policy
 import os
 import re
 import secrets
+import socket
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from limits.storage import MemoryStorage
@@ -17,7 +21,16 @@ from sqlalchemy.engine import make_url
 
 from portal import MIGRATIONS_DIR, create_app
 from portal.extensions import db, limiter
-from portal.models import Account, RateGroup, Role, SipDevice, Status, Tax
+from portal.models import (
+    Account,
+    AccountType,
+    BillingSchedule,
+    RateGroup,
+    Role,
+    SipDevice,
+    Status,
+    Tax,
+)
 from portal.passwords import hash_password
 
 PASSWORD = "Corr3ct-horse"
@@ -339,3 +352,94 @@ def as_customer(user, customer):
     response = user.login(customer.account_number)
     assert response.status_code in (302, 303), response.get_data(as_text=True)
     return user
+
+
+@pytest.fixture
+def postpaid_customer(app, default_rate_group, vat):
+    """A postpaid customer of the admins: billed monthly on the 5th (UTC), VAT, credit 100."""
+    account = make_account(
+        Role.CUSTOMER,
+        "1000000006",
+        email="postpaid@example.com",
+        first_name="Paula",
+        rate_group_id=default_rate_group.id,
+        account_type=AccountType.POSTPAID,
+        credit_limit=Decimal(100),
+        billing_schedule=BillingSchedule.MONTHLY,
+        billing_day=5,
+    )
+    account.taxes.append(vat)
+    db.session.commit()
+    return account
+
+
+class Inbox:
+    """An SMTP handler keeping every message it accepts; addresses in `refuse` get a 550."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.refuse: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        """Accept a recipient unless it is to be refused."""
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        """Keep the message."""
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list:
+        """The accepted messages, parsed (recipients in `envelope_to`)."""
+        parsed = []
+        for envelope in list(self.envelopes):
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            message.envelope_to = list(envelope.rcpt_tos)
+            parsed.append(message)
+        return parsed
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on loopback, the app's MAIL_SERVER; down until started."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.inbox = Inbox()
+        self.controller = None
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=self.port, MAIL_TIMEOUT=5)
+
+    def start(self) -> None:
+        """Start listening on the port the app already points at."""
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        """Stop listening (the port is closed again)."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_down(app):
+    """The app's mail server address, with nothing listening there (connection refused)."""
+    server = SmtpServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_down):
+    """A running SMTP server the app sends to; `.inbox` holds what arrived."""
+    smtp_down.start()
+    return smtp_down

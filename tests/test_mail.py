@@ -1,0 +1,204 @@
+"""E-mail through the outbox, delivered to a real SMTP server on loopback (aiosmtpd)."""
+
+import threading
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from portal import mail
+from portal.billing.service import add_charge, add_payment
+from portal.extensions import db
+from portal.models import Account, OutboxMessage
+
+MARCH_1 = datetime(2026, 3, 1, 12, 0)
+
+
+def outbox(kind: str | None = None) -> list[OutboxMessage]:
+    """The outbox rows, oldest first (freshly read)."""
+    db.session.expire_all()
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if kind is not None:
+        query = query.where(OutboxMessage.kind == kind)
+    return list(db.session.scalars(query))
+
+
+def post_money(user, account, kind: str, amount: str):
+    """Submit the payment ("payments") or charge ("charges") form of the account page."""
+    prefix = {"payments": "payment", "charges": "charge"}[kind]
+    page = f"/accounts/{account.id}"
+    return user.post(f"{page}/{kind}", {f"{prefix}-amount": amount}, token_from=page)
+
+
+def words(message) -> str:
+    """The message text with line breaks (CRLF on the wire) and runs of spaces as one space."""
+    return " ".join(message.get_content().split())
+
+
+def subjects(inbox) -> list[str]:
+    """Subjects of what the SMTP server received, in order."""
+    return [message["Subject"] for message in inbox.messages()]
+
+
+def test_receipt_mail_arrives_at_once(as_admin, customer, vat, smtp_server):
+    customer.taxes.append(vat)
+    db.session.commit()
+    assert post_money(as_admin, customer, "payments", "50").status_code == 303
+    assert post_money(as_admin, customer, "charges", "10").status_code == 303
+    first, second = smtp_server.inbox.messages()
+    assert first.envelope_to == ["customer@example.com"] and first["To"] == "customer@example.com"
+    assert first["From"] == "billing@localhost"
+    assert first["Subject"] == "Receipt R-000001 for account 1000000004"
+    assert second["Subject"] == "Receipt R-000002 for account 1000000004"
+    text = words(second)
+    assert "Charge: 10.00 USD" in text and "VAT (20% + 0.1): 2.10 USD" in text
+    assert "Total: 12.10 USD" in text and "Available funds now: 37.90 USD" in text
+    assert all(row.sent_at is not None and row.attempts == 1 for row in outbox())
+
+
+def test_invoice_mail_arrives_after_the_billing_run(app, admin, postpaid_customer, smtp_server):
+    for entry in add_charge(admin, postpaid_customer, "40", "Line rental").entries:
+        entry.created_at = MARCH_1
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["billing", "run", "--date", "2026-03-05"])
+    assert result.exit_code == 0, result.output
+    assert "1 invoice mails sent, 0 left in the outbox" in result.output
+    (message,) = smtp_server.inbox.messages()
+    assert message.envelope_to == ["postpaid@example.com"]
+    assert message["Subject"] == "Invoice INV-000001 for account 1000000006"
+    text = words(message)
+    assert "Hello Paula," in text and "invoice INV-000001 of 2026-03-05" in text
+    assert "Line rental: 40.00 USD" in text and "VAT (20% + 0.1): 8.10 USD" in text
+    assert "Total: 48.10 USD" in text and "Due by 2026-03-20: 48.10 USD" in text
+
+
+def test_low_balance_mail_once_per_crossing(app, admin, customer, smtp_server):
+    customer.email_alerts = True
+    customer.low_balance_alert = Decimal(5)
+    db.session.commit()
+
+    def step(operation, amount):
+        posted = operation(admin, customer, amount)
+        mail.deliver_now(posted.mail)
+
+    step(add_payment, "20")  # 20: above the alert level
+    step(add_charge, "15")  # 5: at the level -> the one alert
+    step(add_charge, "1")  # 4: still low, no second alert
+    step(add_charge, "1")  # 3
+    assert subjects(smtp_server.inbox).count("Low balance on account 1000000004") == 1
+    step(add_payment, "1")  # 4: up, but not above the level: not re-armed
+    step(add_charge, "1")
+    assert len(outbox("low_balance")) == 1
+    step(add_payment, "10")  # 13: above -> re-armed
+    step(add_charge, "9")  # 4: crossing again -> a second alert
+    alerts = [m for m in smtp_server.inbox.messages() if m["Subject"].startswith("Low balance")]
+    assert len(alerts) == 2
+    assert alerts[0].envelope_to == ["customer@example.com"]
+    assert "are down to 5.00 USD, at or below your alert level of 5.00 USD" in words(alerts[0])
+    assert "are down to 4.00 USD" in words(alerts[1])
+
+
+def test_low_balance_needs_alerts_on_and_an_email(app, admin, customer, smtp_server):
+    customer.low_balance_alert = Decimal(5)  # alerts off
+    db.session.commit()
+    add_payment(admin, customer, "10")
+    add_charge(admin, customer, "8")
+    assert outbox("low_balance") == []
+    silent = db.session.get(Account, customer.id)
+    silent.email_alerts, silent.email = True, None  # on, but nowhere to send
+    db.session.commit()
+    add_charge(admin, customer, "1")
+    assert outbox("low_balance") == []
+
+
+def test_postpaid_low_balance_counts_the_credit_limit(admin, postpaid_customer, smtp_server):
+    postpaid_customer.email_alerts = True
+    postpaid_customer.low_balance_alert = Decimal(10)
+    db.session.commit()
+    add_charge(admin, postpaid_customer, "85")  # available 100 - 85 = 15
+    assert outbox("low_balance") == []
+    posted = add_charge(admin, postpaid_customer, "5")  # available 10: at the level
+    mail.deliver_now(posted.mail)
+    (alert,) = smtp_server.inbox.messages()
+    assert alert.envelope_to == ["postpaid@example.com"]
+    assert "are down to 10.00 USD" in words(alert)
+
+
+def test_server_down_keeps_mail_until_mail_send_delivers_each_once(
+    app, as_admin, admin, customer, postpaid_customer, smtp_down
+):
+    assert post_money(as_admin, customer, "payments", "10").status_code == 303  # no error page
+    for entry in add_charge(admin, postpaid_customer, "40").entries:
+        entry.created_at = MARCH_1
+    db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["billing", "run", "--date", "2026-03-05"])
+    assert result.exit_code == 0 and "0 invoice mails sent, 1 left in the outbox" in result.output
+    pending = outbox()
+    assert [row.kind for row in pending] == ["receipt", "invoice"]
+    for row in pending:
+        assert row.sent_at is None and row.attempts == 1
+        assert "ConnectionRefusedError" in row.last_error
+
+    again = runner.invoke(args=["mail", "send"])
+    assert again.output.strip() == "Sent 0 messages; 2 still pending."
+    assert [row.attempts for row in outbox()] == [2, 2]
+
+    smtp_down.start()
+    result = runner.invoke(args=["mail", "send"])
+    assert result.exit_code == 0 and result.output.strip() == "Sent 2 messages; 0 still pending."
+    assert Counter(m["Message-ID"] for m in smtp_down.inbox.messages()) == Counter(
+        {f"<outbox-{row.id}@portal.local>": 1 for row in pending}
+    )
+    assert sorted(subjects(smtp_down.inbox)) == [
+        "Invoice INV-000001 for account 1000000006",
+        "Receipt R-000001 for account 1000000004",
+    ]
+    for row in outbox():
+        assert row.sent_at is not None and row.attempts == 3 and row.last_error == ""
+    last = runner.invoke(args=["mail", "send"])
+    assert last.output.strip() == "Sent 0 messages; 0 still pending."
+    assert len(smtp_down.inbox.messages()) == 2
+
+
+def test_a_refused_recipient_stays_queued_and_the_others_go(
+    admin, customer, other_customer, smtp_server
+):
+    smtp_server.inbox.refuse.add("other@example.com")
+    add_payment(admin, customer, "1")
+    add_payment(admin, other_customer, "1")
+    add_payment(admin, customer, "2")
+    assert mail.send_pending() == (2, 1)
+    assert [m.envelope_to for m in smtp_server.inbox.messages()] == [["customer@example.com"]] * 2
+    refused = outbox()[1]
+    assert refused.recipient == "other@example.com" and refused.sent_at is None
+    assert refused.attempts == 1 and "550" in refused.last_error
+    smtp_server.inbox.refuse.clear()
+    assert mail.send_pending() == (1, 0)
+    assert len(smtp_server.inbox.messages()) == 3
+
+
+def test_concurrent_senders_deliver_each_message_once(app, admin, customer, smtp_server):
+    for amount in range(1, 13):
+        add_payment(admin, customer, str(amount))
+    db.session.commit()
+    results, errors = [], []
+
+    def sender():
+        try:
+            with app.app_context():
+                results.append(mail.send_pending())
+        except BaseException as error:  # reported to the test, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    delivered = Counter(m["Message-ID"] for m in smtp_server.inbox.messages())
+    assert len(delivered) == 12 and set(delivered.values()) == {1}
+    assert sum(sent for sent, _ in results) == 12
+    assert all(row.sent_at is not None and row.attempts == 1 for row in outbox())
