@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from portal import mail
 from portal.billing.service import (
@@ -61,6 +61,21 @@ def is_due(account: Account, day: date) -> bool:
     return account.billing_day == day.day
 
 
+def last_billing_date(account: Account, today: date) -> date | None:
+    """The latest scheduled billing date on or before `today` (daily: today itself)."""
+    # Catching up on the latest date, not only on the day itself: a run that did not happen
+    # that day (cron down, or a 23-hour local day at the spring DST change that no fixed UTC
+    # run time falls into) must not postpone the invoice by a month.
+    if account.billing_schedule == BillingSchedule.DAILY:
+        return today
+    if not account.billing_day:
+        return None
+    if today.day >= account.billing_day:
+        return today.replace(day=account.billing_day)
+    end_of_last_month = today.replace(day=1) - timedelta(days=1)
+    return end_of_last_month.replace(day=account.billing_day)  # billing days are 1..28
+
+
 def start_of_local_day(account: Account, day: date) -> datetime:
     """Local midnight starting `day`, as naive UTC (the cut-off of what an invoice covers)."""
     zone = zoneinfo.ZoneInfo(account.timezone)
@@ -92,6 +107,20 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list[Account]]:
         # No expunge_all(): it would detach the caller's objects too (a view's current_user).
         # Memory stays flat anyway: the session holds committed rows only by weak reference.
         yield batch
+
+
+def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
+    """When the oldest not yet invoiced entry of each of these accounts was made (one query)."""
+    rows = db.session.execute(
+        select(LedgerEntry.account_id, func.min(LedgerEntry.created_at))
+        .where(
+            LedgerEntry.account_id.in_(account_ids),
+            LedgerEntry.document_id.is_(None),
+            LedgerEntry.kind.in_(BILLED_KINDS),
+        )
+        .group_by(LedgerEntry.account_id)
+    )
+    return dict(rows.all())
 
 
 def bill_account(account: Account, day: date) -> Posted | None:
@@ -173,23 +202,29 @@ def _lines(entries: list[LedgerEntry]) -> list[tuple[str, Decimal, bool]]:
 def run_billing(
     now_utc: datetime | None = None, day: date | None = None, batch_size: int = 500
 ) -> RunReport:
-    """Invoice every postpaid account due today (its local date at `now_utc`) or on `day`."""
+    """Invoice every postpaid account on its latest billing date up to today (local) or `day`."""
     now_utc = now_utc or datetime.now(UTC).replace(tzinfo=None)
     report = RunReport()
     for batch in _postpaid_accounts(batch_size):
+        oldest = _oldest_unbilled([account.id for account in batch])
         for account in batch:
             report.examined += 1
-            billing_day = day or local_date(account, now_utc)
-            if not is_due(account, billing_day):
-                report.skipped += 1
-                continue
             number = account.account_number  # read now: a failed transaction expires it
             try:
-                posted = bill_account(account, billing_day)
+                billing_date = last_billing_date(account, day or local_date(account, now_utc))
+                # Only accounts with something to bill open a transaction (most have nothing).
+                due = (
+                    billing_date is not None
+                    and account.id in oldest
+                    and oldest[account.id] < start_of_local_day(account, billing_date)
+                )
+                posted = bill_account(account, billing_date) if due else None
             except Exception as error:  # one broken account must not stop everyone's billing
                 report.failed.append((number, f"{type(error).__name__}: {error}"))
                 continue
-            if posted is not None:
+            if posted is None:
+                report.skipped += 1
+            else:
                 report.invoiced += 1
                 report.mail_ids.extend(message.id for message in posted.mail)
     return report
