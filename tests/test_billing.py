@@ -454,6 +454,47 @@ def test_billing_day_starts_at_local_midnight(admin, default_rate_group, vat):
         assert balance_of(account.id) == sum(d.total for d in documents_of(account.id))
 
 
+def test_a_missed_billing_day_is_caught_up_at_the_next_run(admin, postpaid_customer):
+    charge_at(admin, postpaid_customer, "10", MARCH_1, "Before the 5th")
+    charge_at(admin, postpaid_customer, "3", datetime(2026, 3, 6, 9, 0), "After the 5th")
+    report = run_billing(now_utc=datetime(2026, 3, 8, 6, 0))  # cron was down 5th to 7th
+    assert report.invoiced == 1
+    (invoice,) = documents_of(postpaid_customer.id)
+    assert invoice.billing_date == date(2026, 3, 5)  # as of the billing day, not the run day
+    assert [line.description for line in invoice.lines] == ["Before the 5th", "VAT (20% + 0.1)"]
+    assert run_billing(now_utc=datetime(2026, 3, 9, 6, 0)).invoiced == 0
+    run_billing(now_utc=datetime(2026, 4, 5, 6, 0))
+    assert [line.description for line in documents_of(postpaid_customer.id)[-1].lines] == [
+        "After the 5th",
+        "VAT (20% + 0.1)",
+    ]
+
+
+def test_a_short_dst_day_is_not_skipped(admin, default_rate_group):
+    # New York's 8 March 2026 lasts 23 hours (05:00 to 04:00 UTC): a daily run at 04:30 UTC
+    # never happens on that local date, yet the account billed on the 8th gets its invoice.
+    account = postpaid("1000000014", default_rate_group, timezone="America/New_York", billing_day=8)
+    charge_at(admin, account, "10", MARCH_1)
+    local_dates = []
+    for day in range(6, 12):
+        now_utc = datetime(2026, 3, day, 4, 30)
+        local_dates.append(billing_run.local_date(account, now_utc).day)
+        run_billing(now_utc=now_utc)
+    assert 8 not in local_dates
+    (invoice,) = documents_of(account.id)
+    assert invoice.billing_date == date(2026, 3, 8)
+
+
+def test_an_unknown_timezone_fails_only_its_account(admin, postpaid_customer, default_rate_group):
+    broken = postpaid("1000000015", default_rate_group, timezone="Mars/Olympus_Mons")
+    charge_at(admin, broken, "5", MARCH_1)
+    charge_at(admin, postpaid_customer, "5", MARCH_1)
+    report = run_billing(now_utc=datetime(2026, 3, 5, 12, 0))
+    assert report.invoiced == 1
+    assert [number for number, _ in report.failed] == ["1000000015"]
+    assert "Mars/Olympus_Mons" in report.failed[0][1]
+
+
 def test_daily_accounts_are_invoiced_every_day_they_have_entries(admin, default_rate_group):
     daily = postpaid("1000000013", default_rate_group, billing_schedule=BillingSchedule.DAILY)
     charge_at(admin, daily, "1", datetime(2026, 3, 1, 10, 0))
