@@ -2,6 +2,7 @@
 
 import smtplib
 import ssl
+from collections.abc import Iterator
 from email.message import EmailMessage
 
 from flask import current_app, has_request_context, render_template, url_for
@@ -104,19 +105,35 @@ def _release(message_id: int, error: Exception) -> None:
     db.session.commit()
 
 
-def send_pending(ids: list[int] | None = None, limit: int = 500) -> tuple[int, int]:
-    """Try to deliver unsent mail (all, or just `ids`): (sent now, still pending)."""
-    query = select(OutboxMessage).where(
-        OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < MAX_ATTEMPTS
+def _pending_batches(ids: list[int] | None, batch_size: int) -> Iterator[list[OutboxMessage]]:
+    """Unsent messages (all, or those of `ids`) by id, `batch_size` at a time."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < MAX_ATTEMPTS)
+        .order_by(OutboxMessage.id)
     )
     if ids is not None:
-        query = query.where(OutboxMessage.id.in_(ids))
-    messages = list(db.session.scalars(query.order_by(OutboxMessage.id).limit(limit)))
-    if not messages or not current_app.config["MAIL_SERVER"]:
-        return 0, len(messages)
+        # In slices: a billing run's 100,000 ids in one IN (...) exceed the bind parameter
+        # limit of PostgreSQL (65,535) and SQLite (32,766).
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), batch_size):
+            chunk = wanted[start : start + batch_size]
+            yield list(db.session.scalars(query.where(OutboxMessage.id.in_(chunk))))
+        return
+    last_id = 0
+    while True:
+        batch = list(db.session.scalars(query.where(OutboxMessage.id > last_id).limit(batch_size)))
+        if not batch:
+            return
+        last_id = batch[-1].id  # by id, so a refused message is not picked up again in this run
+        yield batch
+
+
+def _send_batch(messages: list[OutboxMessage]) -> tuple[int, bool]:
+    """Deliver messages over one connection: (how many were sent, whether the server answered)."""
     emails = {message.id: _email(message) for message in messages}
     db.session.commit()  # nothing of ours stays open while we talk to the server
-    sent: set[int] = set()
+    sent = 0
     untried = list(emails)
     try:
         with _connect() as server:
@@ -132,7 +149,7 @@ def send_pending(ids: list[int] | None = None, limit: int = 500) -> tuple[int, i
                     _release(message_id, error)
                     raise
                 else:
-                    sent.add(message_id)
+                    sent += 1
     except (OSError, smtplib.SMTPException) as error:  # server down: the rest stay queued
         db.session.rollback()
         if untried:
@@ -146,8 +163,23 @@ def send_pending(ids: list[int] | None = None, limit: int = 500) -> tuple[int, i
                 .execution_options(synchronize_session=False)
             )
             db.session.commit()
+        return sent, False
+    return sent, True
+
+
+def send_pending(ids: list[int] | None = None, batch_size: int = 500) -> tuple[int, int]:
+    """Try to deliver unsent mail (all, or just `ids`): (sent now, still pending)."""
+    sent = pending = 0
+    reachable = bool(current_app.config["MAIL_SERVER"])
+    for batch in _pending_batches(ids, batch_size):
+        if not reachable:  # no server, or it failed on an earlier batch: the rest wait
+            pending += len(batch)
+            continue
+        batch_sent, reachable = _send_batch(batch)
+        sent += batch_sent
+        pending += len(batch) - batch_sent
     db.session.expire_all()
-    return len(sent), len(messages) - len(sent)
+    return sent, pending
 
 
 def deliver_now(messages: list[OutboxMessage]) -> None:

@@ -202,3 +202,12 @@ def test_concurrent_senders_deliver_each_message_once(app, admin, customer, smtp
     assert len(delivered) == 12 and set(delivered.values()) == {1}
     assert sum(sent for sent, _ in results) == 12
     assert all(row.sent_at is not None and row.attempts == 1 for row in outbox())
+
+
+def test_long_id_lists_and_big_queues_go_in_batches(admin, customer, smtp_server):
+    ids = [add_payment(admin, customer, str(amount)).mail[0].id for amount in range(1, 6)]
+    # A billing run of 100,000 accounts hands over more ids than one IN (...) may hold.
+    unknown = list(range(1_000_000, 1_070_000))
+    assert mail.send_pending(unknown + ids[:3]) == (3, 0)
+    assert mail.send_pending(batch_size=1) == (2, 0)  # every batch, not just the first
+    assert len(smtp_server.inbox.messages()) == 5
