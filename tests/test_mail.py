@@ -211,3 +211,21 @@ def test_long_id_lists_and_big_queues_go_in_batches(admin, customer, smtp_server
     assert mail.send_pending(unknown + ids[:3]) == (3, 0)
     assert mail.send_pending(batch_size=1) == (2, 0)  # every batch, not just the first
     assert len(smtp_server.inbox.messages()) == 5
+
+
+def test_invoice_taxes_that_cross_the_alert_level_send_the_alert(
+    app, admin, postpaid_customer, smtp_server
+):
+    postpaid_customer.email_alerts = True
+    postpaid_customer.low_balance_alert = Decimal(10)
+    db.session.commit()
+    for entry in add_charge(admin, postpaid_customer, "85").entries:
+        entry.created_at = MARCH_1  # available 15: above the level
+    db.session.commit()
+    assert outbox("low_balance") == []
+    result = app.test_cli_runner().invoke(args=["billing", "run", "--date", "2026-03-05"])
+    assert result.exit_code == 0, result.output
+    # The invoice adds VAT 17.10: available 100 - 102.10 = -2.10.
+    alerts = [m for m in smtp_server.inbox.messages() if m["Subject"].startswith("Low balance")]
+    assert len(alerts) == 1 and "are down to -2.10 USD" in words(alerts[0])
+    assert subjects(smtp_server.inbox)[0] == "Invoice INV-000001 for account 1000000006"

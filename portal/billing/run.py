@@ -126,10 +126,15 @@ def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
 def bill_account(account: Account, day: date) -> Posted | None:
     """Invoice the account's unbilled entries before local midnight of `day`, in one transaction."""
     with transaction():
-        # Lock the account first (as payments do): two overlapping runs take turns, so the
-        # second sees the first's invoice, and a payment cannot slip between reading the
-        # unapplied credit and settling it.
-        db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
+        # Lock and re-read the account first (as payments do): two overlapping runs take
+        # turns, so the second sees the first's invoice; a payment cannot slip between reading
+        # the unapplied credit and settling it; the low balance check sees the current balance.
+        db.session.scalars(
+            select(Account)
+            .where(Account.id == account.id)
+            .with_for_update(of=Account)  # not the outer-joined rate group (PostgreSQL refuses)
+            .execution_options(populate_existing=True)
+        ).one()
         already = db.session.scalar(
             select(
                 exists().where(
