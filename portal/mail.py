@@ -15,9 +15,17 @@ from portal.settings.service import get_setting
 MAX_ATTEMPTS = 20
 
 
+def sender_name(account: Account | None) -> str:
+    """Who signs mail to `account`: its reseller (as on its documents), else the portal company."""
+    reseller = account.reseller if account is not None else None
+    if reseller is not None:
+        return reseller.company or reseller.name
+    return get_setting("company_name")
+
+
 def queue(kind: str, recipient: str, template: str, account: Account | None = None, **context):
     """Add a mail to the outbox, in the caller's transaction: it is sent only if that commits."""
-    context.setdefault("company_name", get_setting("company_name"))
+    context.setdefault("company_name", sender_name(account))
     text = render_template(f"mail/{template}.txt", account=account, **context)
     subject, _, body = text.partition("\n")
     message = OutboxMessage(
@@ -34,11 +42,12 @@ def queue(kind: str, recipient: str, template: str, account: Account | None = No
 def login_url() -> str:
     """The portal's login page for links in mail: PORTAL_URL, else this request's host."""
     base = current_app.config["PORTAL_URL"]
-    if base:
-        return base + url_for("auth.login")
-    if has_request_context():
+    if not base and has_request_context():
         return url_for("auth.login", _external=True)
-    return url_for("auth.login")  # a relative link is all a command-line run can know
+    # Built from the URL map: url_for() refuses outside a request unless SERVER_NAME is set,
+    # and a command-line run knows no host (without PORTAL_URL the path is all it can give).
+    adapter = current_app.url_map.bind("", script_name=current_app.config["APPLICATION_ROOT"])
+    return base + adapter.build("auth.login")
 
 
 def _connect() -> smtplib.SMTP:

@@ -11,6 +11,7 @@ from portal import mail
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.models import Account, OutboxMessage
+from portal.settings.service import save_settings
 
 MARCH_1 = datetime(2026, 3, 1, 12, 0)
 
@@ -229,3 +230,19 @@ def test_invoice_taxes_that_cross_the_alert_level_send_the_alert(
     alerts = [m for m in smtp_server.inbox.messages() if m["Subject"].startswith("Low balance")]
     assert len(alerts) == 1 and "are down to -2.10 USD" in words(alerts[0])
     assert subjects(smtp_server.inbox)[0] == "Invoice INV-000001 for account 1000000006"
+
+
+def test_mail_is_signed_by_whoever_issues_the_documents(admin, customer, tenants):
+    save_settings({"company_name": "Acme Voice Ltd"})
+    add_payment(admin, customer, "5")
+    add_payment(admin, tenants["a_customer"], "5")
+    own, resold = outbox("receipt")
+    assert own.body.rstrip().endswith("--\nAcme Voice Ltd")
+    assert resold.body.rstrip().endswith("--\nReseller A")  # not the platform's name
+    assert "Acme" not in resold.body
+
+
+def test_login_link_without_a_request(app):
+    assert mail.login_url() == "/login"  # a command-line run knows no host
+    app.config["PORTAL_URL"] = "https://portal.example.com"
+    assert mail.login_url() == "https://portal.example.com/login"
