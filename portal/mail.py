@@ -140,20 +140,30 @@ def _pending_batches(ids: list[int] | None, batch_size: int) -> Iterator[list[Ou
 
 def _send_batch(messages: list[OutboxMessage]) -> tuple[int, bool]:
     """Deliver messages over one connection: (how many were sent, whether the server answered)."""
-    emails = {message.id: _email(message) for message in messages}
+    messages = {message.id: message for message in messages}
     db.session.commit()  # nothing of ours stays open while we talk to the server
     sent = 0
-    untried = list(emails)
+    untried = list(messages)
     try:
         with _connect() as server:
-            for message_id in emails:
+            for message_id, message in messages.items():
                 untried.remove(message_id)
                 if not _claim(message_id):
                     continue  # another sender has it
                 try:
-                    server.send_message(emails[message_id])
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
-                    _release(message_id, error)  # this one was refused; the others go on
+                    server.send_message(_email(message))
+                except smtplib.SMTPServerDisconnected as error:  # the connection is gone
+                    _release(message_id, error)
+                    raise
+                except smtplib.SMTPException as error:  # refused (SMTPException is an OSError)
+                    _release(message_id, error)
+                except OSError as error:  # the socket failed
+                    _release(message_id, error)
+                    raise
+                except Exception as error:
+                    # Not sendable (an address the server cannot take): this one waits, the
+                    # others go on instead of being blocked behind it.
+                    _release(message_id, error)
                 except BaseException as error:
                     _release(message_id, error)
                     raise
@@ -193,5 +203,10 @@ def send_pending(ids: list[int] | None = None, batch_size: int = 500) -> tuple[i
 
 def deliver_now(messages: list[OutboxMessage]) -> None:
     """After a commit: try to send these at once; failures stay in the outbox for `mail send`."""
-    if messages and current_app.config["MAIL_SEND_AT_ONCE"]:
+    if not messages or not current_app.config["MAIL_SEND_AT_ONCE"]:
+        return
+    try:
         send_pending([message.id for message in messages])
+    except Exception:  # the operation is committed: an error page would invite a second payment
+        db.session.rollback()
+        current_app.logger.exception("Mail kept in the outbox after an unexpected error")

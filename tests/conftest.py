@@ -418,9 +418,11 @@ class SmtpServer:
         self.controller = None
         app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=self.port, MAIL_TIMEOUT=5)
 
-    def start(self) -> None:
-        """Start listening on the port the app already points at."""
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+    def start(self, **smtp_options) -> None:
+        """Start listening on the port the app already points at (options: aiosmtpd's SMTP)."""
+        self.controller = Controller(
+            self.inbox, hostname="127.0.0.1", port=self.port, **smtp_options
+        )
         self.controller.start()
 
     def stop(self) -> None:

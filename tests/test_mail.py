@@ -246,3 +246,35 @@ def test_login_link_without_a_request(app):
     assert mail.login_url() == "/login"  # a command-line run knows no host
     app.config["PORTAL_URL"] = "https://portal.example.com"
     assert mail.login_url() == "https://portal.example.com/login"
+
+
+def test_an_address_the_server_cannot_take_does_not_block_the_others(
+    admin, customer, other_customer, smtp_down
+):
+    # An internationalised address passes validation; this server does not offer SMTPUTF8.
+    smtp_down.start(enable_SMTPUTF8=False)
+    customer.email = "jörg@example.com"
+    db.session.commit()
+    add_payment(admin, customer, "1")
+    add_payment(admin, other_customer, "1")
+    assert mail.send_pending() == (1, 1)
+    assert [m.envelope_to for m in smtp_down.inbox.messages()] == [["other@example.com"]]
+    stuck = outbox()[0]
+    assert stuck.sent_at is None and "SMTPNotSupportedError" in stuck.last_error
+
+
+def test_an_unexpected_mail_error_does_not_fail_the_committed_payment(
+    as_admin, customer, smtp_server, monkeypatch
+):
+    def broken():
+        raise RuntimeError("TLS library missing")
+
+    monkeypatch.setattr(mail, "_connect", broken)
+    page = f"/accounts/{customer.id}"
+    response = as_admin.post(f"{page}/payments", {"payment-amount": "10"}, token_from=page)
+    assert response.status_code == 303  # not an error page that invites a second payment
+    assert db.session.get(Account, customer.id).balance == Decimal(10)
+    (receipt,) = outbox()
+    assert receipt.sent_at is None  # `mail send` delivers it later
+    monkeypatch.undo()
+    assert mail.send_pending() == (1, 0)
