@@ -140,13 +140,13 @@ def _pending_batches(ids: list[int] | None, batch_size: int) -> Iterator[list[Ou
 
 def _send_batch(messages: list[OutboxMessage]) -> tuple[int, bool]:
     """Deliver messages over one connection: (how many were sent, whether the server answered)."""
-    messages = {message.id: message for message in messages}
+    by_id = {message.id: message for message in messages}
     db.session.commit()  # nothing of ours stays open while we talk to the server
     sent = 0
-    untried = list(messages)
+    untried = list(by_id)
     try:
         with _connect() as server:
-            for message_id, message in messages.items():
+            for message_id, message in by_id.items():
                 untried.remove(message_id)
                 if not _claim(message_id):
                     continue  # another sender has it
