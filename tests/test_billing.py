@@ -639,3 +639,32 @@ def test_a_credit_invoice_takes_nothing_from_an_advance_payment(admin, postpaid_
     assert (april.total, april.amount_paid) == (Decimal("36.10"), Decimal(20))
     assert april.status == DocumentStatus.PARTIAL
     assert balance_of(account_id) == Decimal("11.10")  # 36.10 - 20 - 5
+
+
+def test_type_and_currency_are_locked_once_money_is_booked(as_admin, admin, customer):
+    from portal.billing.service import add_payment
+
+    add_payment(admin, customer, "50")
+    url = f"/accounts/{customer.id}/edit"
+    page = as_admin.get(url).get_data(as_text=True)
+    assert "Edit account" in page
+    data = {
+        "account_number": customer.account_number,
+        "pin": "123456",
+        "country": "US",
+        "timezone": "UTC",
+        "status": "active",
+        "max_channels": "0",
+        "valid_days": str(customer.valid_days),
+        "rate_group_id": str(customer.rate_group_id),
+        "billing_schedule": "daily",
+        "currency": "USD",
+        "account_type": "postpaid",
+        "email": customer.email,
+    }
+    response = as_admin.post(url, data, token_from=url)
+    assert response.status_code == 422
+    assert "Cannot be changed once money has been booked" in response.get_data(as_text=True)
+    db.session.refresh(customer)
+    assert customer.account_type.value == "prepaid" and customer.currency == "USD"
+    assert customer.balance == Decimal("50")

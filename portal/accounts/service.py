@@ -17,7 +17,15 @@ from portal.accounts.validation import (
     new_pin,
 )
 from portal.extensions import db
-from portal.models import Account, AccountSearchToken, Role, SipDevice, Status, utcnow
+from portal.models import (
+    Account,
+    AccountSearchToken,
+    LedgerEntry,
+    Role,
+    SipDevice,
+    Status,
+    utcnow,
+)
 from portal.passwords import hash_password
 from portal.rules.identifiers import NumberSpaceExhausted, generate_sip_password
 from portal.transactions import ValidationFailed, transaction
@@ -175,9 +183,24 @@ def create_customer(actor: Account, data: dict) -> CreatedAccount:
     return create_account(actor, Role.CUSTOMER, data)
 
 
+def _check_money_meaning(account: Account, clean: dict) -> None:
+    """Once money is booked, type and currency stay: they give the balance its meaning."""
+    # Prepaid 50 is 50 of funds, postpaid 50 is 50 owed; 50 USD is not 50 EUR.
+    changed = [
+        field
+        for field in ("account_type", "currency")
+        if field in clean and clean[field] != getattr(account, field)
+    ]
+    if changed and db.session.scalar(select(exists().where(LedgerEntry.account_id == account.id))):
+        raise ValidationFailed(
+            dict.fromkeys(changed, "Cannot be changed once money has been booked on the account.")
+        )
+
+
 def update_account(actor: Account | None, account: Account, data: dict) -> Account:
     """Update an account; a changed Valid Days resets the expiry; First Used never changes."""
     clean = clean_account(actor, account.role, data, account)
+    _check_money_meaning(account, clean)
     fields = stored_fields(account.role)
     before = audit.snapshot(account, fields)
     with _transaction():
