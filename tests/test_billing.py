@@ -668,3 +668,11 @@ def test_type_and_currency_are_locked_once_money_is_booked(as_admin, admin, cust
     db.session.refresh(customer)
     assert customer.account_type.value == "prepaid" and customer.currency == "USD"
     assert customer.balance == Decimal("50")
+
+
+def test_amounts_show_in_the_currency_s_own_decimals(app):
+    money = app.jinja_env.filters["money"]
+    assert money(Decimal("997"), "JPY") == "997"
+    assert money(Decimal("12.5"), "USD") == "12.50"
+    assert money(Decimal("1.234"), "BHD") == "1.234"
+    assert money(Decimal("0.00125"), "USD") == "0.00125"  # sub-cent rates are never hidden
