@@ -1,0 +1,39 @@
+"""The "Test a call" panel: every authorization check explained, nothing written."""
+
+import re
+
+from flask import request
+from flask_login import current_user
+
+from portal.calls import bp
+from portal.calls.service import authorize
+from portal.htmx import render_fragment
+from portal.security import MANAGERS, get_account_or_404, roles_required
+
+
+@bp.route("/accounts/<int:account_id>/test-call")
+@roles_required(*MANAGERS)
+def test_call(account_id: int):
+    """Why a call to a number would be allowed or refused right now (a dry run)."""
+    account = get_account_or_404(current_user, account_id)
+    destination = request.args.get("destination", "").strip()[:32]
+    decision = None
+    error = None
+    if destination:
+        if re.fullmatch(r"\+?[0-9*#]{1,32}", destination):
+            decision = authorize(
+                current_user,
+                "test",
+                destination,
+                account_number=account.account_number,
+                dry_run=True,
+            )
+        else:
+            error = "Enter digits, with an optional leading +."
+    return render_fragment(
+        "calls/_test_call.html",
+        account=account,
+        destination=destination,
+        decision=decision,
+        error=error,
+    )
