@@ -58,10 +58,24 @@ def create_key(actor: Account, name: str, allowed_ips: str) -> tuple[ApiKey, str
 
 
 def revoke_key(actor: Account, row: ApiKey) -> None:
-    """Stop a key from working, at once."""
+    """Stop a key from working, at once (revoking it again changes nothing)."""
+    if row.revoked_at is not None:
+        return
     with transaction():
         row.revoked_at = utcnow()
         audit.record(actor, "deactivate", "api_key", row, changes={"revoked": [None, "yes"]})
+
+
+WRONG_ADDRESS = "This API key may not be used from this address."
+
+
+def _address_in(client_ip: str, networks: list) -> bool:
+    """True if `client_ip` is in one of `networks` (an unparsable address is in none)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 def authenticate(key: str, client_ip: str) -> tuple[Account | None, str]:
@@ -75,8 +89,8 @@ def authenticate(key: str, client_ip: str) -> tuple[Account | None, str]:
     if row.revoked_at is not None:
         return None, "This API key was revoked."
     networks = parse_networks(row.allowed_ips)
-    if networks and not any(ipaddress.ip_address(client_ip) in net for net in networks):
-        return None, "This API key may not be used from this address."
+    if networks and not _address_in(client_ip, networks):
+        return None, WRONG_ADDRESS
     owner = row.owner
     if owner is None or not owner.is_active:
         return None, "The account of this API key is not active."

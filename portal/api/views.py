@@ -9,8 +9,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from portal.api import bp
-from portal.api.keys import authenticate
-from portal.calls.service import authorize, end_call
+from portal.api.keys import WRONG_ADDRESS, authenticate
+from portal.calls.checks import callers
+from portal.calls.service import CallIdTaken, authorize, end_call
 from portal.extensions import db
 from portal.models import Account, Call, SipDevice, Status
 from portal.security import visible_accounts
@@ -67,7 +68,7 @@ def require_key():
         raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")
     owner, why = authenticate(key, request.remote_addr or "")
     if owner is None:
-        raise ApiError(401 if "address" not in why else 403, why)
+        raise ApiError(403 if why == WRONG_ADDRESS else 401, why)
     g.api_owner = owner
 
 
@@ -112,7 +113,10 @@ def calls_authorize():
     if errors:
         raise ApiError(400, "Invalid request.", errors)
     explain = request.args.get("explain") == "1"
-    decision = authorize(g.api_owner, call_id, destination, account, sip_username)
+    try:
+        decision = authorize(g.api_owner, call_id, destination, account, sip_username)
+    except CallIdTaken as taken:
+        raise ApiError(409, "This call id is already taken.", taken.errors) from taken
     return jsonify(decision.answer(explain))
 
 
@@ -129,7 +133,8 @@ def calls_end(call_id: str):
         errors["hangup_cause"] = "A string of at most 40 characters."
     if errors:
         raise ApiError(400, "Invalid request.", errors)
-    visible = visible_accounts(g.api_owner).with_only_columns(Account.id)
+    # Deleted accounts included: a call that was live when its account was deleted still ends.
+    visible = callers(g.api_owner).with_only_columns(Account.id)
     call = db.session.scalar(
         select(Call).where(Call.call_id == call_id[:128], Call.account_id.in_(visible))
     )

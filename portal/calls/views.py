@@ -7,8 +7,10 @@ from flask_login import current_user
 
 from portal.calls import bp
 from portal.calls.service import authorize
-from portal.htmx import render_fragment
+from portal.htmx import render_page_or_fragment
 from portal.security import MANAGERS, get_account_or_404, roles_required
+
+DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
 
 
 @bp.route("/accounts/<int:account_id>/test-call")
@@ -16,11 +18,11 @@ from portal.security import MANAGERS, get_account_or_404, roles_required
 def test_call(account_id: int):
     """Why a call to a number would be allowed or refused right now (a dry run)."""
     account = get_account_or_404(current_user, account_id)
-    destination = request.args.get("destination", "").strip()[:32]
+    destination = request.args.get("destination", "").strip()
     decision = None
     error = None
     if destination:
-        if re.fullmatch(r"\+?[0-9*#]{1,32}", destination):
+        if DIALLED.fullmatch(destination):
             decision = authorize(
                 current_user,
                 "test",
@@ -29,8 +31,11 @@ def test_call(account_id: int):
                 dry_run=True,
             )
         else:
-            error = "Enter digits, with an optional leading +."
-    return render_fragment(
+            error = "Enter 1 to 32 digits (and * or #), with an optional leading +."
+            destination = destination[:40]
+    # htmx swaps the result into the account page; without JavaScript the form opens this page.
+    return render_page_or_fragment(
+        "calls/test_call.html",
         "calls/_test_call.html",
         account=account,
         destination=destination,

@@ -55,4 +55,7 @@ def max_duration(rate: RateLike, funds: Decimal, cap_seconds: int) -> int:
     seconds = min(first + max(extra, 0) * step, cap_seconds)
     while seconds > first and call_cost(rate, seconds) > funds:
         seconds -= step
+    # Rounding up the first block's cost can make the estimate one increment short.
+    while seconds + step <= cap_seconds and call_cost(rate, seconds + step) <= funds:
+        seconds += step
     return max(min(seconds, cap_seconds), 0)
