@@ -5,6 +5,7 @@ import ipaddress
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal import audit
 from portal.extensions import db
@@ -83,7 +84,9 @@ def authenticate(key: str, client_ip: str) -> tuple[Account | None, str]:
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "vbp":
         return None, "Malformed API key."
-    row = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    row = db.session.scalar(
+        select(ApiKey).options(joinedload(ApiKey.owner)).where(ApiKey.prefix == parts[1])
+    )
     if row is None or not secrets.compare_digest(row.key_hash, _digest(key)):
         return None, "Unknown API key."
     if row.revoked_at is not None:

@@ -127,8 +127,6 @@ def decide(owner, account, destination: str, decision: Decision, lock: bool) -> 
         account=account.account_number if account else None,
     ):
         return
-    if lock:
-        lock_account(account)
     decision.check(
         "account_active",
         account.status == Status.ACTIVE and account.deleted_at is None,
@@ -163,6 +161,10 @@ def decide(owner, account, destination: str, decision: Decision, lock: bool) -> 
     ):
         return
     decision.rate = rate_dict(rate)
+    if lock:
+        # Locked only now: the checks above read settled data, and the shorter the lock is
+        # held, the more authorizations per second (SQLite has one writer for the whole file).
+        lock_account(account)  # also reloads the balance a concurrent call may just have moved
     live_calls, reserved = live_usage(account.id)
     funds = account.available_funds - reserved
     needed = minimum_to_call(rate)

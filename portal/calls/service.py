@@ -39,16 +39,14 @@ def authorize(
             return decision
         finally:
             db.session.rollback()
-    existing = _existing(owner, call_id)
-    if existing is not None:
-        return _replay(existing)  # a retried request gets the same answer and changes nothing
     try:
         with transaction():
             account = find_account(owner, account_number, sip_username)
             decide(owner, account, destination, decision, lock=True)
             decision.call = _record(call_id, account, sip_username, destination, decision)
     except IntegrityError:
-        # The same call id authorized by a concurrent request meanwhile: answer as it did.
+        # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
+        # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
         existing = _existing(owner, call_id)
         if existing is None:
             raise
