@@ -1,4 +1,4 @@
-"""Run the create-account, accounts-list and rates benchmarks and print one summary table."""
+"""Run the create-account, accounts-list, rates and authorize benchmarks; print one summary."""
 
 import argparse
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_create, bench_list, bench_rates  # noqa: E402
+from bench import bench_authorize, bench_create, bench_list, bench_rates  # noqa: E402
 from bench.bench_list import compare  # noqa: E402
 
 
@@ -73,6 +73,24 @@ def rates_rows(results: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def authorize_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the authorize benchmark."""
+    rows = []
+    for result in results:
+        name = f"authorize ({result['backend']})"
+        for endpoint in ("bare", "authorize"):
+            figures = result[endpoint]
+            rows.append(
+                (
+                    name,
+                    f"{endpoint} endpoint",
+                    f"{figures['requests_per_second']:.0f} req/s, p99 {figures['p99_ms']:.1f} ms",
+                )
+            )
+        rows.append((name, "authorize / bare", f"{result['ratio']:.0%}"))
+    return rows
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     """Print rows as an aligned three-column table."""
     header = ("benchmark", "case", "figure")
@@ -85,7 +103,7 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run both benchmarks (PostgreSQL too with --postgres) and print the summary."""
+    """Run every benchmark (PostgreSQL too with --postgres) and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--count", type=int, default=300, help="accounts to create")
     parser.add_argument("--repeat", type=int, default=50, help="list requests per case")
@@ -103,13 +121,20 @@ def main(argv: list[str] | None = None) -> None:
     listed = bench_list.main(list_args)
     print("\n== rates ==")
     rated = bench_rates.main(["--postgres"] if args.postgres else [])
+    print("\n== authorize under gunicorn ==")
+    authorized = bench_authorize.main(["--postgres"] if args.postgres else [])
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
-    print_table(create_rows(created) + list_rows(listed) + rates_rows(rated))
+    print_table(
+        create_rows(created) + list_rows(listed) + rates_rows(rated) + authorize_rows(authorized)
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"create": created, "list": listed, "rates": rated}, default=str)
+            json.dumps(
+                {"create": created, "list": listed, "rates": rated, "authorize": authorized},
+                default=str,
+            )
         )
 
 

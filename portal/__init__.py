@@ -83,9 +83,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def register_blueprints(app: Flask) -> None:
     """Register one blueprint per resource."""
     from portal.accounts import bp as accounts_bp
+    from portal.api import bp as api_bp
+    from portal.apikeys import bp as apikeys_bp
     from portal.auditlog import bp as auditlog_bp
     from portal.auth import bp as auth_bp
     from portal.billing import bp as billing_bp
+    from portal.calls import bp as calls_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.me import bp as me_bp
     from portal.settings import bp as settings_bp
@@ -102,8 +105,12 @@ def register_blueprints(app: Flask) -> None:
         auditlog_bp,
         billing_bp,
         me_bp,
+        apikeys_bp,
+        calls_bp,
+        api_bp,
     ):
         app.register_blueprint(blueprint)
+    csrf.exempt(api_bp)  # machines authenticate with a bearer key, not a browser session
 
 
 def register_errors(app: Flask) -> None:

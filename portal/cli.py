@@ -87,5 +87,15 @@ def register_money(app: Flask) -> None:
         sent, pending = mail.send_pending()
         click.echo(f"Sent {sent} messages; {pending} still pending.")
 
+    calls = AppGroup("calls", help="Live calls.")
+
+    @calls.command("reap")
+    def calls_reap():
+        """Close calls never ended, once past their max duration plus the grace (billed in full)."""
+        from portal.calls.service import reap
+
+        click.echo(f"Reaped {reap()} calls.")
+
+    app.cli.add_command(calls)
     app.cli.add_command(billing)
     app.cli.add_command(mail_group)

@@ -102,6 +102,9 @@ def load_config(instance_path: str) -> dict:
         # The portal's public address, for links in e-mails (else the request's host).
         "PORTAL_URL": os.environ.get("PORTAL_URL", "").rstrip("/"),
         "INVOICE_DUE_DAYS": int(os.environ.get("INVOICE_DUE_DAYS", "15")),
+        # A call reserves at most this many seconds of credit; longer calls re-authorize.
+        "CALL_RESERVE_SECONDS": int(os.environ.get("CALL_RESERVE_SECONDS", "3600")),
+        "CALL_REAP_GRACE_SECONDS": int(os.environ.get("CALL_REAP_GRACE_SECONDS", "300")),
         # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
         # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,

@@ -445,3 +445,96 @@ def smtp_server(smtp_down):
     """A running SMTP server the app sends to; `.inbox` holds what arrived."""
     smtp_down.start()
     return smtp_down
+
+
+# --- Calls: the softswitch API (issue 6) ---
+
+
+class Api:
+    """The softswitch's side of the API: JSON with `Authorization: Bearer <key>`."""
+
+    def __init__(self, client, key: str):
+        self.client = client
+        self.key = key
+
+    def post(self, url: str, **kwargs):
+        """POST with the bearer key (unless the caller sends its own Authorization header)."""
+        headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
+        return self.client.post(url, headers=headers, **kwargs)
+
+    def authorize(self, explain: bool = False, **body):
+        """POST /api/v1/calls/authorize with `body` as JSON."""
+        url = "/api/v1/calls/authorize" + ("?explain=1" if explain else "")
+        return self.post(url, json=body)
+
+    def end(self, call_id: str, duration_seconds, hangup_cause: str = "NORMAL_CLEARING"):
+        """POST /api/v1/calls/<call_id>/end."""
+        body = {"duration_seconds": duration_seconds, "hangup_cause": hangup_cause}
+        return self.post(f"/api/v1/calls/{call_id}/end", json=body)
+
+    def directory(self, user: str, domain: str = "sip.example.com", **kwargs):
+        """A mod_xml_curl directory lookup, as FreeSWITCH posts it (a form)."""
+        form = {"section": "directory", "tag_name": "domain", "key_name": "name"}
+        form.update(key_value=domain, user=user, domain=domain, action="sip_auth")
+        return self.post("/api/v1/freeswitch/directory", data=form, **kwargs)
+
+
+@pytest.fixture
+def api_key(admin):
+    """A new API key of the administrator: the secret, as the softswitch holds it."""
+    from portal.api.keys import create_key
+
+    _row, key = create_key(admin, "fs1", "")
+    return key
+
+
+@pytest.fixture
+def api(client, api_key):
+    """The softswitch API with the administrator's key."""
+    return Api(client, api_key)
+
+
+@pytest.fixture
+def call_rates(app):
+    """An active rate group "Calls": UK (44) per minute, London (4420) per 6 s after 30 s."""
+    from portal.models import Rate
+
+    group = RateGroup(name="Calls", status=Status.ACTIVE)
+    db.session.add(group)
+    db.session.commit()
+    db.session.add_all(
+        [
+            Rate(
+                rate_group_id=group.id,
+                prefix="44",
+                destination="UK",
+                connect_cost=Decimal(0),
+                cost_per_minute=Decimal("0.6"),
+                initial_increment=60,
+                increment=60,
+            ),
+            Rate(
+                rate_group_id=group.id,
+                prefix="4420",
+                destination="UK London",
+                connect_cost=Decimal("0.1"),
+                cost_per_minute=Decimal("0.6"),
+                initial_increment=30,
+                increment=6,
+            ),
+        ]
+    )
+    db.session.commit()
+    return group
+
+
+def make_caller(number: str, group: RateGroup | None, funds: str = "0", **fields) -> Account:
+    """A customer in `group` whose balance comes from a real payment of `funds` (a ledger entry)."""
+    from portal.billing.service import add_payment
+
+    account = make_account(
+        Role.CUSTOMER, number, rate_group_id=group.id if group else None, **fields
+    )
+    if Decimal(funds) > 0:
+        add_payment(None, account, funds)
+    return account

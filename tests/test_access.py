@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from portal.api.keys import create_key
 from portal.billing.service import add_payment
 from portal.extensions import db
 from portal.models import Rate, Role, SipDevice
@@ -32,6 +33,8 @@ ADMIN = expect(reseller=FORBIDDEN, subadmin=FORBIDDEN)
 CUSTOMERS = expect(customer=OK, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FORBIDDEN)
 # A record owned by the admins: a reseller may not know it exists.
 ADMINS_RECORD = expect(reseller=NOT_FOUND)
+# The softswitch API takes bearer keys only: a browser session is no key, whoever logged in.
+API_KEY_ONLY = expect(401, 401, 401, 401, 401)
 
 # (endpoint, method) -> [(url, expectations)]; ids are filled in from the world fixture.
 MATRIX = {
@@ -116,6 +119,16 @@ MATRIX = {
             expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND),
         ),
     ],
+    ("apikeys.index", "GET"): [("/api-keys/", ADMIN)],
+    ("apikeys.index", "POST"): [("/api-keys/", ADMIN)],
+    ("apikeys.revoke", "POST"): [("/api-keys/{api_key}/revoke", ADMIN)],
+    ("calls.test_call", "GET"): [
+        ("/accounts/{customer}/test-call", ADMINS_RECORD),
+        ("/accounts/{customer}/test-call?destination=4420", ADMINS_RECORD),
+    ],
+    ("api.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
+    ("api.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
+    ("api.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
     # The customer portal: customers only, and only ever their own account.
     ("me.dashboard", "GET"): [("/my/", CUSTOMERS)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],
@@ -167,6 +180,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     db.session.add_all([rate, device, other_device])
     db.session.commit()
     receipt = add_payment(admin, customer, "10").document
+    api_key, _ = create_key(admin, "fs1", "")
     return {
         "accounts": {
             "customer": customer,
@@ -185,6 +199,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "document": receipt.id,
             "device": device.id,
             "other_device": other_device.id,
+            "api_key": api_key.id,
         },
     }
 
@@ -210,3 +225,5 @@ def test_access(app, world, method, url, role, expected):
         assert not (status == 302 and location.startswith("/login")), location
     else:
         assert status == expected, status
+        if url.startswith("/api/"):
+            assert response.is_json and response.json["error"], response.get_data(as_text=True)

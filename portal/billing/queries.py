@@ -3,6 +3,7 @@
 from sqlalchemy import select
 
 from portal.billing.forms import MoneyForm
+from portal.calls.queries import recent_calls
 from portal.extensions import db
 from portal.models import Account, Document, LedgerEntry
 
@@ -23,7 +24,12 @@ def activity(account: Account) -> dict:
         .order_by(Document.id.desc())
         .limit(RECENT)
     )
-    return {"account": account, "entries": list(entries), "documents": list(documents)}
+    return {
+        "account": account,
+        "entries": list(entries),
+        "documents": list(documents),
+        "calls": recent_calls(account),
+    }
 
 
 def money_context(account: Account, payment_form=None, charge_form=None) -> dict:

@@ -22,6 +22,7 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
+from portal.models.calls import ApiKey, Call, CallStatus
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -30,6 +31,9 @@ __all__ = [
     "Account",
     "AccountSearchToken",
     "AccountType",
+    "ApiKey",
+    "Call",
+    "CallStatus",
     "AuditEntry",
     "BillingSchedule",
     "Document",

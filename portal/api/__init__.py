@@ -1,0 +1,7 @@
+"""The JSON API for softswitches (and, later, machines): bearer keys, JSON errors, no CSRF."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from portal.api import views  # noqa: F401

@@ -1,0 +1,75 @@
+"""The real-time side: API keys for the softswitch, and calls with their credit reservations."""
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.models.account import Money, _enum, utcnow
+
+
+class ApiKey(db.Model):
+    """A bearer key; it acts with the role and tenant of the account that created it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The first characters, shown in lists and used to find the key; the rest is only hashed.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    # SHA-256 of the whole key: keys are 256-bit random, so a slow password hash adds nothing
+    # but latency to every call authorization.
+    key_hash: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    allowed_ips: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    owner = relationship("Account", foreign_keys=[owner_id])
+
+
+class CallStatus(enum.StrEnum):
+    """Where a call is: holding a reservation, or rated and closed."""
+
+    LIVE = "live"
+    ENDED = "ended"
+    REAPED = "reaped"
+    REFUSED = "refused"
+
+
+class Call(db.Model):
+    """One authorization asked by the softswitch, and, once allowed, the call it became."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(128), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    sip_username: Mapped[str] = mapped_column(String(64), default="")
+    destination: Mapped[str] = mapped_column(String(64))
+    translated_destination: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[CallStatus] = mapped_column(_enum(CallStatus))
+    cause: Mapped[str] = mapped_column(String(40), default="")
+    rate_prefix: Mapped[str | None] = mapped_column(String(32))
+    rate_destination: Mapped[str] = mapped_column(String(100), default="")
+    connect_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    cost_per_minute: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    initial_increment: Mapped[int] = mapped_column(default=0)
+    increment: Mapped[int] = mapped_column(default=1)
+    max_duration_seconds: Mapped[int] = mapped_column(default=0)
+    # Counted against available funds while the call is live, so parallel calls cannot overdraw.
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    hangup_cause: Mapped[str] = mapped_column(String(40), default="")
+    cost: Mapped[Decimal | None] = mapped_column(Money)
+
+    __table_args__ = (
+        Index("ix_calls_live", "account_id", "status"),
+        Index("ix_calls_account", "account_id", "id"),
+    )
