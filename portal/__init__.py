@@ -4,7 +4,7 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -43,12 +43,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Bind the extension instances to the app."""
     from portal import models  # noqa: F401  (register the tables with the metadata)
+    from portal.models.account import compare_type
 
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    migrate.init_app(
+        app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
+    )
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
@@ -118,6 +121,8 @@ def register_errors(app: Flask) -> None:
 
     def handler(code: int, title: str, message: str):
         def render(error):
+            if request.path.startswith("/api/"):  # machines get JSON, even for unknown routes
+                return jsonify({"error": message}), code
             return render_template(
                 "errors/error.html", code=code, title=title, message=message
             ), code

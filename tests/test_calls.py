@@ -852,3 +852,9 @@ def test_call_records_on_the_account_page_and_in_the_customer_portal(
     customer.login(account.account_number)
     page = customer.get("/my/").text
     assert row.search(page) and ">33<" not in page
+
+
+def test_unknown_api_routes_and_methods_answer_json(client):
+    for response in (client.get("/api/v1/nothing-here"), client.get("/api/v1/calls/authorize")):
+        assert response.status_code in (401, 404, 405)
+        assert response.is_json and "error" in response.get_json()

@@ -3,15 +3,52 @@
 import enum
 import secrets
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table, false
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Numeric, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from portal.extensions import db
 
-Money = Numeric(18, 5)
+
+class ExactMoney(TypeDecorator):
+    """NUMERIC(18, 5) of Decimals; on SQLite an integer count of 1/100000 units."""
+
+    # SQLite keeps NUMERIC values as binary floats (15-16 significant digits): an integer
+    # count of hundred-thousandths keeps every amount and every SUM exact there too.
+    impl = Numeric(18, 5)
+    cache_ok = True
+    SCALE = 5
+
+    def load_dialect_impl(self, dialect):
+        """BIGINT units on SQLite, NUMERIC(18, 5) elsewhere."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(18, 5))
+
+    def process_bind_param(self, value, dialect):
+        """Decimal -> integer units on SQLite."""
+        if value is None or dialect.name != "sqlite":
+            return value
+        return int(Decimal(value).scaleb(self.SCALE).to_integral_value(ROUND_HALF_EVEN))
+
+    def process_result_value(self, value, dialect):
+        """Integer units -> Decimal on SQLite."""
+        if value is None or dialect.name != "sqlite":
+            return value
+        return Decimal(int(value)).scaleb(-self.SCALE)
+
+
+Money = ExactMoney()
+
+
+def compare_type(_context, _inspected_column, _metadata_column, inspected_type, metadata_type):
+    """Alembic: an ExactMoney column is the NUMERIC the migrations create, on every backend."""
+    if isinstance(metadata_type, ExactMoney):
+        return not isinstance(inspected_type, Numeric)
+    return None  # Alembic's own comparison for everything else
 
 
 def utcnow() -> datetime:
