@@ -23,9 +23,10 @@ from bench.common import (  # noqa: E402
     summary,
     timed,
 )
-from portal.accounts.service import create_admin, ensure_default_rate_group  # noqa: E402
+from portal.accounts.service import create_admin  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import RateGroup, Tax  # noqa: E402
+from portal.tariffs.service import ensure_default_rate_group  # noqa: E402
 
 METHODS = ("scrypt", FAST_HASH)
 
@@ -76,7 +77,7 @@ def run(count: int = 300, method: str = "scrypt", baseline_repeat: int = 200) ->
         migrate(app)
         with app.app_context():
             admin = create_admin("admin@bench.example", ADMIN_PASSWORD)
-            ensure_default_rate_group()
+            ensure_default_rate_group("GBP")  # the currency of the form below
             db.session.add(Tax(name="VAT", rate=Decimal(20), fixed_amount=Decimal("0.1")))
             db.session.commit()
             admin_number = admin.account_number

@@ -30,8 +30,8 @@ from bench.common import (  # noqa: E402
     summary,
     timed_round_robin,
 )
-from portal.accounts.queries import prefix_condition, search_customers, search_words  # noqa: E402
-from portal.accounts.service import create_admin, ensure_default_rate_group, search_tokens  # noqa: E402
+from portal.accounts.queries import prefix_condition, search_accounts, search_words  # noqa: E402
+from portal.accounts.service import create_admin, search_tokens  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,
@@ -43,6 +43,7 @@ from portal.models import (  # noqa: E402
     Status,
 )
 from portal.security import visible_customers  # noqa: E402
+from portal.tariffs.service import ensure_default_rate_group  # noqa: E402
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -251,7 +252,7 @@ def loaded(size: int, backend: str = "sqlite") -> Iterator[SimpleNamespace]:
         migrate(app)
         with app.app_context():
             admin = create_admin("admin@bench.example", "Bench-passw0rd")
-            ensure_default_rate_group()
+            ensure_default_rate_group("USD")
             admin_number = admin.account_number
             group_id = db.session.scalar(select(RateGroup.id))
             load_seconds = bulk_load(size, group_id)
@@ -296,10 +297,10 @@ def loaded(size: int, backend: str = "sqlite") -> Iterator[SimpleNamespace]:
 
 
 def query_only(setup: SimpleNamespace, q: str, before: int | None) -> None:
-    """The data layer of the list page alone: search_customers() and its ORM rows."""
+    """The data layer of the list page alone: search_accounts() and its ORM rows."""
     with setup.app.app_context():
         per_page = setup.app.config["ACCOUNTS_PER_PAGE"]
-        search_customers(visible_customers(setup.admin), q, before, per_page)
+        search_accounts(visible_customers(setup.admin), q, before, per_page)
 
 
 def measure(setups: list[SimpleNamespace], repeat: int, plans: bool = True) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Run the create-account, accounts-list, rates and authorize benchmarks; print one summary."""
+"""Run the create-account, accounts-list, rates and billing benchmarks; print one summary table."""
 
 import argparse
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_authorize, bench_create, bench_list, bench_rates  # noqa: E402
+from bench import bench_billing, bench_create, bench_list, bench_rates  # noqa: E402
 from bench.bench_list import compare  # noqa: E402
 
 
@@ -73,21 +73,41 @@ def rates_rows(results: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def authorize_rows(results: list[dict]) -> list[tuple[str, str, str]]:
-    """Summary rows of the authorize benchmark."""
+def billing_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the billing-run benchmark (one result per backend, two sizes each)."""
     rows = []
     for result in results:
-        name = f"authorize ({result['backend']})"
-        for endpoint in ("bare", "authorize"):
-            figures = result[endpoint]
+        name = f"billing run ({result['backend']})"
+        for size in (result["small"], result["large"]):
+            first, count = size["first"], size["accounts"]
             rows.append(
                 (
                     name,
-                    f"{endpoint} endpoint",
-                    f"{figures['requests_per_second']:.0f} req/s, p99 {figures['p99_ms']:.1f} ms",
+                    f"{count:,} accounts, {size['entries']:,} entries",
+                    f"{first['seconds']:.1f} s, {count / first['seconds']:.0f} invoices/s, "
+                    f"{first['statements'] / count:.1f} SQL/invoice, "
+                    f"peak RSS +{first['rss_growth_mb']:.0f} MB",
                 )
             )
-        rows.append((name, "authorize / bare", f"{result['ratio']:.0%}"))
+        small, large = result["small"], result["large"]
+        rows += [
+            (
+                name,
+                f"scaling {small['accounts']:,} -> {large['accounts']:,}",
+                f"time {result['time_ratio']:.1f}x (linear {result['scale']:.0f}x), "
+                f"CPU {result['cpu_ratio']:.1f}x",
+            ),
+            (
+                name,
+                f"second run {large['accounts']:,} (bills nothing)",
+                f"{large['second']['seconds']:.2f} s",
+            ),
+            (
+                name,
+                f"baseline: stream {large['accounts']:,} accounts",
+                f"{large['examine_seconds']:.2f} s ({result['examine_ratio']:.1f}x the small one)",
+            ),
+        ]
     return rows
 
 
@@ -110,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=1_000, help="accounts in the small list")
     parser.add_argument("--large", type=int, default=100_000, help="accounts in the large list")
     parser.add_argument("--postgres", action="store_true", help="list benchmark on PostgreSQL too")
+    parser.add_argument(
+        "--billing-large", type=int, default=100_000, help="accounts in the large billing run"
+    )
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     args = parser.parse_args(argv)
 
@@ -121,19 +144,17 @@ def main(argv: list[str] | None = None) -> None:
     listed = bench_list.main(list_args)
     print("\n== rates ==")
     rated = bench_rates.main(["--postgres"] if args.postgres else [])
-    print("\n== authorize under gunicorn ==")
-    authorized = bench_authorize.main(["--postgres"] if args.postgres else [])
+    print("\n== billing run ==")
+    billing_args = ["--large", str(args.billing_large)] + (["--postgres"] if args.postgres else [])
+    billed = bench_billing.main(billing_args)
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
-    print_table(
-        create_rows(created) + list_rows(listed) + rates_rows(rated) + authorize_rows(authorized)
-    )
+    print_table(create_rows(created) + list_rows(listed) + rates_rows(rated) + billing_rows(billed))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"create": created, "list": listed, "rates": rated, "authorize": authorized},
-                default=str,
+                {"create": created, "list": listed, "rates": rated, "billing": billed}, default=str
             )
         )
 

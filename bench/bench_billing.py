@@ -1,0 +1,510 @@
+"""`billing run` over 100,000 postpaid accounts with 10 ledger entries each (1,000,000 entries)."""
+
+import argparse
+import contextlib
+import gc
+import json
+import random
+import resource
+import shutil
+import sys
+import time
+import tracemalloc
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+from sqlalchemy import event, func, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from werkzeug.security import generate_password_hash  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    FAST_HASH,
+    make_app,
+    migrate,
+    postgres_database,
+    sqlite_database,
+)
+from portal.billing import run as billing_run  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.models import (  # noqa: E402
+    Account,
+    AccountType,
+    BillingSchedule,
+    Document,
+    DocumentKind,
+    DocumentLine,
+    EntryKind,
+    LedgerEntry,
+    OutboxMessage,
+    Role,
+    Status,
+    Tax,
+    account_taxes,
+)
+from portal.rules.currency import minor_units  # noqa: E402
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """The whitespace-separated words of `text`."""
+    return tuple(text.split())
+
+
+# 10:30 UTC is the 26th from Honolulu (00:30) to Auckland (23:30): every account is due today.
+NOW_UTC = datetime(2026, 11, 26, 10, 30)
+# (country, currency, timezone, weight): many zones, a few far ones, and a 0-decimal currency.
+PLACES = (
+    ("US", "USD", "America/New_York", 20),
+    ("US", "USD", "America/Los_Angeles", 10),
+    ("US", "USD", "Pacific/Honolulu", 1),
+    ("CA", "CAD", "America/Toronto", 4),
+    ("BR", "BRL", "America/Sao_Paulo", 5),
+    ("GB", "GBP", "Europe/London", 10),
+    ("DE", "EUR", "Europe/Berlin", 10),
+    ("FR", "EUR", "Europe/Paris", 8),
+    ("ES", "EUR", "Europe/Madrid", 5),
+    ("NG", "NGN", "Africa/Lagos", 3),
+    ("IN", "INR", "Asia/Kolkata", 8),
+    ("JP", "JPY", "Asia/Tokyo", 4),
+    ("AU", "AUD", "Australia/Sydney", 4),
+    ("NZ", "NZD", "Pacific/Auckland", 2),
+)
+# Taxes on some accounts: 30 % pay VAT, 10 % of all also a fixed regulatory fee.
+TAXES = (
+    {"name": "VAT", "rate": Decimal("20"), "fixed_amount": Decimal(0), "priority": 1},
+    {
+        "name": "Regulatory fee",
+        "rate": Decimal("1.5"),
+        "fixed_amount": Decimal("0.5"),
+        "priority": 2,
+    },
+)
+FIRST_NAMES = _words(
+    "James Mary John Patricia Robert Jennifer Michael Linda David Maria Ahmed Fatima Wei Mei "
+    "Hiroshi Yuki Olga Ivan Sven Ingrid Pierre Chloe Luca Giulia Pedro Lucia Kwame Amara Ravi Priya"
+)
+LAST_NAMES = _words(
+    "Smith Johnson Garcia Miller Davis Rodriguez Martinez Lee Perez Nguyen Kim Patel Muller "
+    "Schmidt Rossi Dubois Silva Santos Tanaka Sato Ivanov Novak Kowalski Nielsen Okafor"
+)
+DOMAINS = ("gmail.com", "outlook.com", "example.com", "example.net", "web.de", "orange.fr")
+BATCH = 2_000  # accounts per core insert (20,000 ledger entries)
+MONEY = Decimal("0.00001")  # Numeric(18, 5)
+# PostgreSQL commits wait for an fsync of the WAL (about 3 ms here) and every statement is a
+# round trip: 100,000 accounts would take most of an hour there, so it runs 2,000 -> 20,000.
+PG_SMALL, PG_LARGE = 2_000, 20_000
+
+
+def fake_accounts(count: int, per_account: int, seed: int = 1) -> Iterator[tuple]:
+    """Yield (account row, its ledger entry rows, its tax indexes) for ids 1..count."""
+    rng = random.Random(seed)
+    weights = [place[3] for place in PLACES]
+    password_hash = generate_password_hash("Customer-passw0rd", method=FAST_HASH)
+    for account_id in range(1, count + 1):
+        country, currency, zone, _ = rng.choices(PLACES, weights)[0]
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        email = None
+        if rng.random() < 0.9:  # the others get no invoice mail
+            email = f"{first}.{last}{account_id}@{rng.choice(DOMAINS)}".lower()
+        daily = rng.random() < 0.2
+        local_day = NOW_UTC.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).day
+        created = NOW_UTC - timedelta(days=rng.randint(60, 2000))
+        entries, balance = [], Decimal(0)
+        for index in range(per_account):
+            if index == 0:  # a monthly fee, then rated calls of a few cents to a few units
+                kind, amount, description = EntryKind.CHARGE, Decimal("9.99"), "Monthly fee"
+            else:
+                kind = EntryKind.USAGE
+                amount = Decimal(rng.randint(100, 250_000)) * MONEY
+                description = f"Call to +{rng.randint(10**10, 10**11 - 1)}"
+            balance += amount
+            entries.append(
+                {
+                    "account_id": account_id,
+                    "kind": kind,
+                    "amount": amount,
+                    "currency": currency,
+                    "description": description,
+                    "author_id": None,
+                    # Between 30 days and 2 days before the run: before every local cut-off.
+                    "created_at": NOW_UTC - timedelta(seconds=rng.randint(2 * 86400, 30 * 86400)),
+                    "document_id": None,
+                }
+            )
+        taxes = []
+        if rng.random() < 0.3:
+            taxes = [0, 1] if rng.random() < 1 / 3 else [0]
+        row = {
+            "id": account_id,
+            "account_number": str(7_000_000_000 + account_id),
+            "role": Role.CUSTOMER,
+            "reseller_id": None,
+            "tenant_path": "",
+            "email": email,
+            "password_hash": password_hash,
+            "session_token": f"{account_id:032x}",
+            "pin": None,
+            "first_name": first,
+            "last_name": last,
+            "company": "",
+            "telephone": None,
+            "country": country,
+            "timezone": zone,
+            "status": Status.ACTIVE,
+            "max_channels": 2,
+            "number_translation": "",
+            "first_used": created,
+            "expiry_date": None,
+            "valid_days": 3650,
+            "rate_group_id": None,
+            "billing_schedule": BillingSchedule.DAILY if daily else BillingSchedule.MONTHLY,
+            "billing_day": None if daily else local_day,
+            "currency": currency,
+            "account_type": AccountType.POSTPAID,
+            "credit_limit": Decimal(rng.choice((100, 500, 1000))),
+            "balance": balance,  # the sum of its entries, as post() keeps it
+            "low_balance_alert": Decimal(0),
+            "email_alerts": False,
+            "low_balance_alerted": False,
+            "created_at": created,
+            "updated_at": created,
+            "deleted_at": None,
+        }
+        yield row, entries, taxes
+
+
+def bulk_load(count: int, per_account: int) -> float:
+    """Insert the taxes, `count` accounts and their entries with core inserts; return seconds."""
+    started = time.perf_counter()
+    taxes = [Tax(status=Status.ACTIVE, **values) for values in TAXES]
+    db.session.add_all(taxes)
+    db.session.commit()
+    tax_ids = [tax.id for tax in taxes]
+    connection = db.session.connection()
+    accounts, entries, links = [], [], []
+
+    def flush() -> None:
+        if accounts:
+            connection.execute(insert(Account.__table__), accounts)
+            connection.execute(insert(LedgerEntry.__table__), entries)
+            if links:
+                connection.execute(insert(account_taxes), links)
+        accounts.clear()
+        entries.clear()
+        links.clear()
+
+    for row, rows, tax_indexes in fake_accounts(count, per_account):
+        accounts.append(row)
+        entries.extend(rows)
+        links.extend({"account_id": row["id"], "tax_id": tax_ids[i]} for i in tax_indexes)
+        if len(accounts) >= BATCH:
+            flush()
+    flush()
+    db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        # The explicit ids left the sequence at 1; then what autovacuum does after a bulk load.
+        db.session.execute(text("SELECT setval('accounts_id_seq', (SELECT max(id) FROM accounts))"))
+        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
+            autocommit.exec_driver_sql("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def cloned(url: str) -> Iterator[str]:
+    """A copy of the (disposed) database at `url`, removed after: a file copy or a template."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        copy = parsed.database + ".copy"
+        shutil.copyfile(parsed.database, copy)
+        try:
+            yield parsed.set(database=copy).render_as_string(hide_password=False)
+        finally:
+            Path(copy).unlink(missing_ok=True)
+        return
+    name = parsed.database + "_copy"
+    server = parsed.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{parsed.database}"')
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _rss_kb(field: str) -> int:
+    """VmRSS or VmHWM (peak RSS) of this process in kB, from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Set VmHWM back to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def examine_only(app) -> float:
+    """Baseline: stream the accounts in batches as the run does and take their local dates."""
+    with app.app_context():
+        start = time.perf_counter()
+        for batch in billing_run._postpaid_accounts(500):
+            for account in batch:
+                billing_run.local_date(account, NOW_UTC)
+        seconds = time.perf_counter() - start
+        db.session.remove()
+    return seconds
+
+
+def bill(app, trace: bool = False) -> dict:
+    """Run the billing once at NOW_UTC: seconds, its report, SQL statements and memory."""
+    statements = 0
+
+    def count(*_args) -> None:
+        nonlocal statements
+        statements += 1
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", count)
+        gc.collect()
+        rss_reset = _reset_peak_rss()
+        rss_before = _rss_kb("VmRSS")
+        maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if trace:
+            tracemalloc.start()  # slows Python code several times: a separate run from the timing
+        start, cpu = time.perf_counter(), time.process_time()
+        report = billing_run.run_billing(now_utc=NOW_UTC)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        traced_peak = 0.0
+        if trace:
+            traced_peak = tracemalloc.get_traced_memory()[1] / 1e6
+            tracemalloc.stop()
+        if rss_reset:
+            rss_growth = (_rss_kb("VmHWM") - rss_before) / 1024
+        else:  # only growth beyond the earlier peak shows
+            rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before) / 1024
+        event.remove(engine, "before_cursor_execute", count)
+        db.session.remove()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "examined": report.examined,
+        "invoiced": report.invoiced,
+        "skipped": report.skipped,
+        "failed": len(report.failed),
+        "first_failure": report.failed[0] if report.failed else None,
+        "mails": len(report.mail_ids),
+        "statements": statements,
+        "rss_growth_mb": rss_growth,
+        "traced_peak_mb": traced_peak,
+    }
+
+
+def expected_taxes(subtotal: Decimal, taxes: list, currency: str) -> Decimal:
+    """An invoice's tax, computed here on its own: each line rounded once, half-up, to 2 places
+    (the default tax rounding setting) or to fewer if the currency has fewer (JPY: 0)."""
+    step = Decimal(1).scaleb(-min(2, minor_units(currency)))
+    return sum(
+        (
+            (subtotal * tax.rate / 100 + tax.fixed_amount).quantize(step, ROUND_HALF_UP)
+            for tax in taxes
+        ),
+        Decimal(0),
+    )
+
+
+def verify(app, count: int, per_account: int) -> dict:
+    """Check the run: one invoice per account, exact totals and balances, numbers 1..N."""
+    with app.app_context():
+        session = db.session
+        invoices = session.execute(
+            select(
+                Document.id,
+                Document.account_id,
+                Document.issuer_key,
+                Document.number,
+                Document.subtotal,
+                Document.tax_total,
+                Document.total,
+            ).where(Document.kind == DocumentKind.INVOICE)
+        ).all()
+        assert len(invoices) == count, f"{len(invoices):,} invoices for {count:,} accounts"
+        by_account = {row.account_id: row for row in invoices}
+        assert len(by_account) == count, "an account has two invoices"
+        assert {row.issuer_key for row in invoices} == {0}, "not all numbered by the admins"
+        numbers = sorted(row.number for row in invoices)
+        assert numbers == list(range(1, count + 1)), "invoice numbers are not 1..N without gaps"
+
+        billed: dict[int, Decimal] = defaultdict(Decimal)
+        taxed: dict[int, Decimal] = defaultdict(Decimal)
+        ledger: dict[int, Decimal] = defaultdict(Decimal)
+        items = 0
+        columns = (LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.amount)
+        for account_id, kind, amount, document_id in session.execute(
+            select(*columns, LedgerEntry.document_id)
+        ):
+            ledger[account_id] += amount
+            assert document_id == by_account[account_id].id, f"entry of {account_id} not billed"
+            if kind == EntryKind.TAX:
+                taxed[account_id] += amount
+            else:
+                billed[account_id] += amount
+                items += 1
+        assert items == count * per_account, f"{items:,} billed entries"
+
+        line_sums = dict(
+            session.execute(
+                select(DocumentLine.document_id, func.sum(DocumentLine.amount)).group_by(
+                    DocumentLine.document_id
+                )
+            ).all()
+        )
+        taxes = {tax.id: tax for tax in session.scalars(select(Tax))}
+        account_tax_list: dict[int, list] = defaultdict(list)
+        for account_id, tax_id in session.execute(select(account_taxes)):
+            account_tax_list[account_id].append(taxes[tax_id])
+        with_tax = 0
+        for account_id, balance, currency in session.execute(
+            select(Account.id, Account.balance, Account.currency)
+        ):
+            invoice = by_account[account_id]
+            tax = expected_taxes(invoice.subtotal, account_tax_list[account_id], currency)
+            with_tax += tax > 0
+            assert invoice.subtotal == billed[account_id], f"subtotal of {account_id}"
+            assert invoice.tax_total == taxed[account_id] == tax, f"tax of {account_id}"
+            assert invoice.total == invoice.subtotal + invoice.tax_total, f"total of {account_id}"
+            # SUM over Numeric is a float on SQLite: compared at the column's 5 places.
+            lines = Decimal(str(line_sums[invoice.id])).quantize(MONEY)
+            assert lines == invoice.total, f"lines of {account_id}"
+            assert balance == ledger[account_id], f"balance of {account_id} != its entries"
+        outbox = session.scalar(select(func.count()).select_from(OutboxMessage))
+        emails = session.scalar(select(func.count(Account.email)))
+        assert outbox == emails, f"{outbox:,} invoice mails for {emails:,} e-mail addresses"
+        session.remove()
+    return {"with_tax": with_tax, "mails": outbox}
+
+
+def run_size(database, label: str, count: int, per_account: int, trace: bool) -> dict:
+    """Load `count` accounts; time the baseline and the billing run; verify; bill again."""
+    with database() as url:
+        app = make_app(url, hash_method=FAST_HASH)
+        migrate(app)
+        with app.app_context():
+            load_seconds = bulk_load(count, per_account)
+            db.session.remove()
+            db.engine.dispose()  # no connection left: the file can be copied (or be a template)
+        with cloned(url) if trace else contextlib.nullcontext() as traced_url:
+            baseline = examine_only(app)
+            first = bill(app)
+            assert first["failed"] == 0, first["first_failure"]
+            assert first["invoiced"] == count, f"{first['invoiced']:,} invoiced"
+            checks = verify(app, count, per_account)
+            second = bill(app)
+            assert second["invoiced"] == 0 and second["failed"] == 0, second
+            with app.app_context():
+                db.engine.dispose()
+            traced = None
+            if trace:
+                traced_app = make_app(traced_url, hash_method=FAST_HASH)
+                traced = bill(traced_app, trace=True)
+                assert traced["invoiced"] == count, traced
+                with traced_app.app_context():
+                    db.engine.dispose()
+    result = {
+        "backend": label,
+        "accounts": count,
+        "entries": count * per_account,
+        "load_seconds": load_seconds,
+        "examine_seconds": baseline,
+        "first": first,
+        "second": second,
+        "traced": traced,
+        **checks,
+    }
+    seconds, cpu = first["seconds"], first["cpu_seconds"]
+    traced_text = f"; traced run: peak {traced['traced_peak_mb']:.1f} MB" if traced else ""
+    print(
+        f"{label} {count:,} accounts, {count * per_account:,} entries (loaded in "
+        f"{load_seconds:.1f} s)\n"
+        f"  billing run   {seconds:7.1f} s ({cpu:.1f} s CPU) = {count / seconds:.0f} invoices/s; "
+        f"{seconds / count * 1000:.2f} ms and {first['statements'] / count:.1f} SQL statements "
+        f"per invoice; peak RSS growth {first['rss_growth_mb']:.1f} MB{traced_text}\n"
+        f"  second run    {second['seconds']:7.2f} s ({second['cpu_seconds']:.1f} s CPU) = "
+        f"{count / second['seconds']:.0f} accounts/s, 0 invoices\n"
+        f"  baseline      {baseline:7.2f} s: stream the accounts as the run does, bill none\n"
+        f"  checked: {count:,} invoices numbered 1..{count:,} ({checks['with_tax']:,} with tax, "
+        f"{checks['mails']:,} mails), totals and balances exact"
+    )
+    return result
+
+
+def run(database, label: str, sizes: list[int], per_account: int, trace: bool) -> dict:
+    """Both sizes on one backend, and how time and memory scale between them."""
+    print(
+        f"\n== {label}: billing run at {NOW_UTC:%Y-%m-%d %H:%M} UTC, {per_account} entries each =="
+    )
+    small, large = (run_size(database, label, size, per_account, trace) for size in sizes)
+    scale = large["accounts"] / small["accounts"]
+
+    def ratio(key: str) -> float:
+        return large["first"][key] / small["first"][key]
+
+    ratios = {
+        "time_ratio": ratio("seconds"),
+        "cpu_ratio": ratio("cpu_seconds"),
+        "second_ratio": large["second"]["seconds"] / small["second"]["seconds"],
+        "examine_ratio": large["examine_seconds"] / small["examine_seconds"],
+    }
+    print(
+        f"scaling {small['accounts']:,} -> {large['accounts']:,} accounts ({scale:.0f}x, linear "
+        f"= {scale:.0f}): billing run {ratios['time_ratio']:.1f}x ({ratios['cpu_ratio']:.1f}x "
+        f"CPU), second run {ratios['second_ratio']:.1f}x, baseline {ratios['examine_ratio']:.1f}x;"
+        f" peak RSS growth {small['first']['rss_growth_mb']:.1f} -> "
+        f"{large['first']['rss_growth_mb']:.1f} MB"
+    )
+    return {"backend": label, "small": small, "large": large, "scale": scale, **ratios}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Parse arguments and run on SQLite (and PostgreSQL with --postgres)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", type=int, default=10_000, help="accounts in the small run")
+    parser.add_argument("--large", type=int, default=100_000, help="accounts in the large run")
+    parser.add_argument("--entries", type=int, default=10, help="ledger entries per account")
+    parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
+    parser.add_argument("--pg-small", type=int, default=PG_SMALL, help="small run, PostgreSQL")
+    parser.add_argument("--pg-large", type=int, default=PG_LARGE, help="large run, PostgreSQL")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also bill a copy of each database under tracemalloc (about 5x slower)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    results = [run(sqlite_database, "SQLite", [args.small, args.large], args.entries, args.trace)]
+    if args.postgres:
+        sizes = [args.pg_small, args.pg_large]
+        results.append(run(postgres_database, "PostgreSQL", sizes, args.entries, args.trace))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+if __name__ == "__main__":
+    main()
