@@ -16,6 +16,25 @@ class ValidationFailed(Exception):
         self.errors = errors
 
 
+_ENCLOSED = "enclosed_by_operation"
+
+
+@contextmanager
+def operation():
+    """One transaction around service calls and more rows (their transaction() only flushes)."""
+    # The API stores an Idempotency-Key's answer in the same commit as the account or payment
+    # it made: a crash between the two can never leave one without the other.
+    db.session.info[_ENCLOSED] = True
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.info.pop(_ENCLOSED, None)
+
+
 @contextmanager
 def transaction(unique_fields: Iterable[tuple[str, str, str]] = ()):
     """Commit at the end, roll everything back on any failure."""
@@ -23,7 +42,10 @@ def transaction(unique_fields: Iterable[tuple[str, str, str]] = ()):
     # (a value taken by a concurrent request after validation) becomes that field's error.
     try:
         yield
-        db.session.commit()
+        if db.session.info.get(_ENCLOSED):
+            db.session.flush()  # the enclosing operation() commits, with its own rows
+        else:
+            db.session.commit()
     except IntegrityError as error:
         db.session.rollback()
         text = str(error.orig).lower()

@@ -538,3 +538,47 @@ def make_caller(number: str, group: RateGroup | None, funds: str = "0", **fields
     if Decimal(funds) > 0:
         add_payment(None, account, funds)
     return account
+
+
+class Rest:
+    """A machine using the REST API with one API key."""
+
+    def __init__(self, client, key: str):
+        self.client = client
+        self.key = key
+
+    def call(self, method: str, url: str, headers: dict | None = None, **kwargs):
+        """Any request with the bearer key; url is relative to /api/v1."""
+        headers = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+        return self.client.open("/api/v1" + url, method=method, headers=headers, **kwargs)
+
+    def get(self, url: str, **kwargs):
+        """GET."""
+        return self.call("GET", url, **kwargs)
+
+    def post(self, url: str, body=None, **kwargs):
+        """POST a JSON body."""
+        return self.call("POST", url, json=body, **kwargs)
+
+    def patch(self, url: str, body=None, **kwargs):
+        """PATCH a JSON body."""
+        return self.call("PATCH", url, json=body, **kwargs)
+
+    def delete(self, url: str, **kwargs):
+        """DELETE."""
+        return self.call("DELETE", url, **kwargs)
+
+
+@pytest.fixture
+def rest(client, api_key):
+    """The REST API with the administrator's key."""
+    return Rest(client, api_key)
+
+
+@pytest.fixture
+def reseller_rest(client, tenants):
+    """The REST API with a key of reseller A (tenants fixture)."""
+    from portal.api.keys import create_key
+
+    _row, key = create_key(tenants["a"], "signup", "")
+    return Rest(client, key)

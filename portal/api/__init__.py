@@ -1,7 +1,7 @@
-"""The JSON API for softswitches (and, later, machines): bearer keys, JSON errors, no CSRF."""
+"""The JSON API for softswitches and machines: bearer keys, JSON errors, no CSRF."""
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from portal.api import views  # noqa: F401
+from portal.api import accounts, errors, views  # noqa: F401, E402

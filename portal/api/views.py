@@ -6,10 +6,11 @@ from xml.sax.saxutils import quoteattr
 
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from portal.api import bp
+from portal.api.errors import ApiError
 from portal.api.keys import WRONG_ADDRESS, authenticate
+from portal.api.openapi import PUBLIC_ENDPOINTS
 from portal.calls.checks import callers
 from portal.calls.service import CallIdTaken, authorize, end_call
 from portal.extensions import db
@@ -21,29 +22,6 @@ NOT_FOUND_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<document type="freeswitch/xml">'
     '<section name="result"><result status="not found"/></section></document>'
 )
-
-
-class ApiError(Exception):
-    """A client error answered as JSON."""
-
-    def __init__(self, status: int, message: str, fields: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.fields = status, message, fields or {}
-
-
-@bp.errorhandler(ApiError)
-def api_error(error: ApiError):
-    """{"error": ..., "fields": {...}} with the status."""
-    body = {"error": error.message}
-    if error.fields:
-        body["fields"] = error.fields
-    return jsonify(body), error.status
-
-
-@bp.errorhandler(HTTPException)
-def http_error(error: HTTPException):
-    """Every HTTP error of the API as JSON, never an HTML page."""
-    return jsonify({"error": error.description or error.name}), error.code
 
 
 def _presented_key() -> str:
@@ -63,6 +41,8 @@ def _presented_key() -> str:
 @bp.before_request
 def require_key():
     """Every API call needs a valid key; it acts as the account that created the key."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     key = _presented_key()
     if not key:
         raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")

@@ -21,7 +21,7 @@ from portal.models import (
     OutboxMessage,
 )
 from portal.rules.currency import minor_units
-from portal.rules.money import parse_amount
+from portal.rules.money import MAX_MONEY, parse_amount
 from portal.rules.tax import tax_lines
 from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
@@ -65,9 +65,18 @@ def effect(account: Account, kind: EntryKind, amount: Decimal) -> Decimal:
     return amount if credit == prepaid else -amount
 
 
+def _check_range(balance: Decimal) -> None:
+    """Refuse a posting that would take the balance past what a money column holds."""
+    # Checked before the UPDATE (PostgreSQL would fail on NUMERIC overflow) and after it, on
+    # the locked row (a concurrent posting may have moved the balance meanwhile).
+    if abs(balance) > MAX_MONEY:
+        raise ValidationFailed({"amount": "The balance would pass the largest amount stored."})
+
+
 def post(account: Account, kind: EntryKind, amount: Decimal, description: str, author=None):
     """Add a ledger entry and move the balance atomically (inside the caller's transaction)."""
     delta = effect(account, kind, amount)
+    _check_range(account.balance + delta)
     # One UPDATE ... SET balance = balance + delta: it locks the row until commit, so concurrent
     # postings queue up instead of overwriting each other's read-modify-write.
     db.session.execute(
@@ -77,6 +86,7 @@ def post(account: Account, kind: EntryKind, amount: Decimal, description: str, a
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(account)  # the row is ours now: read its fresh balance and flags
+    _check_range(account.balance)
     entry = LedgerEntry(
         account_id=account.id,
         kind=kind,

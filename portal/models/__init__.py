@@ -22,7 +22,7 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.models.calls import ApiKey, Call, CallStatus
+from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -42,6 +42,7 @@ __all__ = [
     "DocumentSequence",
     "DocumentStatus",
     "EntryKind",
+    "IdempotencyRecord",
     "LedgerEntry",
     "OutboxMessage",
     "Rate",

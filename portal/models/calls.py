@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -73,3 +73,22 @@ class Call(db.Model):
         Index("ix_calls_live", "account_id", "status"),
         Index("ix_calls_account", "account_id", "id"),
     )
+
+
+class IdempotencyRecord(db.Model):
+    """The stored answer to an API request sent with an Idempotency-Key, for its retries."""
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Keys are per caller: the account whose API key sent the request.
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    # The answer without its one-time secrets (passwords are never stored in plain text).
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("owner_id", "key", name="uq_idempotency_owner_key"),)

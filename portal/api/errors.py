@@ -1,0 +1,29 @@
+"""API errors: always JSON, never an HTML page."""
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from portal.api import bp
+
+
+class ApiError(Exception):
+    """A client error answered as JSON."""
+
+    def __init__(self, status: int, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields or {}
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    """{"error": ..., "fields": {...}} with the status."""
+    body = {"error": error.message}
+    if error.fields:
+        body["fields"] = error.fields
+    return jsonify(body), error.status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    """Every HTTP error of the API as JSON, never an HTML page."""
+    return jsonify({"error": error.description or error.name}), error.code
