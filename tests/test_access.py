@@ -119,9 +119,13 @@ MATRIX = {
             expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND),
         ),
     ],
-    ("apikeys.index", "GET"): [("/api-keys/", ADMIN)],
-    ("apikeys.index", "POST"): [("/api-keys/", ADMIN)],
-    ("apikeys.revoke", "POST"): [("/api-keys/{api_key}/revoke", ADMIN)],
+    ("apikeys.index", "GET"): [("/api-keys/", MANAGERS)],
+    ("apikeys.index", "POST"): [("/api-keys/", MANAGERS)],
+    ("apikeys.reference", "GET"): [("/api-keys/reference", MANAGERS)],
+    # Each manager sees its own keys only (admins: every key).
+    ("apikeys.revoke", "POST"): [
+        ("/api-keys/{api_key}/revoke", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND))
+    ],
     ("calls.test_call", "GET"): [
         ("/accounts/{customer}/test-call", ADMINS_RECORD),
         ("/accounts/{customer}/test-call?destination=4420", ADMINS_RECORD),
@@ -129,6 +133,18 @@ MATRIX = {
     ("api.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
     ("api.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
     ("api.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
+    ("api.openapi_document", "GET"): [("/api/v1/openapi.json", PUBLIC)],
+    ("api.create_account_api", "POST"): [("/api/v1/accounts", API_KEY_ONLY)],
+    ("api.list_accounts", "GET"): [("/api/v1/accounts", API_KEY_ONLY)],
+    ("api.get_account", "GET"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
+    ("api.update_account_api", "PATCH"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
+    ("api.delete_account", "DELETE"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
+    ("api.deactivate_account", "POST"): [("/api/v1/accounts/{customer}/deactivate", API_KEY_ONLY)],
+    ("api.activate_account", "POST"): [("/api/v1/accounts/{customer}/activate", API_KEY_ONLY)],
+    ("api.post_payment", "POST"): [("/api/v1/accounts/{customer}/payments", API_KEY_ONLY)],
+    ("api.post_charge", "POST"): [("/api/v1/accounts/{customer}/charges", API_KEY_ONLY)],
+    ("api.list_rate_groups", "GET"): [("/api/v1/rate-groups", API_KEY_ONLY)],
+    ("api.list_taxes", "GET"): [("/api/v1/taxes", API_KEY_ONLY)],
     # The customer portal: customers only, and only ever their own account.
     ("me.dashboard", "GET"): [("/my/", CUSTOMERS)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],
@@ -212,6 +228,8 @@ def test_access(app, world, method, url, role, expected):
     url = url.format(**world["ids"])
     if method == "GET":
         response = browser.get(url)
+    elif method in ("PATCH", "DELETE"):  # API routes only: no CSRF token involved
+        response = browser.client.open(url, method=method)
     else:
         data = {"file": (io.BytesIO(b""), "empty.csv")} if url.endswith("/import") else {}
         # A valid CSRF token, so what is tested is the role gate, not the CSRF check.
