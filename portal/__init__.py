@@ -4,7 +4,7 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,6 +13,7 @@ from portal.config import load_config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+MAX_ID = 2**31 - 1
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -32,12 +33,19 @@ def create_app(test_config: dict | None = None) -> Flask:
         # X-Forwarded-* headers the given number of trusted proxies set.
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    app.url_value_preprocessor(_ids_in_range)
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
     register_template_filters(app)
     register_cli(app)
     return app
+
+
+def _ids_in_range(_endpoint, values: dict | None) -> None:
+    """An id in a URL beyond the databases' INTEGER range is a 404, not a driver error."""
+    if values and any(isinstance(v, int) and v > MAX_ID for v in values.values()):
+        abort(404)
 
 
 def register_extensions(app: Flask) -> None:

@@ -505,3 +505,10 @@ def test_the_reference_page_lists_every_operation_and_schema(as_admin):
         "Idempotency-Key",
     ):
         assert expected in text, expected
+
+
+def test_ids_beyond_the_integer_range_are_not_found(rest, as_admin):
+    huge = 2**63
+    assert rest.get(f"/accounts/{huge}").status_code == 404
+    assert rest.delete(f"/accounts/{huge}").status_code == 404
+    assert as_admin.get(f"/accounts/{huge}").status_code == 404

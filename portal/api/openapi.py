@@ -192,6 +192,8 @@ def document() -> dict:
             "parameters": parameters,
             "responses": responses,
         }
+        if op.endpoint in PUBLIC_ENDPOINTS:
+            item["security"] = []
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,

@@ -1,0 +1,46 @@
+"""schemathesis against the OpenAPI document: no 500, and every answer matches the document."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from portal.api.openapi import document
+from portal.models import Role
+from tests.conftest import make_account, make_test_app
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+def _document() -> dict:
+    """The document the app serves (it needs no database to be made)."""
+    with make_test_app("sqlite://").app_context():
+        return document()
+
+
+schema = schemathesis.openapi.from_dict(_document())
+
+
+@pytest.fixture
+def seeded(app, admin, default_rate_group, vat):
+    """Accounts for the generated ids to find now and then."""
+    for number in ("6000000001", "6000000002"):
+        make_account(Role.CUSTOMER, number, rate_group_id=default_rate_group.id, pin="1234")
+
+
+@schema.parametrize()
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_matches_its_document(case, app, api_key, seeded):
+    case.call_and_validate(app=app, headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
