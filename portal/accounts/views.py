@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from portal import mail
 from portal.accounts import bp
+from portal.accounts.defaults import DEFAULT_FIELDS
 from portal.accounts.forms import FORMS, choices, edit_form_data
 from portal.accounts.queries import search_accounts
 from portal.accounts.service import (
@@ -49,15 +50,6 @@ TITLES = {
     Role.RESELLER: "Create Reseller",
     Role.SUBADMIN: "Create Sub-admin",
     Role.ADMIN: "Create Admin",
-}
-DEFAULT_FIELDS = {
-    "country": "default_country",
-    "timezone": "default_timezone",
-    "currency": "default_currency",
-    "valid_days": "default_valid_days",
-    "create_sip_device": "default_create_sip_device",
-    "account_type": "default_account_type",
-    "billing_schedule": "default_billing_schedule",
 }
 
 
