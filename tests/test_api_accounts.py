@@ -296,6 +296,7 @@ def test_cursor_pages_cover_every_account_once_newest_first(rest, admin, default
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"cursor": "abc"}, "cursor"),
+        ({"cursor": "5092883336"}, "cursor"),
         ({"status": "gone"}, "status"),
         ({"colour": "red"}, "colour"),
     ],

@@ -40,7 +40,21 @@ def seeded(app, admin, default_rate_group, vat):
         make_account(Role.CUSTOMER, number, rate_group_id=default_rate_group.id, pin="1234")
 
 
+def one_context_per_request(app):
+    """The app as WSGI, each request in its own app context and session, as under gunicorn."""
+
+    def wsgi(environ, start_response):
+        with app.app_context():
+            return app(environ, start_response)
+
+    return wsgi
+
+
 @schema.parametrize()
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_document(case, app, api_key, seeded):
-    case.call_and_validate(app=app, headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
+    case.call_and_validate(
+        app=one_context_per_request(app),
+        headers={"Authorization": f"Bearer {api_key}"},
+        checks=CHECKS,
+    )

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from portal.models import AccountType, BillingSchedule, Status
 
 # Ids fit every backend's INTEGER; a larger one would be a driver error, not a 404.
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # Exact decimals travel as strings ("10.50"): a JSON number may be read as a binary float.
 Amount = Annotated[
     str,
@@ -126,6 +127,14 @@ class AccountQuery(BaseModel):
     )
 
     _check_text = field_validator("*", mode="after")(_no_nul)
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_in_range(cls, value: str | None) -> str | None:
+        """A cursor is an account id, so it fits the id range."""
+        if value is not None and int(value) > MAX_ID:
+            raise ValueError("Not a cursor this API gave.")
+        return value
 
 
 class MoneyPost(Strict):
