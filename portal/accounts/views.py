@@ -10,6 +10,7 @@ from portal.accounts.queries import search_accounts
 from portal.accounts.service import (
     check_account,
     create_account,
+    default_values,
     expiry_for,
     new_account_number,
     new_pin,
@@ -34,7 +35,6 @@ from portal.security import (
     visible_accounts,
     visible_resellers,
 )
-from portal.settings.service import get_settings
 from portal.transactions import ValidationFailed
 from portal.web import apply_errors, posted_status
 
@@ -50,15 +50,6 @@ TITLES = {
     Role.SUBADMIN: "Create Sub-admin",
     Role.ADMIN: "Create Admin",
 }
-DEFAULT_FIELDS = {
-    "country": "default_country",
-    "timezone": "default_timezone",
-    "currency": "default_currency",
-    "valid_days": "default_valid_days",
-    "create_sip_device": "default_create_sip_device",
-    "account_type": "default_account_type",
-    "billing_schedule": "default_billing_schedule",
-}
 
 
 def _expiry_text(valid_days) -> str:
@@ -70,10 +61,9 @@ def _expiry_text(valid_days) -> str:
 
 def _apply_defaults(form) -> None:
     """Pre-fill a new account from the global configuration's defaults."""
-    defaults = get_settings(DEFAULT_FIELDS.values())
-    for field, key in DEFAULT_FIELDS.items():
+    for field, value in default_values().items():
         if field in form:
-            form[field].data = defaults[key]
+            form[field].data = value
     if "rate_group_id" in form:
         # One rate group in the default currency: choose it, so the form is ready to save.
         matching = [g for g in form.rate_groups if g.currency == form.currency.data]
