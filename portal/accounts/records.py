@@ -81,53 +81,75 @@ def default_values() -> dict:
     return {field: defaults[key] for field, key in DEFAULT_FIELDS.items()}
 
 
-def new_account(role: Role, clean: dict, password_hash: str, now) -> Account:
-    """The Account row of cleaned values (not yet in the session)."""
+def account_values(role: Role, clean: dict, password_hash: str, now) -> dict:
+    """The column values of a new account from cleaned input (its taxes are rows apart)."""
     owner = clean.get("owner")
-    account = Account(
-        account_number=clean["account_number"],
-        role=role,
-        reseller_id=owner.id if owner else None,
-        tenant_path=owner.subtree_path if owner else "",
-        password_hash=password_hash,
-        created_at=now,
-        balance=Decimal(0),
-        **{field: clean[field] for field in stored_fields(role)},
-    )
+    values = {
+        "account_number": clean["account_number"],
+        "role": role,
+        "reseller_id": owner.id if owner else None,
+        "tenant_path": owner.subtree_path if owner else "",
+        "password_hash": password_hash,
+        "created_at": now,
+        "updated_at": now,
+        "balance": Decimal(0),
+    }
+    for field in stored_fields(role):
+        if field == "rate_group":
+            values["rate_group_id"] = clean["rate_group"].id if clean["rate_group"] else None
+        elif field != "taxes":
+            values[field] = clean[field]
     if role in BILLED_ROLES:
-        account.expiry_date = now + timedelta(days=clean["valid_days"])
+        values["expiry_date"] = now + timedelta(days=clean["valid_days"])
+    return values
+
+
+def new_account(role: Role, clean: dict, password_hash: str, now) -> Account:
+    """The Account of cleaned input (not yet in the session), with its rate group and taxes."""
+    account = Account(**account_values(role, clean, password_hash, now))
+    if role in BILLED_ROLES:
+        account.rate_group = clean["rate_group"]
+        account.taxes = clean["taxes"]
     return account
 
 
+def sip_device_values(account_number: str, status) -> dict:
+    """A new account's SIP device: username = account number, its own generated password."""
+    return {
+        "username": account_number,
+        "password": generate_sip_password(),
+        "context": "default",
+        "caller_id_name": account_number,
+        "caller_id_number": account_number,
+        "status": status,
+    }
+
+
 def add_sip_device(account: Account) -> str:
-    """Give a new account its SIP device (username = account number); return its SIP password."""
-    sip_password = generate_sip_password()
-    account.sip_devices.append(
-        SipDevice(
-            username=account.account_number,
-            password=sip_password,
-            context="default",
-            caller_id_name=account.account_number,
-            caller_id_number=account.account_number,
-            status=account.status,
-        )
-    )
-    return sip_password
+    """Give a new account its SIP device; return its SIP password."""
+    device = SipDevice(**sip_device_values(account.account_number, account.status))
+    account.sip_devices.append(device)
+    return device.password
 
 
-def record_created(actor: Account | None, account: Account, sip_password: str | None) -> None:
-    """The audit entry of a new (flushed) account: every stored field, secrets as changed."""
+def created_changes(account, sip_password: str | None) -> dict:
+    """The audit changes of a new account: every stored field, secrets only as set."""
     fields = stored_fields(account.role)
     changes = {f: [None, v] for f, v in audit.snapshot(account, fields).items()}
     changes["password"] = None
     if sip_password:
         changes["sip_device"] = [None, account.account_number]
+    return changes
+
+
+def record_created(actor: Account | None, account: Account, sip_password: str | None) -> None:
+    """The audit entry of a new (flushed) account."""
     audit.record(
         actor,
         "create",
         account.role.value,
         account,
-        changes=changes,
+        changes=created_changes(account, sip_password),
         label=account.account_number,
         account=account,
     )
