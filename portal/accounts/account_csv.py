@@ -66,6 +66,8 @@ class ParsedFile:
     rows: list[tuple[int, dict]] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
     error_count: int = 0
+    # A problem with the whole file (size, encoding, header): its lines are not checked further.
+    fatal: bool = False
 
     def add_error(self, line: int, column: str | None, message: str) -> None:
         """Record a problem; only the first MAX_REPORTED_ERRORS are kept for the report."""
@@ -109,19 +111,23 @@ def parse_file(source) -> ParsedFile:
     data = read_source(source)
     if len(data) > MAX_FILE_BYTES:
         result.add_error(0, None, f"The file is larger than {MAX_FILE_BYTES // 2**20} MB.")
+        result.fatal = True
         return result
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         result.add_error(line, None, "The file is not UTF-8 text; save it as CSV UTF-8.")
+        result.fatal = True
         return result
     if not text.strip() or "\x00" in text:
         result.add_error(0, None, "The file is empty." if not text.strip() else "Not a CSV file.")
+        result.fatal = True
         return result
     reader = csv.reader(io.StringIO(text, newline=""))
     header = _header(reader, result)
     if header is None:
+        result.fatal = True
         return result
     try:
         for cells in reader:
@@ -129,17 +135,20 @@ def parse_file(source) -> ParsedFile:
                 continue  # blank lines are allowed (spreadsheets add them)
             if len(result.rows) == MAX_ROWS:
                 result.add_error(reader.line_num, None, f"More than {MAX_ROWS:,} accounts.")
+                result.fatal = True
                 break
             _parse_row(reader.line_num, header, cells, result)
     except csv.Error as error:
         result.add_error(reader.line_num, None, f"Unreadable CSV: {error}.")
+        result.fatal = True
     if not result.rows and not result.error_count:
         result.add_error(0, None, "The file has a header but no accounts.")
+        result.fatal = True
     return result
 
 
 def _parse_row(line: int, header: list[str], cells: list[str], result: ParsedFile) -> None:
-    """Type one line's cells the way the form does; empty cells are left out (defaults)."""
+    """Type one line's cells the way the form does; empty and bad cells are left out."""
     if len(cells) != len(header):
         result.add_error(line, None, f"Expected {len(header)} columns, found {len(cells)}.")
         return

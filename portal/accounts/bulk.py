@@ -285,7 +285,7 @@ def import_accounts(actor: Account, source) -> BulkResult:
     """Create customers from a CSV (str, bytes or file); every line checked first, all or none."""
     _check_actor(actor)
     parsed = account_csv.parse_file(source)
-    if parsed.error_count:
+    if parsed.fatal:
         raise ImportFailed(parsed.errors, parsed.error_count)
     settings = limits = get_settings(LIMIT_SETTINGS)
     defaults = {**default_values(), **FORM_DEFAULTS}
@@ -309,9 +309,12 @@ def import_accounts(actor: Account, source) -> BulkResult:
                 line, "reseller_id", "You can import only accounts of your own (leave it empty)."
             )
         generated = "password" not in values
-        row.setdefault("account_number", next(numbers, ""))
-        row.setdefault("password", new_password())
-        row.setdefault("pin", generate_pin(settings["pin_length"]))
+        if "account_number" not in row:
+            row["account_number"] = next(numbers)
+        if generated:
+            row["password"] = new_password()
+        if "pin" not in row:
+            row["pin"] = generate_pin(settings["pin_length"])
         try:
             clean = clean_account(actor, Role.CUSTOMER, row, limits=limits)
         except ValidationFailed as failed:
