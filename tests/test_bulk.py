@@ -10,7 +10,7 @@ import re
 import pytest
 from sqlalchemy import delete, func, select, text
 
-from portal.accounts import account_csv, bulk
+from portal.accounts import account_csv, bulk, generated
 from portal.accounts.bulk import ImportFailed, export_accounts, import_accounts, mass_create
 from portal.accounts.forms import CustomerForm
 from portal.accounts.service import create_account, store_search_tokens
@@ -117,8 +117,8 @@ def test_collision_at_insert_saves_nothing(app, admin, batch, customer, monkeypa
         index = next(draws)
         return customer.account_number if index == 500 else str(2_000_000_000 + index)
 
-    monkeypatch.setattr(bulk, "generate_digits", digits)
-    monkeypatch.setattr(bulk, "_taken", lambda numbers: set())
+    monkeypatch.setattr(generated, "generate_digits", digits)
+    monkeypatch.setattr(generated, "_taken", lambda numbers: set())
     before = counts()
     with pytest.raises(ValidationFailed) as failed:
         mass_create(admin, {**batch, "count": 900})
@@ -495,7 +495,7 @@ def test_csv_columns_are_the_create_form_fields():
 
 def test_generated_passwords_have_at_least_80_bits(app):
     assert GENERATED_PASSWORD_LENGTH * math.log2(len(PASSWORD_ALPHABET)) >= 80
-    password = bulk.new_password()
+    password = generated.new_password()
     assert len(password) >= GENERATED_PASSWORD_LENGTH and password[0].isalnum()
     with pytest.raises(ValueError):
         hash_generated_secret("Short1")

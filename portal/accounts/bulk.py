@@ -4,11 +4,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import exists, insert
 from sqlalchemy.orm import selectinload
 
 from portal import audit
 from portal.accounts import account_csv
+from portal.accounts.generated import draw_numbers, draw_pins, new_password
 from portal.accounts.queries import filter_accounts
 from portal.accounts.records import (
     account_values,
@@ -29,13 +30,8 @@ from portal.models import (
     account_taxes,
     utcnow,
 )
-from portal.passwords import GENERATED_PASSWORD_LENGTH, hash_generated_secret, hash_password
-from portal.rules.identifiers import (
-    MAX_NUMBER_ATTEMPTS,
-    generate_digits,
-    generate_password,
-    generate_pin,
-)
+from portal.passwords import hash_generated_secret, hash_password
+from portal.rules.identifiers import generate_pin
 from portal.security import CREATABLE, visible_customers
 from portal.settings.service import get_settings
 from portal.transactions import ValidationFailed, transaction
@@ -61,7 +57,6 @@ MASS_FIELDS = {
 }
 # The form's values besides the configured defaults (new_account stores every field).
 FORM_DEFAULTS = {"status": Status.ACTIVE.value, "max_channels": 0, "billing_day": 1}
-CHECK_CHUNK = 500
 _UNIQUE_FIELDS = (
     ("sip_devices", "count", "A SIP username was taken meanwhile; nothing was created. Retry."),
     ("email", "file", "An e-mail address was taken meanwhile; nothing was imported. Retry."),
@@ -108,56 +103,6 @@ class ImportFailed(ValidationFailed):
         self.error_count = error_count
 
 
-def new_password() -> str:
-    """A generated password of >= 80 bits that no spreadsheet reads as a formula."""
-    while True:
-        password = generate_password(max(14, GENERATED_PASSWORD_LENGTH))
-        if password[0].isalnum():
-            return password
-
-
-def _taken(numbers: list[str]) -> set[str]:
-    """Which of `numbers` an account (deleted ones included) or a SIP username already has."""
-    taken: set[str] = set()
-    for start in range(0, len(numbers), CHECK_CHUNK):
-        chunk = numbers[start : start + CHECK_CHUNK]
-        taken.update(
-            db.session.scalars(
-                select(Account.account_number).where(Account.account_number.in_(chunk))
-            )
-        )
-        taken.update(
-            db.session.scalars(select(SipDevice.username).where(SipDevice.username.in_(chunk)))
-        )
-    return taken
-
-
-def draw_numbers(count: int, length: int, reserved: set[str] = frozenset()) -> list[str]:
-    """`count` distinct free account numbers of `length` digits, not in `reserved`."""
-    numbers: dict[str, None] = {}
-    refused = set(reserved)
-    for _attempt in range(MAX_NUMBER_ATTEMPTS):
-        # Draws per round are bounded too: a nearly full number space ends in a clear error.
-        for _draw in range(20 * (count - len(numbers))):
-            if len(numbers) == count:
-                break
-            candidate = generate_digits(length, leading_zero=False)
-            if candidate not in refused:
-                numbers[candidate] = None
-        taken = _taken(list(numbers))
-        for number in taken:
-            del numbers[number]
-        refused |= taken
-        if len(numbers) == count:
-            return list(numbers)
-    raise ValidationFailed(
-        {
-            "count": f"Not enough free {length}-digit account numbers; increase the account "
-            "number length in the global configuration."
-        }
-    )
-
-
 def _count_error(value) -> str | None:
     """Why `value` is not a number of accounts to create, or None."""
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_COUNT:
@@ -194,7 +139,7 @@ def mass_create(actor: Account, data: dict) -> BulkResult:
     if errors:
         raise ValidationFailed(errors)
     numbers = draw_numbers(count, settings["account_number_length"])
-    pins = _pins(count, settings["pin_length"])
+    pins = draw_pins(count, settings["pin_length"])
     entries = []
     for number, pin in zip(numbers, pins, strict=True):
         password = new_password()
@@ -206,16 +151,6 @@ def mass_create(actor: Account, data: dict) -> BulkResult:
         "rate_group": [None, clean["rate_group"].name],
     }
     return _save(actor, entries, "mass create", summary)
-
-
-def _pins(count: int, length: int) -> list[str]:
-    """`count` PINs, distinct within the batch when the PIN space is at least 100x larger."""
-    if 10**length < 100 * count:
-        return [generate_pin(length) for _ in range(count)]
-    pins: dict[str, None] = {}
-    while len(pins) < count:
-        pins[generate_pin(length)] = None
-    return list(pins)
 
 
 def _save(actor, entries: list[tuple[dict, str, str | None]], action: str, summary) -> BulkResult:
