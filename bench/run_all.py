@@ -1,4 +1,4 @@
-"""Run the create-account, accounts-list, rates and billing benchmarks; print one summary table."""
+"""Run the create-account, mass-create, list, rates and billing benchmarks; print one summary."""
 
 import argparse
 import json
@@ -9,7 +9,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_billing, bench_create, bench_list, bench_rates  # noqa: E402
+from bench import (  # noqa: E402
+    bench_billing,
+    bench_create,
+    bench_list,
+    bench_mass_create,
+    bench_rates,
+)
 from bench.bench_list import compare  # noqa: E402
 
 
@@ -25,6 +31,27 @@ def create_rows(results: list[dict]) -> list[tuple[str, str, str]]:
             (name, "baseline GET /login median", f"{base['median_ms']:.2f} ms"),
             (name, "ratio create / baseline", f"{result['ratio']:.1f}x"),
             (name, "one password hash alone", f"{result['hash_only_ms']:.1f} ms"),
+        ]
+    return rows
+
+
+def mass_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the mass-create benchmark."""
+    rows = []
+    for result in results:
+        name = f"mass create ({result['backend']})"
+        rows += [
+            (
+                name,
+                f"mass_create {result['count']:,}",
+                f"{result['mass_s']:.2f} s, {result['mass_per_s']:.0f} accounts/s",
+            ),
+            (
+                name,
+                "baseline create_account (extrapolated)",
+                f"{result['single_extrapolated_s']:.0f} s ({result['ratio']:.0f}x slower)",
+            ),
+            (name, f"CSV import {result['count']:,} rows", f"{result['import_s']:.2f} s"),
         ]
     return rows
 
@@ -138,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print("== create account ==")
     created = bench_create.main(["--count", str(args.count)])
+    print("\n== mass create ==")
+    massed = bench_mass_create.main(["--postgres"] if args.postgres else [])
     print("\n== accounts list ==")
     list_args = ["--repeat", str(args.repeat), "--small", str(args.small)]
     list_args += ["--large", str(args.large)] + (["--postgres"] if args.postgres else [])
@@ -149,12 +178,25 @@ def main(argv: list[str] | None = None) -> None:
     billed = bench_billing.main(billing_args)
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
-    print_table(create_rows(created) + list_rows(listed) + rates_rows(rated) + billing_rows(billed))
+    print_table(
+        create_rows(created)
+        + mass_rows(massed)
+        + list_rows(listed)
+        + rates_rows(rated)
+        + billing_rows(billed)
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"create": created, "list": listed, "rates": rated, "billing": billed}, default=str
+                {
+                    "create": created,
+                    "mass_create": massed,
+                    "list": listed,
+                    "rates": rated,
+                    "billing": billed,
+                },
+                default=str,
             )
         )
 

@@ -40,6 +40,34 @@ def diff(before: dict, after: dict) -> dict:
     return changes
 
 
+def entry_values(
+    actor: Account | None,
+    action: str,
+    entity_type: str,
+    entity_id,
+    *,
+    changes: dict | None = None,
+    label: str = "",
+    account_id: int | None = None,
+) -> dict:
+    """The column values of an audit entry (secrets only say that they changed)."""
+    if changes:
+        changes = {
+            field: (["hidden", "changed"] if field in SECRET_FIELDS else value)
+            for field, value in changes.items()
+        }
+    return {
+        "actor_id": actor.id if actor else None,
+        "actor_label": f"{actor.account_number} {actor.name}"[:120] if actor else "system",
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "entity_label": (label or "")[:200],
+        "account_id": account_id,
+        "changes": changes or {},
+    }
+
+
 def record(
     actor: Account | None,
     action: str,
@@ -51,20 +79,16 @@ def record(
     account: Account | None = None,
 ) -> AuditEntry:
     """Add an audit entry to the current transaction: it commits or rolls back with the change."""
-    if changes:
-        changes = {
-            field: (["hidden", "changed"] if field in SECRET_FIELDS else value)
-            for field, value in changes.items()
-        }
     entry = AuditEntry(
-        actor_id=actor.id if actor else None,
-        actor_label=f"{actor.account_number} {actor.name}"[:120] if actor else "system",
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(getattr(entity, "id", entity)),
-        entity_label=(label or getattr(entity, "name", "") or "")[:200],
-        account_id=account.id if account else None,
-        changes=changes or {},
+        **entry_values(
+            actor,
+            action,
+            entity_type,
+            getattr(entity, "id", entity),
+            changes=changes,
+            label=label or getattr(entity, "name", "") or "",
+            account_id=account.id if account else None,
+        )
     )
     db.session.add(entry)
     return entry

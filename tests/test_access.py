@@ -71,6 +71,11 @@ MATRIX = {
         # Sub-admins do not manage staff, themselves included; an admin may delete a sub-admin.
         ("/accounts/{subadmin}/delete", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND)),
     ],
+    ("accounts.mass_create_page", "GET"): [("/accounts/mass-create", MANAGERS)],
+    ("accounts.mass_create_page", "POST"): [("/accounts/mass-create", MANAGERS)],
+    ("accounts.import_csv", "GET"): [("/accounts/import", MANAGERS)],
+    ("accounts.import_csv", "POST"): [("/accounts/import", MANAGERS)],
+    ("accounts.export_csv", "GET"): [("/accounts/export.csv", MANAGERS)],
     ("accounts.owner_partial", "GET"): [("/accounts/partials/owner?reseller_id={reseller}", STAFF)],
     ("accounts.billing_day_partial", "GET"): [("/accounts/partials/billing-day", MANAGERS)],
     ("accounts.credit_limit_partial", "GET"): [("/accounts/partials/credit-limit", MANAGERS)],

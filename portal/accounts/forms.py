@@ -3,6 +3,8 @@
 import functools
 from decimal import Decimal
 
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -194,6 +196,28 @@ class ResellerForm(CustomerForm):
 
     pin = None
     create_sip_device = None
+
+
+class MassCreateForm(CustomerForm):
+    """Mass create: how many customers, and the fields they share (numbers, secrets generated)."""
+
+    account_number = password = pin = None
+    first_name = last_name = company = telephone = number_translation = None
+    first_used = expiry_date = low_balance_alert = email_alerts = email = None
+    send_welcome = send_password = None
+    count = IntegerField(
+        "Number of accounts",
+        default=10,
+        validators=[REQUIRED],
+        description="1 to 10,000. Each gets a generated account number, password and PIN.",
+    )
+    IGNORED = ("csrf_token",)
+
+
+class AccountImportForm(FlaskForm):
+    """A CSV file of customers (the create form's field names as columns)."""
+
+    file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")])
 
 
 class StaffForm(ServiceForm):

@@ -60,8 +60,8 @@ def _rarest_word(words: list[str]) -> str | None:
     return word if count <= RARE_WORD_TOKENS else None
 
 
-def search_accounts(base: Select, query: str, before: int | None, per_page: int) -> Page:
-    """Newest first; each search word must prefix a word of number, name, company or e-mail."""
+def filter_accounts(base: Select, query: str) -> Select:
+    """`base` narrowed to accounts where each search word prefixes a word of theirs."""
     statement = base
     words = search_words(query)
     for word in words:
@@ -77,6 +77,12 @@ def search_accounts(base: Select, query: str, before: int | None, per_page: int)
         statement = statement.where(
             Account.id.in_(select(AccountSearchToken.account_id).where(*prefix_condition(rare)))
         )
+    return statement
+
+
+def search_accounts(base: Select, query: str, before: int | None, per_page: int) -> Page:
+    """Newest first; each search word must prefix a word of number, name, company or e-mail."""
+    statement = filter_accounts(base, query)
     if before:
         statement = statement.where(Account.id < before)
     statement = statement.order_by(Account.id.desc()).limit(per_page + 1)

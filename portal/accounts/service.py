@@ -1,15 +1,20 @@
 """Account operations for every role: one function and one transaction per operation."""
 
-import re
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import exists, select
 
 from portal import audit, mail
+from portal.accounts.records import (
+    add_sip_device,
+    default_values,
+    new_account,
+    record_created,
+    search_tokens,
+    store_search_tokens,
+    stored_fields,
+)
 from portal.accounts.validation import (
-    BILLED_ROLES,
     check_account,
     clean_account,
     expiry_for,
@@ -19,7 +24,6 @@ from portal.accounts.validation import (
 from portal.extensions import db
 from portal.models import (
     Account,
-    AccountSearchToken,
     LedgerEntry,
     Role,
     SipDevice,
@@ -30,24 +34,16 @@ from portal.passwords import hash_password
 from portal.rules.identifiers import NumberSpaceExhausted, generate_sip_password
 from portal.transactions import ValidationFailed, transaction
 
-IDENTITY_FIELDS = ("email", "first_name", "last_name", "telephone", "timezone", "status")
-BILLING_FIELDS = (
-    "company",
-    "country",
-    "max_channels",
-    "number_translation",
-    "valid_days",
-    "rate_group",
-    "billing_schedule",
-    "billing_day",
-    "currency",
-    "account_type",
-    "credit_limit",
-    "taxes",
-    "low_balance_alert",
-    "email_alerts",
-)
-__all__ = ["check_account", "expiry_for", "new_account_number", "new_pin"]
+__all__ = [
+    "check_account",
+    "default_values",
+    "expiry_for",
+    "new_account_number",
+    "new_pin",
+    "search_tokens",
+    "store_search_tokens",
+    "stored_fields",
+]
 
 
 class ServiceError(Exception):
@@ -69,38 +65,6 @@ class CreatedAccount:
     mail: list = field(default_factory=list)
 
 
-def stored_fields(role: Role) -> list[str]:
-    """The editable columns of an account of `role`."""
-    fields = list(IDENTITY_FIELDS)
-    if role in BILLED_ROLES:
-        fields += BILLING_FIELDS
-    if role == Role.CUSTOMER:
-        fields.append("pin")
-    return fields
-
-
-def search_tokens(account: Account) -> set[str]:
-    """Lowercase words an account is found by: number, names, company, e-mail and its parts."""
-    words = {account.account_number}
-    for text in (account.first_name, account.last_name, account.company):
-        words.update(w for w in re.split(r"[\s,;]+", (text or "").lower()) if w)
-    if account.email:
-        local, _, domain = account.email.partition("@")
-        words.update({account.email, local, domain})
-    return {w[:254] for w in words if w}
-
-
-def store_search_tokens(account: Account) -> None:
-    """Replace the account's search tokens (inside the caller's transaction)."""
-    if account.id is not None:
-        db.session.execute(
-            delete(AccountSearchToken).where(AccountSearchToken.account_id == account.id)
-        )
-    db.session.add_all(
-        AccountSearchToken(account_id=account.id, token=token) for token in search_tokens(account)
-    )
-
-
 # Which UNIQUE index a violation names -> the field and message the user sees.
 _UNIQUE_FIELDS = (
     ("sip_devices", "create_sip_device", "A SIP device with this account number already exists."),
@@ -117,41 +81,14 @@ def _transaction():
 def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAccount:
     """Create an account of `role` (with its taxes and SIP device, if any) in one transaction."""
     clean = clean_account(actor, role, data)
-    now = utcnow()
-    owner = clean.get("owner")
-    account = Account(
-        account_number=clean["account_number"],
-        role=role,
-        reseller_id=owner.id if owner else None,
-        tenant_path=owner.subtree_path if owner else "",
-        password_hash=hash_password(clean["password"]),
-        created_at=now,
-        balance=Decimal(0),
-        **{field: clean[field] for field in stored_fields(role)},
-    )
-    if role in BILLED_ROLES:
-        account.expiry_date = now + timedelta(days=clean["valid_days"])
+    account = new_account(role, clean, hash_password(clean["password"]), utcnow())
     sip_password = None
     with _transaction():
         db.session.add(account)
         if clean.get("create_sip_device"):
-            sip_password = generate_sip_password()
-            account.sip_devices.append(
-                SipDevice(
-                    username=account.account_number,
-                    password=sip_password,
-                    context="default",
-                    caller_id_name=account.account_number,
-                    caller_id_number=account.account_number,
-                    status=account.status,
-                )
-            )
+            sip_password = add_sip_device(account)
         db.session.flush()
         store_search_tokens(account)
-        changes = {f: [None, v] for f, v in audit.snapshot(account, stored_fields(role)).items()}
-        changes["password"] = None
-        if sip_password:
-            changes["sip_device"] = [None, account.account_number]
         welcome = []
         if data.get("send_welcome") and account.email:
             # The password goes out only when the creator asked for it explicitly.
@@ -166,15 +103,7 @@ def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAcco
                     login_url=mail.login_url(),
                 )
             )
-        audit.record(
-            actor,
-            "create",
-            role.value,
-            account,
-            changes=changes,
-            label=account.account_number,
-            account=account,
-        )
+        record_created(actor, account, sip_password)
     return CreatedAccount(account, clean["password"], sip_password, welcome)
 
 

@@ -29,12 +29,13 @@ from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
 from portal.rules.money import parse_amount
 from portal.rules.translation import TranslationError, parse_rules
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
-from portal.settings.service import get_setting
+from portal.settings.service import get_setting, get_settings
 from portal.transactions import ValidationFailed
 
 MAX_VALID_DAYS = 36500
 NAME_LIMITS = {"first_name": 80, "last_name": 80}
 BILLED_ROLES = (Role.CUSTOMER, Role.RESELLER)
+LIMIT_SETTINGS = ("account_number_length", "password_min_length", "pin_length")
 
 
 def account_number_taken(number: str) -> bool:
@@ -119,12 +120,12 @@ class _Checker:
         return self.clean[field]
 
 
-def _identity(check: _Checker, role: Role, account: Account | None) -> str:
+def _identity(check: _Checker, role: Role, account: Account | None, limits: dict) -> str:
     """Number, password, names, e-mail, telephone, timezone, status: every role has them."""
     data, errors = check.data, check.errors
     if account is None:
         number = str(data.get("account_number") or "").strip()
-        error = account_number_error(number, get_setting("account_number_length"))
+        error = account_number_error(number, limits["account_number_length"])
         if error is None and account_number_taken(number):
             error = "This account number is already in use; regenerate it."
         if error:
@@ -134,7 +135,7 @@ def _identity(check: _Checker, role: Role, account: Account | None) -> str:
 
     password = data.get("password") or ""
     if account is None or password:
-        error = password_error(password, number, get_setting("password_min_length"))
+        error = password_error(password, number, limits["password_min_length"])
         if error:
             errors["password"] = error
         check.clean["password"] = password
@@ -259,16 +260,20 @@ def _billing(check: _Checker, owner: Account | None) -> None:
         errors["email"] = "E-mail alerts need an e-mail address."
 
 
-def clean_account(actor: Account, role: Role, data: dict, account: Account | None = None) -> dict:
+def clean_account(
+    actor: Account, role: Role, data: dict, account: Account | None = None, limits=None
+) -> dict:
     """Check an account against every rule of its role: the values to store, or ValidationFailed."""
+    # limits: the configured lengths (LIMIT_SETTINGS), read once by a caller checking many rows.
+    limits = limits or get_settings(LIMIT_SETTINGS)
     check = _Checker(data)
-    number = _identity(check, role, account)
+    number = _identity(check, role, account, limits)
     if role in BILLED_ROLES:
         check.clean["owner"] = _owner(check, actor, account)
         _billing(check, check.clean["owner"])
     if role == Role.CUSTOMER:
         pin = str(data.get("pin") or "").strip()
-        error = pin_error(pin, get_setting("pin_length"))
+        error = pin_error(pin, limits["pin_length"])
         if error:
             check.errors["pin"] = error
         check.clean["pin"] = pin

@@ -11,6 +11,7 @@ from portal.accounts.queries import search_accounts
 from portal.accounts.service import (
     check_account,
     create_account,
+    default_values,
     expiry_for,
     new_account_number,
     new_pin,
@@ -35,7 +36,6 @@ from portal.security import (
     visible_accounts,
     visible_resellers,
 )
-from portal.settings.service import get_settings
 from portal.transactions import ValidationFailed
 from portal.web import apply_errors, posted_status
 
@@ -62,10 +62,9 @@ def _expiry_text(valid_days) -> str:
 
 def _apply_defaults(form) -> None:
     """Pre-fill a new account from the global configuration's defaults."""
-    defaults = get_settings(DEFAULT_FIELDS.values())
-    for field, key in DEFAULT_FIELDS.items():
+    for field, value in default_values().items():
         if field in form:
-            form[field].data = defaults[key]
+            form[field].data = value
     if "rate_group_id" in form:
         # One rate group in the default currency: choose it, so the form is ready to save.
         matching = [g for g in form.rate_groups if g.currency == form.currency.data]

@@ -1,0 +1,122 @@
+"""Bulk account pages: mass create, CSV import (credentials shown once) and CSV export."""
+
+import base64
+
+from flask import Response, current_app, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from portal.accounts import bp
+from portal.accounts.account_csv import COLUMNS, MAX_FILE_BYTES, MAX_ROWS
+from portal.accounts.bulk import (
+    MAX_COUNT,
+    BulkResult,
+    ImportFailed,
+    export_accounts,
+    import_accounts,
+    mass_create,
+)
+from portal.accounts.forms import AccountImportForm, MassCreateForm
+from portal.accounts.views import _apply_defaults, _chosen_owner_id
+from portal.models import utcnow
+from portal.security import MANAGERS, roles_required
+from portal.transactions import ValidationFailed
+from portal.web import apply_errors
+
+
+def _credentials_page(result: BulkResult, title: str):
+    """The one answer that shows the new secrets: a table and the CSV, inside this page only."""
+    # The CSV rides in a data: link of this POST answer, so it is never stored on the server,
+    # in the session or behind a GET address that could be fetched again.
+    encoded = base64.b64encode(result.credentials_csv().encode("utf-8")).decode("ascii")
+    filename = f"credentials-{utcnow():%Y%m%d-%H%M%S}.csv"
+    response = current_app.make_response(
+        render_template(
+            "accounts/credentials.html",
+            title=title,
+            credentials=result.credentials,
+            csv_href=f"data:text/csv;charset=utf-8;base64,{encoded}",
+            filename=filename,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    # htmx puts the list in the address bar: a reload shows it instead of posting again.
+    response.headers["HX-Push-Url"] = url_for("accounts.index")
+    return response
+
+
+@bp.route("/mass-create", methods=["GET", "POST"])
+@roles_required(*MANAGERS)
+def mass_create_page():
+    """Create many customers at once with generated numbers, passwords and PINs."""
+    form = MassCreateForm()
+    form.load_choices(current_user, _chosen_owner_id(request.form.get("reseller_id")))
+    if request.method == "GET":
+        form.billing_day.data = 1
+        _apply_defaults(form)
+        return render_template("accounts/mass_create.html", form=form, max_count=MAX_COUNT)
+    if form.validate():
+        try:
+            result = mass_create(current_user, form.service_data())
+        except ValidationFailed as failed:
+            apply_errors(form, failed.errors)
+        else:
+            return _credentials_page(result, f"{len(result.account_ids)} customers created")
+    return render_template("accounts/mass_create.html", form=form, max_count=MAX_COUNT), 422
+
+
+def _render_import(form, report: ImportFailed | None = None, status: int = 200):
+    """The import page, with the per-line report of a refused file."""
+    page = render_template(
+        "accounts/import.html",
+        form=form,
+        report=report,
+        columns=COLUMNS,
+        max_rows=MAX_ROWS,
+        max_mb=MAX_FILE_BYTES // 2**20,
+    )
+    return page, status
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@roles_required(*MANAGERS)
+def import_csv():
+    """Import customers from CSV: every line is checked first, then all are created or none."""
+    form = AccountImportForm()
+    if request.method == "GET":
+        return _render_import(form)
+    if not form.validate_on_submit():
+        return _render_import(form, status=422)
+    try:
+        result = import_accounts(current_user, form.file.data)
+    except ImportFailed as failed:
+        form.file.errors = list(failed.errors.values())
+        return _render_import(form, failed, 422)
+    except ValidationFailed as failed:
+        form.file.errors = list(failed.errors.values())
+        return _render_import(form, status=422)
+    return _credentials_page(result, f"{len(result.account_ids)} customers imported")
+
+
+@bp.route("/export.csv")
+@roles_required(*MANAGERS)
+def export_csv():
+    """The customer list (with its search) as a CSV in the import format."""
+    query = request.args.get("q", "").strip()[:100]
+    return Response(
+        stream_with_context(export_accounts(current_user, query)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
+    )
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error):
+    """An upload over the request limit: a clear message, not a bare error."""
+    return render_template(
+        "errors/error.html",
+        code=413,
+        title="File too large",
+        message=f"Account files may be at most {MAX_FILE_BYTES // 2**20} MB and "
+        f"{MAX_ROWS:,} accounts. Split the file and import it in parts.",
+    ), 413
