@@ -141,6 +141,7 @@ MATRIX = {
     ("api.openapi_document", "GET"): [("/api/v1/openapi.json", PUBLIC)],
     ("api.create_account_api", "POST"): [("/api/v1/accounts", API_KEY_ONLY)],
     ("api.list_accounts", "GET"): [("/api/v1/accounts", API_KEY_ONLY)],
+    ("api.mass_create_api", "POST"): [("/api/v1/accounts/mass-create", API_KEY_ONLY)],
     ("api.get_account", "GET"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
     ("api.update_account_api", "PATCH"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
     ("api.delete_account", "DELETE"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],

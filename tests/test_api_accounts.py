@@ -513,3 +513,48 @@ def test_ids_beyond_the_integer_range_are_not_found(rest, as_admin):
     assert rest.get(f"/accounts/{huge}").status_code == 404
     assert rest.delete(f"/accounts/{huge}").status_code == 404
     assert as_admin.get(f"/accounts/{huge}").status_code == 404
+
+
+# -- mass create ---------------------------------------------------------------------------------
+
+
+def test_mass_create_returns_every_credential_once(rest, default_rate_group):
+    body = {"count": 3, "rate_group_id": default_rate_group.id, "create_sip_device": True}
+    headers = {"Idempotency-Key": "batch-1"}
+    response = rest.post("/accounts/mass-create", body, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    answer = response.get_json()
+    assert len(answer["account_ids"]) == 3 == len(answer["credentials"])
+    for credential in answer["credentials"]:
+        account = db.session.get(Account, credential["account_id"])
+        assert verify_password(account.password_hash, credential["password"])
+        assert account.pin == credential["pin"]
+        assert account.sip_devices[0].password == credential["sip_password"]
+    replay = rest.post("/accounts/mass-create", body, headers=headers)
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == {"account_ids": answer["account_ids"], "credentials": None}
+    assert len(customer_rows()) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"count": 0}, "count"), ({"count": 10_001}, "count"), ({"currency": "EUR"}, "rate_group_id")],
+)
+def test_mass_create_bad_input_creates_nothing(rest, default_rate_group, change, field):
+    body = {"count": 2, "rate_group_id": default_rate_group.id, **change}
+    response = rest.post("/accounts/mass-create", body)
+    assert response.status_code == 422 and field in response.get_json()["fields"]
+    assert customer_rows() == []
+
+
+def test_a_resellers_mass_create_stays_in_its_tenant(reseller_rest, tenants):
+    foreign = reseller_rest.post(
+        "/accounts/mass-create", {"count": 2, "rate_group_id": tenants["b_group"].id}
+    )
+    assert foreign.status_code == 422 and "rate_group_id" in foreign.get_json()["fields"]
+    made = reseller_rest.post(
+        "/accounts/mass-create", {"count": 2, "rate_group_id": tenants["a_group"].id}
+    )
+    assert made.status_code == 201, made.get_json()
+    owners = {db.session.get(Account, i).reseller_id for i in made.get_json()["account_ids"]}
+    assert owners == {tenants["a"].id}

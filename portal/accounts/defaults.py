@@ -1,22 +1,12 @@
 """What a new account's omitted fields become: the create form's defaults, for every caller."""
 
+from portal.accounts.records import default_values
 from portal.accounts.validation import new_account_number, new_pin
 from portal.extensions import db
 from portal.models import RateGroup, Role, Status
 from portal.rules.identifiers import generate_password
 from portal.security import rate_groups_of
 from portal.settings.service import get_settings
-
-# Form field -> the global configuration setting that pre-fills it.
-DEFAULT_FIELDS = {
-    "country": "default_country",
-    "timezone": "default_timezone",
-    "currency": "default_currency",
-    "valid_days": "default_valid_days",
-    "create_sip_device": "default_create_sip_device",
-    "account_type": "default_account_type",
-    "billing_schedule": "default_billing_schedule",
-}
 
 
 def single_rate_group(owner_id: int | None, currency: str) -> RateGroup | None:
@@ -43,9 +33,8 @@ def with_defaults(role: Role, data: dict, owner_id: int | None) -> dict:
     if role not in (Role.CUSTOMER, Role.RESELLER):
         filled.setdefault("timezone", get_settings(["default_timezone"])["default_timezone"])
         return filled
-    defaults = get_settings(DEFAULT_FIELDS.values())
-    for field, key in DEFAULT_FIELDS.items():
-        filled.setdefault(field, defaults[key])
+    for field, value in default_values().items():
+        filled.setdefault(field, value)
     filled.setdefault("max_channels", 0)
     if filled.get("billing_schedule") == "monthly":
         filled.setdefault("billing_day", 1)

@@ -5,7 +5,6 @@ from flask_login import current_user
 
 from portal import mail
 from portal.accounts import bp
-from portal.accounts.defaults import DEFAULT_FIELDS
 from portal.accounts.forms import FORMS, choices, edit_form_data
 from portal.accounts.queries import search_accounts
 from portal.accounts.service import (

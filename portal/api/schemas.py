@@ -107,6 +107,26 @@ class AccountUpdate(AccountChanges):
     pin: Annotated[str, Field(max_length=12)] | None = None
 
 
+class MassCreate(Strict):
+    """Mass create: `count` customers alike, with generated numbers, passwords and PINs."""
+
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    reseller_id: Id | None = Field(None, description="Staff keys: the owning reseller.")
+    rate_group_id: Id | None = None
+    account_type: AccountType | None = None
+    currency: Annotated[str, Field(max_length=3)] | None = None
+    billing_schedule: BillingSchedule | None = None
+    billing_day: Count | None = None
+    credit_limit: Amount | None = None
+    valid_days: Count | None = None
+    create_sip_device: bool | None = None
+    tax_ids: Annotated[list[Id], Field(max_length=50)] | None = None
+    country: Annotated[str, Field(max_length=2)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    status: Status | None = None
+    max_channels: Count | None = None
+
+
 class AccountQuery(BaseModel):
     """Filters and paging of the account list (query string)."""
 
@@ -198,6 +218,24 @@ class AccountCreated(BaseModel):
 
     account: AccountOut
     secrets: Secrets | None
+
+
+class Credential(BaseModel):
+    """One mass-created account's secrets."""
+
+    account_id: int
+    account_number: str
+    password: str
+    pin: str
+    sip_username: str | None
+    sip_password: str | None
+
+
+class MassCreated(BaseModel):
+    """The accounts made; credentials is null when a retried request replays the answer."""
+
+    account_ids: list[int]
+    credentials: list[Credential] | None
 
 
 class AccountPage(BaseModel):
