@@ -191,6 +191,28 @@ def test_an_admin_creates_a_key_shown_once_and_stored_as_sha256(as_admin, client
     assert "Revoked" in as_admin.get("/api-keys/").text
 
 
+def test_last_used_is_written_at_most_once_a_minute_and_listed(as_admin, client, admin):
+    row, key = create_key(admin, "fs1", "")
+    assert "never" in as_admin.get("/api-keys/").text
+    api = Api(client, key)
+    api.authorize()
+    first = db.session.get(ApiKey, row.id).last_used_at
+    assert first is not None and utcnow() - first < timedelta(minutes=1)
+    assert first.strftime("%Y-%m-%d %H:%M") in as_admin.get("/api-keys/").text
+    api.authorize()  # within the minute: no new write
+    assert db.session.get(ApiKey, row.id).last_used_at == first
+    db.session.get(ApiKey, row.id).last_used_at = first - timedelta(minutes=2)
+    db.session.commit()
+    api.authorize()
+    assert db.session.get(ApiKey, row.id).last_used_at >= first
+
+
+def test_a_refused_key_is_not_marked_used(client, admin):
+    row, key = create_key(admin, "fs1", "10.0.0.0/24")
+    assert Api(client, key).authorize().status_code == 403  # from 127.0.0.1
+    assert db.session.get(ApiKey, row.id).last_used_at is None
+
+
 def test_a_key_with_a_bad_address_list_is_refused(as_admin):
     response = as_admin.post(
         "/api-keys/",
