@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.api.keys import create_key, revoke_key
+from portal.billing.service import add_payment
 from portal.calls.service import authorize
 from portal.extensions import db
 from portal.models import (
@@ -415,8 +416,8 @@ def test_live_reservations_count_against_funds(api, call_rates):
     )
     assert first.json["max_duration_seconds"] == 480  # 4.80 of 5.00
     assert second.json["allowed"] is False and second.json["cause"] == "NO_SUFFICIENT_FUND"
-    funds = third.json["checks"][-1]
-    assert funds["check"] == "funds" and funds["passed"] is False
+    funds = {check["check"]: check for check in third.json["checks"]}["funds"]
+    assert funds["passed"] is False
     assert Decimal(funds["reserved_by_live_calls"]) == Decimal("4.8")
     assert Decimal(funds["usable"]) == Decimal("0.2")
 
@@ -478,14 +479,71 @@ def test_explain_lists_every_check_with_its_figures(api, call_rates):
     assert "checks" not in plain.json
 
 
-def test_explain_stops_at_the_failing_check(api, call_rates):
-    account = make_caller("5000000051", call_rates, "10", expiry_date=utcnow() - timedelta(1))
+def test_explain_reports_every_check_past_the_first_failure(api, call_rates):
+    # Expired, and 0.59 is below a minute of UK, and its one channel is in use: the cause is
+    # the first failure in rule order, the later checks still show their figures.
+    account = make_caller(
+        "5000000051", call_rates, "0.59", expiry_date=utcnow() - timedelta(1), max_channels=1
+    )
+    _live_call(account, "busy")
+    plain = api.authorize(call_id="c0", account=account.account_number, destination=MOBILE)
     response = api.authorize(
         call_id="c1", account=account.account_number, destination=MOBILE, explain=True
     )
-    checks = response.json["checks"]
-    assert [c["check"] for c in checks] == ["authentication", "account_active", "not_expired"]
-    assert checks[-1]["passed"] is False and checks[-1]["expiry_date"]
+    body = response.json
+    assert body["allowed"] is False and body["cause"] == "ACCOUNT_EXPIRE"
+    # explain adds the checks and changes nothing else of the answer.
+    assert {k: v for k, v in body.items() if k != "checks"} == plain.json
+    checks = {check["check"]: check for check in body["checks"]}
+    assert list(checks) == [
+        "authentication",
+        "account_active",
+        "not_expired",
+        "rate_group",
+        "rate",
+        "funds",
+        "channels",
+    ]
+    passed = {name: check["passed"] for name, check in checks.items()}
+    assert passed == {
+        "authentication": True,
+        "account_active": True,
+        "not_expired": False,
+        "rate_group": True,
+        "rate": True,
+        "funds": False,
+        "channels": False,
+    }
+    assert checks["not_expired"]["expiry_date"]
+    assert checks["rate"]["rate"]["prefix"] == "44"
+    assert Decimal(checks["funds"]["usable"]) == Decimal("0.59")
+    assert Decimal(checks["funds"]["needed_to_start"]) == Decimal("0.60")
+    assert checks["channels"]["live_calls"] == 1 and checks["channels"]["max_channels"] == 1
+    call = db.session.scalar(select(Call).where(Call.call_id == "c1"))
+    assert call.status == CallStatus.REFUSED and call.cause == "ACCOUNT_EXPIRE"
+
+
+def test_explain_leaves_out_checks_that_cannot_be_evaluated(api, call_rates):
+    no_group = make_caller("5000000052", None, "10", status=Status.INACTIVE)
+    response = api.authorize(
+        call_id="c1", account=no_group.account_number, destination=MOBILE, explain=True
+    )
+    assert response.json["cause"] == "ACCOUNT_INACTIVE_DELETED"
+    checks = {check["check"]: check for check in response.json["checks"]}
+    # No rate group: no rate to look up, so no funds needed to start; channels still count.
+    assert list(checks) == [
+        "authentication",
+        "account_active",
+        "not_expired",
+        "rate_group",
+        "channels",
+    ]
+    assert checks["rate_group"] == {"check": "rate_group", "passed": False, "rate_group": None}
+    unknown = api.authorize(
+        call_id="c2", account="5999999999", destination=MOBILE, explain=True
+    ).json
+    assert unknown["cause"] == "AUTHENTICATION_FAIL"
+    assert unknown["checks"] == [{"check": "authentication", "passed": False, "account": None}]
 
 
 def test_a_retried_authorization_gets_the_same_answer_and_reserves_once(api, call_rates):
@@ -495,6 +553,16 @@ def test_a_retried_authorization_gets_the_same_answer_and_reserves_once(api, cal
     assert again.json == first.json
     assert db.session.scalar(select(func.count()).select_from(Call)) == 1
     assert db.session.scalar(select(func.sum(Call.reserved))) == Decimal("9.6")
+
+
+def test_a_retried_refusal_gets_the_same_refusal(api, call_rates):
+    account = make_caller("5000000061", call_rates, "0.10")
+    first = api.authorize(call_id="poor", account=account.account_number, destination=MOBILE)
+    assert first.json["cause"] == "NO_SUFFICIENT_FUND"
+    add_payment(None, db.session.get(Account, account.id), "10")
+    again = api.authorize(call_id="poor", account=account.account_number, destination=MOBILE)
+    assert again.json == first.json  # the stored decision, not a new one
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 1
 
 
 def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):

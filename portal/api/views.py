@@ -114,7 +114,9 @@ def calls_authorize():
         raise ApiError(400, "Invalid request.", errors)
     explain = request.args.get("explain") == "1"
     try:
-        decision = authorize(g.api_owner, call_id, destination, account, sip_username)
+        decision = authorize(
+            g.api_owner, call_id, destination, account, sip_username, explain=explain
+        )
     except CallIdTaken as taken:
         raise ApiError(409, "This call id is already taken.", taken.errors) from taken
     return jsonify(decision.answer(explain))
