@@ -565,6 +565,30 @@ def test_a_retried_refusal_gets_the_same_refusal(api, call_rates):
     assert db.session.scalar(select(func.count()).select_from(Call)) == 1
 
 
+@pytest.mark.parametrize("finish", ["end", "reap"])
+def test_authorizing_an_ended_call_again_is_409(app, api, call_rates, finish):
+    account = make_caller("5000000062", call_rates, "10")
+    api.authorize(call_id="done", account=account.account_number, destination=MOBILE)
+    if finish == "end":
+        assert api.end("done", 30).status_code == 200
+    else:
+        call = db.session.scalar(select(Call).where(Call.call_id == "done"))
+        call.started_at = utcnow() - timedelta(hours=2)
+        db.session.commit()
+        assert app.test_cli_runner().invoke(args=["calls", "reap"]).exit_code == 0
+    balance = db.session.get(Account, account.id).balance
+    again = api.authorize(call_id="done", account=account.account_number, destination=MOBILE)
+    assert again.status_code == 409
+    assert again.json == {
+        "error": "This call has already ended.",
+        "fields": {"call_id": "This call has already ended."},
+    }
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 1
+    live = select(func.count()).select_from(Call).where(Call.status == CallStatus.LIVE)
+    assert db.session.scalar(live) == 0
+    assert db.session.get(Account, account.id).balance == balance
+
+
 def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):
     _row, key = create_key(tenants["a"], "reseller switch", "")
     api = Api(client, key)

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from portal.api import bp
 from portal.api.keys import WRONG_ADDRESS, authenticate
 from portal.calls.checks import callers
-from portal.calls.service import CallIdTaken, authorize, end_call
+from portal.calls.service import CallEnded, CallIdTaken, authorize, end_call
 from portal.extensions import db
 from portal.models import Account, Call, SipDevice, Status
 from portal.security import visible_accounts
@@ -119,6 +119,9 @@ def calls_authorize():
         )
     except CallIdTaken as taken:
         raise ApiError(409, "This call id is already taken.", taken.errors) from taken
+    except CallEnded as ended:
+        # Not a decision: the softswitch reused or retried the id of a finished call.
+        raise ApiError(409, "This call has already ended.", ended.errors) from ended
     return jsonify(decision.answer(explain))
 
 

@@ -29,6 +29,10 @@ class CallIdTaken(ValidationFailed):
     """The call id belongs to a call of an account the caller may not see."""
 
 
+class CallEnded(ValidationFailed):
+    """The call id belongs to a call that has already ended (or was reaped)."""
+
+
 def authorize(
     owner,
     call_id,
@@ -58,6 +62,8 @@ def authorize(
         existing = _existing(owner, call_id)
         if existing is None:
             raise
+        if existing.status in (CallStatus.ENDED, CallStatus.REAPED):
+            raise CallEnded({"call_id": "This call has already ended."}) from None
         return _replay(existing)
     return decision
 
