@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Connection, Row, Select, select, update
 
 from portal.calls import statements
 from portal.extensions import db
@@ -74,7 +74,9 @@ def callers(owner) -> Select:
     )
 
 
-def find_account(owner, account_number: str | None, sip_username: str | None) -> Row | None:
+def find_account(
+    connection: Connection, owner, account_number: str | None, sip_username: str | None
+) -> Row | None:
     """The caller's account (with its rate group) by number, or by an active SIP device."""
     query = statements.account_query(owner.role, sip_username is not None)
     binds = statements.caller_binds(owner)
@@ -82,7 +84,7 @@ def find_account(owner, account_number: str | None, sip_username: str | None) ->
         binds["sip_username"] = sip_username
     else:
         binds["account_number"] = account_number
-    return db.session.connection().execute(query, binds).first()
+    return connection.execute(query, binds).first()
 
 
 def lock_account(account: Account) -> None:
@@ -97,7 +99,14 @@ def lock_account(account: Account) -> None:
     db.session.refresh(account)
 
 
-def decide(account: Row | None, destination: str, decision: Decision, lock: bool, explain=False):
+def decide(
+    connection: Connection,
+    account: Row | None,
+    destination: str,
+    decision: Decision,
+    lock: bool,
+    explain=False,
+) -> None:
     """Run the checks of domain-rules.md in order and fill `decision` (no writes but the lock)."""
     # Without explain the first failure ends the checks; with it, every check that can still
     # be evaluated runs too, for its figures. The answer itself only follows the checks up to
@@ -109,7 +118,6 @@ def decide(account: Row | None, destination: str, decision: Decision, lock: bool
         account=account.account_number if account else None,
     ):
         return
-    connection = db.session.connection()
     decision.check(
         "account_active",
         account.status == Status.ACTIVE and account.deleted_at is None,

@@ -46,16 +46,18 @@ def authorize(
     decision = Decision()
     if dry_run:
         try:
-            account = find_account(owner, account_number, sip_username)
-            decide(account, destination, decision, lock=False, explain=explain)
+            connection = db.session.connection()
+            account = find_account(connection, owner, account_number, sip_username)
+            decide(connection, account, destination, decision, lock=False, explain=explain)
             return decision
         finally:
             db.session.rollback()
     try:
         with one_writer(), transaction():
-            account = find_account(owner, account_number, sip_username)
-            decide(account, destination, decision, lock=True, explain=explain)
-            _record(call_id, account, sip_username, destination, decision)
+            connection = db.session.connection()
+            account = find_account(connection, owner, account_number, sip_username)
+            decide(connection, account, destination, decision, lock=True, explain=explain)
+            _record(connection, call_id, account, sip_username, destination, decision)
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
         # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
@@ -81,7 +83,7 @@ def _existing(owner, call_id: str) -> Call | None:
     return call
 
 
-def _record(call_id, account, sip_username, destination, decision: Decision) -> None:
+def _record(connection, call_id, account, sip_username, destination, decision: Decision) -> None:
     """Insert the call row of a decision: a live call holding its reservation, or a refusal."""
     values = {
         "call_id": call_id,
@@ -93,7 +95,6 @@ def _record(call_id, account, sip_username, destination, decision: Decision) -> 
         "cause": decision.cause,
         "started_at": utcnow(),
     }
-    connection = db.session.connection()
     rate = decision.rate_row
     if rate is not None:  # kept with refusals too, so a retry replays the same answer
         values.update(
