@@ -52,9 +52,11 @@ def authorize(
             return decision
         finally:
             db.session.rollback()
+    # Checked out before the writer lock: waiting for the pool while holding the lock could
+    # deadlock with threads that hold connections and wait for the lock.
+    connection = db.session.connection()
     try:
         with one_writer(), transaction():
-            connection = db.session.connection()
             account = find_account(connection, owner, account_number, sip_username)
             decide(connection, account, destination, decision, lock=True, explain=explain)
             _record(connection, call_id, account, sip_username, destination, decision)
