@@ -11,6 +11,7 @@ from portal.models import Account, Status, available_funds, utcnow
 from portal.rules.calls import max_duration, minimum_to_call
 from portal.rules.rating import candidate_prefixes
 from portal.rules.translation import parse_rules, translate
+from portal.writers import Writer
 
 AUTHENTICATION_FAIL = "AUTHENTICATION_FAIL"
 ACCOUNT_INACTIVE_DELETED = "ACCOUNT_INACTIVE_DELETED"
@@ -104,10 +105,11 @@ def decide(
     account: Row | None,
     destination: str,
     decision: Decision,
-    lock: bool,
+    lock: Writer | None,
     explain=False,
 ) -> None:
     """Run the checks of domain-rules.md in order and fill `decision` (no writes but the lock)."""
+    # lock: None for a dry run (nothing locked or written), else the Writer to become first.
     # Without explain the first failure ends the checks; with it, every check that can still
     # be evaluated runs too, for its figures. The answer itself only follows the checks up to
     # the first failure, so explain never changes it.
@@ -160,11 +162,12 @@ def decide(
     if decision.cause and not explain:
         return
     funds_row = account
-    if lock:
-        # Locked only now: the checks above read settled data, and the shorter the lock is
+    if lock is not None:
+        # Locked only now: the checks above read settled data, and the shorter the locks are
         # held, the more authorizations per second. The funds come back from the UPDATE as
         # they are once the lock is held; the live calls are read after it, in a new
         # statement, so on READ COMMITTED they include every call committed before.
+        lock.acquire()
         funds_row = connection.execute(statements.LOCK, {"account_id": account.id}).one()
     live_calls, reserved = connection.execute(
         statements.LIVE_USAGE, {"account_id": account.id}

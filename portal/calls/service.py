@@ -48,7 +48,7 @@ def authorize(
         try:
             connection = db.session.connection()
             account = find_account(connection, owner, account_number, sip_username)
-            decide(connection, account, destination, decision, lock=False, explain=explain)
+            decide(connection, account, destination, decision, lock=None, explain=explain)
             return decision
         finally:
             db.session.rollback()
@@ -56,9 +56,10 @@ def authorize(
     # deadlock with threads that hold connections and wait for the lock.
     connection = db.session.connection()
     try:
-        with one_writer(), transaction():
+        with one_writer() as writer, transaction():
             account = find_account(connection, owner, account_number, sip_username)
-            decide(connection, account, destination, decision, lock=True, explain=explain)
+            decide(connection, account, destination, decision, lock=writer, explain=explain)
+            writer.acquire()  # a refusal writes too (decide took it if it locked the account)
             _record(connection, call_id, account, sip_username, destination, decision)
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
