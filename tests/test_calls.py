@@ -608,6 +608,29 @@ def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):
     assert api.end("theirs", 10).status_code == 404
 
 
+@pytest.mark.parametrize("by", ["account", "sip_username"])
+@pytest.mark.parametrize(
+    ("owner", "reachable"),
+    [
+        ("admin", {"a_customer", "a1_customer", "b_customer", "admin"}),
+        ("subadmin", {"a_customer", "a1_customer", "b_customer"}),
+        ("a", {"a_customer", "a1_customer"}),
+        ("a1", {"a1_customer"}),
+        ("a_customer", {"a_customer"}),
+    ],
+)
+def test_each_kind_of_key_reaches_only_its_tenants_callers(client, tenants, owner, reachable, by):
+    tenants["admin"] = make_account(Role.ADMIN, "1000000098")
+    tenants["subadmin"] = make_account(Role.SUBADMIN, "1000000097")
+    make_sip_device(tenants["admin"], tenants["admin"].account_number, "Sip-Secret-98")
+    api = Api(client, create_key(tenants[owner], "fs", "")[1])
+    for name in ("a_customer", "a1_customer", "b_customer", "admin"):
+        # Every caller here has a SIP device named after its account number.
+        who = {by: tenants[name].account_number}
+        answer = api.authorize(call_id=f"{owner}-{name}", destination="44", **who).json
+        assert (answer["cause"] != "AUTHENTICATION_FAIL") == (name in reachable), name
+
+
 # --- Reservations under concurrency ---------------------------------------------------------
 
 
