@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.api.keys import create_key, revoke_key
+from portal.billing.service import add_payment
 from portal.calls.service import authorize
 from portal.extensions import db
 from portal.models import (
@@ -189,6 +190,28 @@ def test_an_admin_creates_a_key_shown_once_and_stored_as_sha256(as_admin, client
     assert revoked.status_code == 303
     assert Api(client, key).authorize().status_code == 401
     assert "Revoked" in as_admin.get("/api-keys/").text
+
+
+def test_last_used_is_written_at_most_once_a_minute_and_listed(as_admin, client, admin):
+    row, key = create_key(admin, "fs1", "")
+    assert "never" in as_admin.get("/api-keys/").text
+    api = Api(client, key)
+    api.authorize()
+    first = db.session.get(ApiKey, row.id).last_used_at
+    assert first is not None and utcnow() - first < timedelta(minutes=1)
+    assert first.strftime("%Y-%m-%d %H:%M") in as_admin.get("/api-keys/").text
+    api.authorize()  # within the minute: no new write
+    assert db.session.get(ApiKey, row.id).last_used_at == first
+    db.session.get(ApiKey, row.id).last_used_at = first - timedelta(minutes=2)
+    db.session.commit()
+    api.authorize()
+    assert db.session.get(ApiKey, row.id).last_used_at >= first
+
+
+def test_a_refused_key_is_not_marked_used(client, admin):
+    row, key = create_key(admin, "fs1", "10.0.0.0/24")
+    assert Api(client, key).authorize().status_code == 403  # from 127.0.0.1
+    assert db.session.get(ApiKey, row.id).last_used_at is None
 
 
 def test_a_key_with_a_bad_address_list_is_refused(as_admin):
@@ -393,8 +416,8 @@ def test_live_reservations_count_against_funds(api, call_rates):
     )
     assert first.json["max_duration_seconds"] == 480  # 4.80 of 5.00
     assert second.json["allowed"] is False and second.json["cause"] == "NO_SUFFICIENT_FUND"
-    funds = third.json["checks"][-1]
-    assert funds["check"] == "funds" and funds["passed"] is False
+    funds = {check["check"]: check for check in third.json["checks"]}["funds"]
+    assert funds["passed"] is False
     assert Decimal(funds["reserved_by_live_calls"]) == Decimal("4.8")
     assert Decimal(funds["usable"]) == Decimal("0.2")
 
@@ -456,14 +479,71 @@ def test_explain_lists_every_check_with_its_figures(api, call_rates):
     assert "checks" not in plain.json
 
 
-def test_explain_stops_at_the_failing_check(api, call_rates):
-    account = make_caller("5000000051", call_rates, "10", expiry_date=utcnow() - timedelta(1))
+def test_explain_reports_every_check_past_the_first_failure(api, call_rates):
+    # Expired, and 0.59 is below a minute of UK, and its one channel is in use: the cause is
+    # the first failure in rule order, the later checks still show their figures.
+    account = make_caller(
+        "5000000051", call_rates, "0.59", expiry_date=utcnow() - timedelta(1), max_channels=1
+    )
+    _live_call(account, "busy")
+    plain = api.authorize(call_id="c0", account=account.account_number, destination=MOBILE)
     response = api.authorize(
         call_id="c1", account=account.account_number, destination=MOBILE, explain=True
     )
-    checks = response.json["checks"]
-    assert [c["check"] for c in checks] == ["authentication", "account_active", "not_expired"]
-    assert checks[-1]["passed"] is False and checks[-1]["expiry_date"]
+    body = response.json
+    assert body["allowed"] is False and body["cause"] == "ACCOUNT_EXPIRE"
+    # explain adds the checks and changes nothing else of the answer.
+    assert {k: v for k, v in body.items() if k != "checks"} == plain.json
+    checks = {check["check"]: check for check in body["checks"]}
+    assert list(checks) == [
+        "authentication",
+        "account_active",
+        "not_expired",
+        "rate_group",
+        "rate",
+        "funds",
+        "channels",
+    ]
+    passed = {name: check["passed"] for name, check in checks.items()}
+    assert passed == {
+        "authentication": True,
+        "account_active": True,
+        "not_expired": False,
+        "rate_group": True,
+        "rate": True,
+        "funds": False,
+        "channels": False,
+    }
+    assert checks["not_expired"]["expiry_date"]
+    assert checks["rate"]["rate"]["prefix"] == "44"
+    assert Decimal(checks["funds"]["usable"]) == Decimal("0.59")
+    assert Decimal(checks["funds"]["needed_to_start"]) == Decimal("0.60")
+    assert checks["channels"]["live_calls"] == 1 and checks["channels"]["max_channels"] == 1
+    call = db.session.scalar(select(Call).where(Call.call_id == "c1"))
+    assert call.status == CallStatus.REFUSED and call.cause == "ACCOUNT_EXPIRE"
+
+
+def test_explain_leaves_out_checks_that_cannot_be_evaluated(api, call_rates):
+    no_group = make_caller("5000000052", None, "10", status=Status.INACTIVE)
+    response = api.authorize(
+        call_id="c1", account=no_group.account_number, destination=MOBILE, explain=True
+    )
+    assert response.json["cause"] == "ACCOUNT_INACTIVE_DELETED"
+    checks = {check["check"]: check for check in response.json["checks"]}
+    # No rate group: no rate to look up, so no funds needed to start; channels still count.
+    assert list(checks) == [
+        "authentication",
+        "account_active",
+        "not_expired",
+        "rate_group",
+        "channels",
+    ]
+    assert checks["rate_group"] == {"check": "rate_group", "passed": False, "rate_group": None}
+    unknown = api.authorize(
+        call_id="c2", account="5999999999", destination=MOBILE, explain=True
+    ).json
+    assert unknown["cause"] == "AUTHENTICATION_FAIL"
+    assert unknown["checks"] == [{"check": "authentication", "passed": False, "account": None}]
 
 
 def test_a_retried_authorization_gets_the_same_answer_and_reserves_once(api, call_rates):
@@ -473,6 +553,40 @@ def test_a_retried_authorization_gets_the_same_answer_and_reserves_once(api, cal
     assert again.json == first.json
     assert db.session.scalar(select(func.count()).select_from(Call)) == 1
     assert db.session.scalar(select(func.sum(Call.reserved))) == Decimal("9.6")
+
+
+def test_a_retried_refusal_gets_the_same_refusal(api, call_rates):
+    account = make_caller("5000000061", call_rates, "0.10")
+    first = api.authorize(call_id="poor", account=account.account_number, destination=MOBILE)
+    assert first.json["cause"] == "NO_SUFFICIENT_FUND"
+    add_payment(None, db.session.get(Account, account.id), "10")
+    again = api.authorize(call_id="poor", account=account.account_number, destination=MOBILE)
+    assert again.json == first.json  # the stored decision, not a new one
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 1
+
+
+@pytest.mark.parametrize("finish", ["end", "reap"])
+def test_authorizing_an_ended_call_again_is_409(app, api, call_rates, finish):
+    account = make_caller("5000000062", call_rates, "10")
+    api.authorize(call_id="done", account=account.account_number, destination=MOBILE)
+    if finish == "end":
+        assert api.end("done", 30).status_code == 200
+    else:
+        call = db.session.scalar(select(Call).where(Call.call_id == "done"))
+        call.started_at = utcnow() - timedelta(hours=2)
+        db.session.commit()
+        assert app.test_cli_runner().invoke(args=["calls", "reap"]).exit_code == 0
+    balance = db.session.get(Account, account.id).balance
+    again = api.authorize(call_id="done", account=account.account_number, destination=MOBILE)
+    assert again.status_code == 409
+    assert again.json == {
+        "error": "This call has already ended.",
+        "fields": {"call_id": "This call has already ended."},
+    }
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 1
+    live = select(func.count()).select_from(Call).where(Call.status == CallStatus.LIVE)
+    assert db.session.scalar(live) == 0
+    assert db.session.get(Account, account.id).balance == balance
 
 
 def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):
@@ -492,6 +606,29 @@ def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):
         "call_id": "This call id is already taken."
     }
     assert api.end("theirs", 10).status_code == 404
+
+
+@pytest.mark.parametrize("by", ["account", "sip_username"])
+@pytest.mark.parametrize(
+    ("owner", "reachable"),
+    [
+        ("admin", {"a_customer", "a1_customer", "b_customer", "admin"}),
+        ("subadmin", {"a_customer", "a1_customer", "b_customer"}),
+        ("a", {"a_customer", "a1_customer"}),
+        ("a1", {"a1_customer"}),
+        ("a_customer", {"a_customer"}),
+    ],
+)
+def test_each_kind_of_key_reaches_only_its_tenants_callers(client, tenants, owner, reachable, by):
+    tenants["admin"] = make_account(Role.ADMIN, "1000000098")
+    tenants["subadmin"] = make_account(Role.SUBADMIN, "1000000097")
+    make_sip_device(tenants["admin"], tenants["admin"].account_number, "Sip-Secret-98")
+    api = Api(client, create_key(tenants[owner], "fs", "")[1])
+    for name in ("a_customer", "a1_customer", "b_customer", "admin"):
+        # Every caller here has a SIP device named after its account number.
+        who = {by: tenants[name].account_number}
+        answer = api.authorize(call_id=f"{owner}-{name}", destination="44", **who).json
+        assert (answer["cause"] != "AUTHENTICATION_FAIL") == (name in reachable), name
 
 
 # --- Reservations under concurrency ---------------------------------------------------------

@@ -3,14 +3,18 @@
 import hashlib
 import ipaddress
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, or_, select, update
 
 from portal import audit
 from portal.extensions import db
-from portal.models import Account, ApiKey, utcnow
+from portal.models import Account, ApiKey, Role, Status, utcnow
 from portal.transactions import ValidationFailed, transaction
+
+# How stale last_used_at may get: it is written at most once per interval, not on every call.
+LAST_USED_INTERVAL = timedelta(minutes=1)
 
 
 def _digest(key: str) -> str:
@@ -79,14 +83,56 @@ def _address_in(client_ip: str, networks: list) -> bool:
     return any(address in network for network in networks)
 
 
-def authenticate(key: str, client_ip: str) -> tuple[Account | None, str]:
-    """The account a presented key acts as, or (None, why not)."""
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """The account a key acts as: what tenancy needs of it (see portal.security)."""
+
+    id: int
+    role: Role
+    tenant_path: str
+
+    @property
+    def subtree_path(self) -> str:
+        """The tenant_path prefix of every account below this one."""
+        return f"{self.tenant_path}{self.id}/"
+
+
+_keys, _owners = ApiKey.__table__, Account.__table__
+# Built once: the key and its owner in one statement, only the columns authentication needs.
+_KEY_WITH_OWNER = (
+    select(
+        _keys.c.id,
+        _keys.c.key_hash,
+        _keys.c.revoked_at,
+        _keys.c.allowed_ips,
+        _keys.c.last_used_at,
+        _owners.c.id.label("owner_id"),
+        _owners.c.role,
+        _owners.c.tenant_path,
+        _owners.c.status,
+        _owners.c.deleted_at,
+    )
+    .join(_owners, _owners.c.id == _keys.c.owner_id)
+    .where(_keys.c.prefix == bindparam("prefix"))
+)
+# The condition repeats the staleness test, so concurrent requests write it once.
+_TOUCH_KEY = (
+    update(_keys)
+    .where(
+        _keys.c.id == bindparam("key_id"),
+        or_(_keys.c.last_used_at.is_(None), _keys.c.last_used_at < bindparam("stale_before")),
+    )
+    .values(last_used_at=bindparam("now"))
+)
+
+
+def authenticate(key: str, client_ip: str) -> tuple[KeyOwner | None, str]:
+    """The account a presented key acts as, or (None, why not); notes when the key was used."""
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "vbp":
         return None, "Malformed API key."
-    row = db.session.scalar(
-        select(ApiKey).options(joinedload(ApiKey.owner)).where(ApiKey.prefix == parts[1])
-    )
+    connection = db.session.connection()
+    row = connection.execute(_KEY_WITH_OWNER, {"prefix": parts[1]}).first()
     if row is None or not secrets.compare_digest(row.key_hash, _digest(key)):
         return None, "Unknown API key."
     if row.revoked_at is not None:
@@ -94,7 +140,19 @@ def authenticate(key: str, client_ip: str) -> tuple[Account | None, str]:
     networks = parse_networks(row.allowed_ips)
     if networks and not _address_in(client_ip, networks):
         return None, WRONG_ADDRESS
-    owner = row.owner
-    if owner is None or not owner.is_active:
+    if row.status != Status.ACTIVE or row.deleted_at is not None:
         return None, "The account of this API key is not active."
-    return owner, ""
+    _note_use(row.id, row.last_used_at)
+    return KeyOwner(row.owner_id, row.role, row.tenant_path), ""
+
+
+def _note_use(key_id: int, last_used_at: datetime | None) -> None:
+    """Set the key's last_used_at if it is older than LAST_USED_INTERVAL (its own commit)."""
+    now = utcnow()
+    stale_before = now - LAST_USED_INTERVAL
+    if last_used_at is not None and last_used_at >= stale_before:
+        return
+    db.session.connection().execute(
+        _TOUCH_KEY, {"key_id": key_id, "stale_before": stale_before, "now": now}
+    )
+    db.session.commit()

@@ -12,7 +12,7 @@ from portal.api.errors import ApiError
 from portal.api.keys import WRONG_ADDRESS, authenticate
 from portal.api.openapi import PUBLIC_ENDPOINTS
 from portal.calls.checks import callers
-from portal.calls.service import CallIdTaken, authorize, end_call
+from portal.calls.service import CallEnded, CallIdTaken, authorize, end_call
 from portal.extensions import db
 from portal.models import Account, Call, SipDevice, Status
 from portal.security import visible_accounts
@@ -94,9 +94,14 @@ def calls_authorize():
         raise ApiError(400, "Invalid request.", errors)
     explain = request.args.get("explain") == "1"
     try:
-        decision = authorize(g.api_owner, call_id, destination, account, sip_username)
+        decision = authorize(
+            g.api_owner, call_id, destination, account, sip_username, explain=explain
+        )
     except CallIdTaken as taken:
         raise ApiError(409, "This call id is already taken.", taken.errors) from taken
+    except CallEnded as ended:
+        # Not a decision: the softswitch reused or retried the id of a finished call.
+        raise ApiError(409, "This call has already ended.", ended.errors) from ended
     return jsonify(decision.answer(explain))
 
 

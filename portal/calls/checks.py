@@ -1,17 +1,17 @@
 """The checks of a call authorization, in the order of domain-rules.md, with their figures."""
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Connection, Row, Select, select, update
 
+from portal.calls import statements
 from portal.extensions import db
-from portal.models import Account, Call, CallStatus, RateGroup, Role, SipDevice, Status
+from portal.models import Account, Status, available_funds, utcnow
 from portal.rules.calls import max_duration, minimum_to_call
+from portal.rules.rating import candidate_prefixes
 from portal.rules.translation import parse_rules, translate
-from portal.security import in_subtree
-from portal.tariffs.service import lookup_rate
+from portal.writers import Writer
 
 AUTHENTICATION_FAIL = "AUTHENTICATION_FAIL"
 ACCOUNT_INACTIVE_DELETED = "ACCOUNT_INACTIVE_DELETED"
@@ -31,13 +31,12 @@ class Decision:
     rate: dict | None = None
     max_duration_seconds: int = 0
     checks: list[dict] = field(default_factory=list)
-    call: Call | None = None
     rate_row: object = None
 
     def check(self, name: str, passed: bool, cause: str, **figures) -> bool:
-        """Record a check; a failing one sets the cause."""
+        """Record a check; the first failing one sets the cause."""
         self.checks.append({"check": name, "passed": passed, **figures})
-        if not passed:
+        if not passed and not self.cause:
             self.cause = cause
         return passed
 
@@ -67,47 +66,30 @@ def rate_dict(rate) -> dict:
     }
 
 
-def callers(owner: Account) -> Select:
+def callers(owner) -> Select:
     """Accounts an API key's owner may authorize calls for, soft-deleted ones included."""
-    # The tenant rules of visible_accounts(), without its deleted filter: a softswitch must hear
-    # ACCOUNT_INACTIVE_DELETED for a deleted account, not AUTHENTICATION_FAIL.
-    query = select(Account)
-    if owner.role == Role.ADMIN:
-        return query
-    if owner.role == Role.SUBADMIN:
-        return query.where(Account.role.in_((Role.CUSTOMER, Role.RESELLER)))
-    if owner.role == Role.RESELLER:
-        return query.where(in_subtree(owner.subtree_path))
-    return query.where(Account.id == owner.id)
+    return (
+        select(Account)
+        .where(statements.caller_condition(owner.role))
+        .params(statements.caller_binds(owner))
+    )
 
 
-def find_account(owner: Account, account_number: str | None, sip_username: str | None):
-    """The caller's account by number, or by an active SIP device's username."""
-    accounts = callers(owner)
-    if sip_username:
-        device = db.session.scalar(
-            select(SipDevice).where(
-                SipDevice.username == sip_username,
-                SipDevice.status == Status.ACTIVE,
-                SipDevice.account_id.in_(accounts.with_only_columns(Account.id)),
-            )
-        )
-        return db.session.get(Account, device.account_id) if device else None
-    return db.session.scalar(accounts.where(Account.account_number == account_number))
-
-
-def live_usage(account_id: int) -> tuple[int, Decimal]:
-    """(live calls, their reserved credit) of an account."""
-    count, reserved = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(Call.reserved), 0)).where(
-            Call.account_id == account_id, Call.status == CallStatus.LIVE
-        )
-    ).one()
-    return count, Decimal(reserved)
+def find_account(
+    connection: Connection, owner, account_number: str | None, sip_username: str | None
+) -> Row | None:
+    """The caller's account (with its rate group) by number, or by an active SIP device."""
+    query = statements.account_query(owner.role, sip_username is not None)
+    binds = statements.caller_binds(owner)
+    if sip_username is not None:
+        binds["sip_username"] = sip_username
+    else:
+        binds["account_number"] = account_number
+    return connection.execute(query, binds).first()
 
 
 def lock_account(account: Account) -> None:
-    """Take the account's row lock (a no-op UPDATE) so its authorizations run one at a time."""
+    """Take the account's row lock (a no-op UPDATE) so its changes run one at a time."""
     # updated_at is set to itself too, else its onupdate would stamp every authorization.
     db.session.execute(
         update(Account)
@@ -118,8 +100,19 @@ def lock_account(account: Account) -> None:
     db.session.refresh(account)
 
 
-def decide(owner, account, destination: str, decision: Decision, lock: bool) -> None:
-    """Run the checks of domain-rules.md in order; fill `decision` (no writes but the lock)."""
+def decide(
+    connection: Connection,
+    account: Row | None,
+    destination: str,
+    decision: Decision,
+    lock: Writer | None,
+    explain=False,
+) -> None:
+    """Run the checks of domain-rules.md in order and fill `decision` (no writes but the lock)."""
+    # lock: None for a dry run (nothing locked or written), else the Writer to become first.
+    # Without explain the first failure ends the checks; with it, every check that can still
+    # be evaluated runs too, for its figures. The answer itself only follows the checks up to
+    # the first failure, so explain never changes it.
     if not decision.check(
         "authentication",
         account is not None,
@@ -133,61 +126,75 @@ def decide(owner, account, destination: str, decision: Decision, lock: bool) -> 
         ACCOUNT_INACTIVE_DELETED,
         status=account.status.value,
         deleted=account.deleted_at is not None,
-    ) and decision.check(
+    )
+    decision.check(
         "not_expired",
-        not account.is_expired,
+        account.expiry_date is None or account.expiry_date >= utcnow(),
         ACCOUNT_EXPIRE,
         expiry_date=account.expiry_date.isoformat() if account.expiry_date else None,
     )
-    if decision.cause:
+    if decision.cause and not explain:
         return
-    group = db.session.get(RateGroup, account.rate_group_id) if account.rate_group_id else None
-    if not decision.check(
+    decision.check(
         "rate_group",
-        group is not None and group.status == Status.ACTIVE,
+        account.group_id is not None and account.group_status == Status.ACTIVE,
         ORIGINATION_RATE_NOT_FOUND,
-        rate_group=group.name if group else None,
-    ):
+        rate_group=account.group_name,
+    )
+    rate = None
+    if account.group_id is not None and (explain or not decision.cause):
+        translated = translate(destination, parse_rules(account.number_translation))
+        rate = connection.execute(
+            statements.RATE,
+            {"group_id": account.group_id, "prefixes": candidate_prefixes(translated)},
+        ).first()
+        if not decision.cause:
+            decision.translated_destination = translated
+        decision.check(
+            "rate",
+            rate is not None,
+            ORIGINATION_RATE_NOT_FOUND,
+            translated_destination=translated,
+            rate=rate_dict(rate) if rate else None,
+        )
+        if rate is not None and not decision.cause:
+            decision.rate, decision.rate_row = rate_dict(rate), rate
+    if decision.cause and not explain:
         return
-    translated = translate(destination, parse_rules(account.number_translation))
-    decision.translated_destination = translated
-    rate = lookup_rate(group.id, translated)
-    if not decision.check(
-        "rate",
-        rate is not None,
-        ORIGINATION_RATE_NOT_FOUND,
-        translated_destination=translated,
-        rate=rate_dict(rate) if rate else None,
-    ):
-        return
-    decision.rate = rate_dict(rate)
-    if lock:
-        # Locked only now: the checks above read settled data, and the shorter the lock is
-        # held, the more authorizations per second (SQLite has one writer for the whole file).
-        lock_account(account)  # also reloads the balance a concurrent call may just have moved
-    live_calls, reserved = live_usage(account.id)
-    funds = account.available_funds - reserved
-    needed = minimum_to_call(rate)
-    if not decision.check(
-        "funds",
-        funds >= needed,
-        NO_SUFFICIENT_FUND,
-        available_funds=str(account.available_funds),
-        reserved_by_live_calls=str(reserved),
-        usable=str(funds),
-        needed_to_start=str(needed),
-    ):
-        return
+    funds_row = account
+    if lock is not None:
+        # Locked only now: the checks above read settled data, and the shorter the locks are
+        # held, the more authorizations per second. The funds come back from the UPDATE as
+        # they are once the lock is held; the live calls are read after it, in a new
+        # statement, so on READ COMMITTED they include every call committed before.
+        lock.acquire()
+        funds_row = connection.execute(statements.LOCK, {"account_id": account.id}).one()
+    live_calls, reserved = connection.execute(
+        statements.LIVE_USAGE, {"account_id": account.id}
+    ).one()
+    funds = available_funds(funds_row.account_type, funds_row.balance, funds_row.credit_limit)
+    usable = funds - reserved
+    if rate is not None:
+        needed = minimum_to_call(rate)
+        decision.check(
+            "funds",
+            usable >= needed,
+            NO_SUFFICIENT_FUND,
+            available_funds=str(funds),
+            reserved_by_live_calls=str(reserved),
+            usable=str(usable),
+            needed_to_start=str(needed),
+        )
     limit = account.max_channels
-    if not decision.check(
+    decision.check(
         "channels",
         limit == 0 or live_calls < limit,
         CHANNEL_LIMIT,
         live_calls=live_calls,
         max_channels=limit,
-    ):
+    )
+    if decision.cause:
         return
     decision.allowed = True
     cap = current_app.config["CALL_RESERVE_SECONDS"]
-    decision.max_duration_seconds = max_duration(rate, funds, cap)
-    decision.rate_row = rate
+    decision.max_duration_seconds = max_duration(rate, usable, cap)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import mail
 from portal.billing.service import Posted, check_low_balance, post
+from portal.calls import statements
 from portal.calls.checks import (
     Decision,
     callers,
@@ -21,35 +22,53 @@ from portal.extensions import db
 from portal.models import Account, Call, CallStatus, EntryKind, utcnow
 from portal.rules.calls import call_cost
 from portal.transactions import ValidationFailed, transaction
+from portal.writers import one_writer
 
 
 class CallIdTaken(ValidationFailed):
     """The call id belongs to a call of an account the caller may not see."""
 
 
+class CallEnded(ValidationFailed):
+    """The call id belongs to a call that has already ended (or was reaped)."""
+
+
 def authorize(
-    owner, call_id, destination, account_number=None, sip_username=None, dry_run=False
+    owner,
+    call_id,
+    destination,
+    account_number=None,
+    sip_username=None,
+    dry_run=False,
+    explain=False,
 ) -> Decision:
     """Decide a call; when allowed, reserve the cost of its longest possible duration."""
     decision = Decision()
     if dry_run:
         try:
-            account = find_account(owner, account_number, sip_username)
-            decide(owner, account, destination, decision, lock=False)
+            connection = db.session.connection()
+            account = find_account(connection, owner, account_number, sip_username)
+            decide(connection, account, destination, decision, lock=None, explain=explain)
             return decision
         finally:
             db.session.rollback()
+    # Checked out before the writer lock: waiting for the pool while holding the lock could
+    # deadlock with threads that hold connections and wait for the lock.
+    connection = db.session.connection()
     try:
-        with transaction():
-            account = find_account(owner, account_number, sip_username)
-            decide(owner, account, destination, decision, lock=True)
-            decision.call = _record(call_id, account, sip_username, destination, decision)
+        with one_writer() as writer, transaction():
+            account = find_account(connection, owner, account_number, sip_username)
+            decide(connection, account, destination, decision, lock=writer, explain=explain)
+            writer.acquire()  # a refusal writes too (decide took it if it locked the account)
+            _record(connection, call_id, account, sip_username, destination, decision)
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
         # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
         existing = _existing(owner, call_id)
         if existing is None:
             raise
+        if existing.status in (CallStatus.ENDED, CallStatus.REAPED):
+            raise CallEnded({"call_id": "This call has already ended."}) from None
         return _replay(existing)
     return decision
 
@@ -67,31 +86,38 @@ def _existing(owner, call_id: str) -> Call | None:
     return call
 
 
-def _record(call_id, account, sip_username, destination, decision: Decision) -> Call:
-    """The call row of a decision: a live call holding its reservation, or a refusal."""
-    call = Call(
-        call_id=call_id,
-        account_id=account.id if account else None,
-        sip_username=sip_username or "",
-        destination=destination,
-        translated_destination=decision.translated_destination,
-        status=CallStatus.LIVE if decision.allowed else CallStatus.REFUSED,
-        cause=decision.cause,
-    )
+def _record(connection, call_id, account, sip_username, destination, decision: Decision) -> None:
+    """Insert the call row of a decision: a live call holding its reservation, or a refusal."""
+    values = {
+        "call_id": call_id,
+        "account_id": account.id if account else None,
+        "sip_username": sip_username or "",
+        "destination": destination,
+        "translated_destination": decision.translated_destination,
+        "status": CallStatus.LIVE if decision.allowed else CallStatus.REFUSED,
+        "cause": decision.cause,
+        "started_at": utcnow(),
+    }
+    rate = decision.rate_row
+    if rate is not None:  # kept with refusals too, so a retry replays the same answer
+        values.update(
+            rate_prefix=rate.prefix,
+            rate_destination=rate.destination,
+            connect_cost=rate.connect_cost,
+            cost_per_minute=rate.cost_per_minute,
+            initial_increment=rate.initial_increment,
+            increment=rate.increment,
+        )
     if decision.allowed:
-        rate = decision.rate_row
-        call.rate_prefix = rate.prefix
-        call.rate_destination = rate.destination
-        call.connect_cost = rate.connect_cost
-        call.cost_per_minute = rate.cost_per_minute
-        call.initial_increment = rate.initial_increment
-        call.increment = rate.increment
-        call.max_duration_seconds = decision.max_duration_seconds
-        call.reserved = call_cost(rate, decision.max_duration_seconds)
+        values.update(
+            max_duration_seconds=decision.max_duration_seconds,
+            reserved=call_cost(rate, decision.max_duration_seconds),
+        )
         if account.first_used is None:
-            account.first_used = utcnow()
-    db.session.add(call)
-    return call
+            connection.execute(
+                statements.FIRST_USED, {"account_id": account.id, "now": values["started_at"]}
+            )
+    connection.execute(statements.INSERT_CALL, values)
 
 
 def _replay(call: Call) -> Decision:
@@ -101,7 +127,6 @@ def _replay(call: Call) -> Decision:
         cause=call.cause,
         translated_destination=call.translated_destination,
         max_duration_seconds=call.max_duration_seconds,
-        call=call,
     )
     if call.rate_prefix is not None:
         decision.rate = rate_dict(_CallRate(call))

@@ -29,6 +29,7 @@ def test_call(account_id: int):
                 destination,
                 account_number=account.account_number,
                 dry_run=True,
+                explain=True,
             )
         else:
             error = "Enter 1 to 32 digits (and * or #), with an optional leading +."

@@ -9,6 +9,7 @@ from portal.models.account import (
     SipDevice,
     Status,
     account_taxes,
+    available_funds,
     utcnow,
 )
 from portal.models.audit import AuditEntry
@@ -53,5 +54,6 @@ __all__ = [
     "Status",
     "Tax",
     "account_taxes",
+    "available_funds",
     "utcnow",
 ]

@@ -91,6 +91,13 @@ class AccountType(enum.StrEnum):
     POSTPAID = "postpaid"
 
 
+def available_funds(account_type: AccountType, balance: Decimal, credit_limit: Decimal) -> Decimal:
+    """Prepaid: the balance; postpaid: credit limit minus what is owed."""
+    if account_type == AccountType.POSTPAID:
+        return credit_limit - balance
+    return balance
+
+
 def _enum(enum_class):
     """Store an enum by its value in a VARCHAR (portable, migration-friendly)."""
     return db.Enum(
@@ -213,9 +220,7 @@ class Account(UserMixin, db.Model):
     @property
     def available_funds(self) -> Decimal:
         """Prepaid: the balance; postpaid: credit limit minus what is owed."""
-        if self.account_type == AccountType.POSTPAID:
-            return self.credit_limit - self.balance
-        return self.balance
+        return available_funds(self.account_type, self.balance, self.credit_limit)
 
 
 class SipDevice(db.Model):
