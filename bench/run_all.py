@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
+    bench_api_create,
     bench_billing,
     bench_create,
     bench_list,
@@ -54,6 +55,19 @@ def mass_rows(results: list[dict]) -> list[tuple[str, str, str]]:
             (name, f"CSV import {result['count']:,} rows", f"{result['import_s']:.2f} s"),
         ]
     return rows
+
+
+def api_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the API create benchmark."""
+    return [
+        (
+            f"API create ({result['backend']}, {result['method']})",
+            f"{result['count']} POST /api/v1/accounts",
+            f"{result['api_seconds']:.1f} s, {result['api_per_second']:.0f}/s, median "
+            f"{result['api']['median_ms']:.1f} ms ({result['api_vs_form']:.2f}x the form's)",
+        )
+        for result in results
+    ]
 
 
 def list_rows(results: list[dict]) -> list[tuple[str, str, str]]:
@@ -167,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     created = bench_create.main(["--count", str(args.count)])
     print("\n== mass create ==")
     massed = bench_mass_create.main(["--postgres"] if args.postgres else [])
+    print("\n== API create ==")
+    api_created = bench_api_create.main(["--postgres"] if args.postgres else [])
     print("\n== accounts list ==")
     list_args = ["--repeat", str(args.repeat), "--small", str(args.small)]
     list_args += ["--large", str(args.large)] + (["--postgres"] if args.postgres else [])
@@ -181,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(
         create_rows(created)
         + mass_rows(massed)
+        + api_rows(api_created)
         + list_rows(listed)
         + rates_rows(rated)
         + billing_rows(billed)
@@ -192,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "create": created,
                     "mass_create": massed,
+                    "api_create": api_created,
                     "list": listed,
                     "rates": rated,
                     "billing": billed,
