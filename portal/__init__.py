@@ -163,19 +163,13 @@ def register_errors(app: Flask) -> None:
 
 def register_template_filters(app: Flask) -> None:
     """Jinja filters for money and country names."""
-    from portal.rules.currency import minor_units
+    from portal.rules.currency import amount_text
     from portal.rules.locale import country_choices
 
     @app.template_filter("money")
     def money(value, currency: str | None = None) -> str:
         """The currency's decimals (2, JPY 0, BHD 3), more when the amount has sub-unit digits."""
-        if value is None:
-            return ""
-        value = Decimal(value)
-        places = minor_units(currency) if currency else 2
-        if value == value.quantize(Decimal(1).scaleb(-places)):
-            return f"{value:,.{places}f}"
-        return f"{value.normalize():,f}"
+        return "" if value is None else amount_text(Decimal(value), currency, grouping=True)
 
     @app.template_filter("country_name")
     def country_name(code: str) -> str:

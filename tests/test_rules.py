@@ -231,3 +231,19 @@ def test_parse_amount(value, amount, error):
 def test_parse_amount_with_a_maximum():
     assert parse_amount("100", maximum=Decimal(100)) == (Decimal(100), None)
     assert parse_amount("100.01", maximum=Decimal(100))[1] == "Must be at most 100."
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "grouping", "text"),
+    [
+        ("1234.5", "USD", False, "1234.50"),
+        ("1234.5", "USD", True, "1,234.50"),
+        ("1500", "JPY", False, "1500"),
+        ("0.125", "USD", False, "0.125"),
+        ("-6.1", "BHD", False, "-6.100"),
+    ],
+)
+def test_amount_text_shows_the_currencys_decimals(value, currency, grouping, text):
+    from portal.rules.currency import amount_text
+
+    assert amount_text(Decimal(value), currency, grouping) == text

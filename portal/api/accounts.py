@@ -2,7 +2,6 @@
 
 from dataclasses import asdict
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from flask import Response, g, jsonify, url_for
 
@@ -19,21 +18,13 @@ from portal.api.openapi import document, operation, parse_body, parse_query
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.models import Account, RateGroup, Role, Status, Tax
-from portal.rules.currency import minor_units
+from portal.rules.currency import amount_text
 from portal.rules.identifiers import NumberSpaceExhausted
 from portal.security import CREATABLE, STAFF, visible_accounts, visible_rate_groups, visible_taxes
 from portal.transactions import ValidationFailed
 
 API_ROLES = (Role.CUSTOMER, Role.RESELLER)
 CUSTOMER_ONLY = ("pin", "create_sip_device")
-
-
-def amount_text(value: Decimal, currency: str) -> str:
-    """An exact amount with its currency's decimals (more only when it has sub-unit digits)."""
-    places = minor_units(currency)
-    if value == value.quantize(Decimal(1).scaleb(-places)):
-        return f"{value:.{places}f}"
-    return format(value.normalize(), "f")
 
 
 def _utc(moment: datetime | None) -> datetime | None:

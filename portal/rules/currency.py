@@ -44,3 +44,12 @@ def quantum(currency: str) -> Decimal:
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """`amount` rounded half-up to the precision of `currency`."""
     return amount.quantize(quantum(currency), ROUND_HALF_UP)
+
+
+def amount_text(value: Decimal, currency: str | None, grouping: bool = False) -> str:
+    """The currency's decimals (2, JPY 0, BHD 3), more only when the amount has sub-unit digits."""
+    places = minor_units(currency) if currency else 2
+    separator = "," if grouping else ""
+    if value == value.quantize(Decimal(1).scaleb(-places)):
+        return f"{value:{separator}.{places}f}"
+    return f"{value.normalize():{separator}f}"
