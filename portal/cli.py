@@ -96,6 +96,16 @@ def register_money(app: Flask) -> None:
 
         click.echo(f"Reaped {reap()} calls.")
 
+    api = AppGroup("api", help="The REST API.")
+
+    @api.command("purge")
+    def api_purge():
+        """Forget Idempotency-Key answers older than 24 hours (run it daily from cron)."""
+        from portal.api.idempotency import purge
+
+        click.echo(f"Purged {purge()} idempotency records.")
+
+    app.cli.add_command(api)
     app.cli.add_command(calls)
     app.cli.add_command(billing)
     app.cli.add_command(mail_group)

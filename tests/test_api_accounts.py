@@ -558,3 +558,19 @@ def test_a_resellers_mass_create_stays_in_its_tenant(reseller_rest, tenants):
     assert made.status_code == 201, made.get_json()
     owners = {db.session.get(Account, i).reseller_id for i in made.get_json()["account_ids"]}
     assert owners == {tenants["a"].id}
+
+
+def test_purge_forgets_only_answers_older_than_a_day(app, rest, api_body):
+    from datetime import timedelta
+
+    from portal.models import utcnow
+
+    assert rest.post("/accounts", api_body, headers={"Idempotency-Key": "old"}).status_code == 201
+    body2 = {**api_body, "account_number": "4444444446", "email": "new@example.com"}
+    assert rest.post("/accounts", body2, headers={"Idempotency-Key": "new"}).status_code == 201
+    old = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "old"))
+    old.created_at = utcnow() - timedelta(hours=25)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["api", "purge"])
+    assert result.exit_code == 0 and "Purged 1" in result.output
+    assert list(db.session.scalars(select(IdempotencyRecord.key))) == ["new"]

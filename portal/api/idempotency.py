@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.api.errors import ApiError
 from portal.extensions import db
 from portal.models import IdempotencyRecord, utcnow
-from portal.transactions import ValidationFailed, operation
+from portal.transactions import ValidationFailed, operation, transaction
 
 KEEP_FOR = timedelta(hours=24)
 HEADER = "Idempotency-Key"
@@ -89,3 +89,13 @@ def run_once(work, answer, status: int = 201) -> tuple[Response, object]:
         raise
     body = json.dumps(answer(result, stored=False))
     return Response(body, status, mimetype="application/json"), result
+
+
+def purge(now=None) -> int:
+    """Delete the records past their keeping time; how many."""
+    cutoff = (now or utcnow()) - KEEP_FOR
+    with transaction():
+        result = db.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+        )
+    return result.rowcount
