@@ -28,6 +28,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    # A server connection can die under the pool (a database restart): test it before use.
+    # A SQLite file cannot, so its requests skip that extra statement.
+    engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    engine_options.setdefault(
+        "pool_pre_ping", not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    )
     if app.config["PROXY_COUNT"]:
         # Behind nginx: the client address (login throttling per IP) and scheme come from the
         # X-Forwarded-* headers the given number of trusted proxies set.
