@@ -83,30 +83,38 @@ def start_of_local_day(account: Account, day: date) -> datetime:
     return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
-def _postpaid_accounts(batch_size: int) -> Iterator[list[Account]]:
-    """Active postpaid customers and resellers by id, a batch at a time (never all at once)."""
-    last_id = 0
-    while True:
-        batch = list(
-            db.session.scalars(
-                select(Account)
+def _postpaid_accounts(batch_size: int) -> Iterator[list]:
+    """Active postpaid customers, then resellers, by id, a batch of plain rows at a time."""
+    # One role per query: with role = ?, the (role, deleted_at, id) index hands out the next
+    # batch directly; with role IN (...) SQLite re-read and re-sorted the rest of the table
+    # for every batch (quadratic at 100,000 accounts). Plain rows, not ORM objects: each
+    # commit would otherwise expire the whole batch, and bill_account loads what it bills.
+    columns = (
+        Account.id,
+        Account.account_number,
+        Account.timezone,
+        Account.billing_schedule,
+        Account.billing_day,
+    )
+    for role in (Role.CUSTOMER, Role.RESELLER):
+        last_id = 0
+        while True:
+            batch = db.session.execute(
+                select(*columns)
                 .where(
-                    Account.account_type == AccountType.POSTPAID,
-                    Account.role.in_((Role.CUSTOMER, Role.RESELLER)),
+                    Account.role == role,
                     Account.deleted_at.is_(None),
+                    Account.account_type == AccountType.POSTPAID,
                     Account.status == Status.ACTIVE,
                     Account.id > last_id,
                 )
                 .order_by(Account.id)
                 .limit(batch_size)
-            )
-        )
-        if not batch:
-            return
-        last_id = batch[-1].id
-        # No expunge_all(): it would detach the caller's objects too (a view's current_user).
-        # Memory stays flat anyway: the session holds committed rows only by weak reference.
-        yield batch
+            ).all()
+            if not batch:
+                break
+            last_id = batch[-1].id
+            yield batch
 
 
 def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
@@ -123,13 +131,14 @@ def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
     return dict(rows.all())
 
 
-def bill_account(account: Account, day: date) -> Posted | None:
+def bill_account(account, day: date) -> Posted | None:
     """Invoice the account's unbilled entries before local midnight of `day`, in one transaction."""
+    # `account`: an Account or a row with its id (the run passes plain rows).
     with transaction():
         # Lock and re-read the account first (as payments do): two overlapping runs take
         # turns, so the second sees the first's invoice; a payment cannot slip between reading
         # the unapplied credit and settling it; the low balance check sees the current balance.
-        db.session.scalars(
+        account = db.session.scalars(
             select(Account)
             .where(Account.id == account.id)
             .with_for_update(of=Account)  # not the outer-joined rate group (PostgreSQL refuses)
@@ -214,7 +223,7 @@ def run_billing(
         oldest = _oldest_unbilled([account.id for account in batch])
         for account in batch:
             report.examined += 1
-            number = account.account_number  # read now: a failed transaction expires it
+            number = account.account_number
             try:
                 billing_date = last_billing_date(account, day or local_date(account, now_utc))
                 # Only accounts with something to bill open a transaction (most have nothing).
