@@ -12,7 +12,7 @@ from portal.api.schemas import AccountCreate
 from portal.extensions import db
 from portal.models import Account, AuditEntry, IdempotencyRecord, LedgerEntry, Role, Status
 from portal.passwords import verify_password
-from tests.conftest import Rest, make_account
+from tests.conftest import Rest, make_account, make_sip_device
 
 
 def count(model) -> int:
@@ -574,3 +574,27 @@ def test_purge_forgets_only_answers_older_than_a_day(app, rest, api_body):
     result = app.test_cli_runner().invoke(args=["api", "purge"])
     assert result.exit_code == 0 and "Purged 1" in result.output
     assert list(db.session.scalars(select(IdempotencyRecord.key))) == ["new"]
+
+
+def test_a_page_of_accounts_costs_a_few_queries_not_some_per_account(
+    rest, admin, default_rate_group, vat
+):
+    from sqlalchemy import event
+
+    for account in make_customers(admin, default_rate_group, 20):
+        account.taxes = [vat]
+        make_sip_device(account, account.account_number, "sip-pass")
+    db.session.commit()
+    statements = []
+
+    def count(*_args):
+        statements.append(1)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        page = rest.get("/accounts", query_string={"limit": 20}).get_json()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(page["items"]) == 20 and all(item["tax_ids"] == [vat.id] for item in page["items"])
+    assert all(len(item["sip_devices"]) == 1 for item in page["items"])
+    assert len(statements) <= 8, len(statements)

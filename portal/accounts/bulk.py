@@ -14,7 +14,7 @@ from portal.accounts.queries import filter_accounts
 from portal.accounts.records import (
     account_values,
     created_changes,
-    default_values,
+    form_defaults,
     search_tokens,
     sip_device_values,
 )
@@ -26,7 +26,6 @@ from portal.models import (
     AuditEntry,
     Role,
     SipDevice,
-    Status,
     account_taxes,
     utcnow,
 )
@@ -55,8 +54,6 @@ MASS_FIELDS = {
     "status",
     "max_channels",
 }
-# The form's values besides the configured defaults (new_account stores every field).
-FORM_DEFAULTS = {"status": Status.ACTIVE.value, "max_channels": 0, "billing_day": 1}
 _UNIQUE_FIELDS = (
     ("sip_devices", "count", "A SIP username was taken meanwhile; nothing was created. Retry."),
     ("email", "file", "An e-mail address was taken meanwhile; nothing was imported. Retry."),
@@ -126,7 +123,7 @@ def mass_create(actor: Account, data: dict) -> BulkResult:
     settings = get_settings(["account_number_length", "pin_length"])
     # One sample account goes through every rule of the single create form; the generated
     # number, password and PIN of the others satisfy the same rules by construction.
-    sample = {**default_values(), **FORM_DEFAULTS, **data}
+    sample = {**form_defaults(), **data}
     sample.update(
         account_number=draw_numbers(1, settings["account_number_length"])[0],
         password=new_password(),
@@ -223,7 +220,7 @@ def import_accounts(actor: Account, source) -> BulkResult:
     if parsed.fatal:
         raise ImportFailed(parsed.errors, parsed.error_count)
     settings = limits = get_settings(LIMIT_SETTINGS)
-    defaults = {**default_values(), **FORM_DEFAULTS}
+    defaults = form_defaults()
     given = {
         values["account_number"] for _line, values in parsed.rows if "account_number" in values
     }

@@ -52,7 +52,6 @@ def mass_create_page():
     form = MassCreateForm()
     form.load_choices(current_user, _chosen_owner_id(request.form.get("reseller_id")))
     if request.method == "GET":
-        form.billing_day.data = 1
         _apply_defaults(form)
         return render_template("accounts/mass_create.html", form=form, max_count=MAX_COUNT)
     if form.validate():

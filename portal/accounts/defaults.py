@@ -1,6 +1,6 @@
 """What a new account's omitted fields become: the create form's defaults, for every caller."""
 
-from portal.accounts.records import default_values
+from portal.accounts.records import form_defaults
 from portal.accounts.validation import new_account_number, new_pin
 from portal.extensions import db
 from portal.models import RateGroup, Role, Status
@@ -33,11 +33,8 @@ def with_defaults(role: Role, data: dict, owner_id: int | None) -> dict:
     if role not in (Role.CUSTOMER, Role.RESELLER):
         filled.setdefault("timezone", get_settings(["default_timezone"])["default_timezone"])
         return filled
-    for field, value in default_values().items():
+    for field, value in form_defaults().items():
         filled.setdefault(field, value)
-    filled.setdefault("max_channels", 0)
-    if filled.get("billing_schedule") == "monthly":
-        filled.setdefault("billing_day", 1)
     if role == Role.CUSTOMER and not filled.get("pin"):
         filled["pin"] = new_pin()
     if filled.get("rate_group_id") is None:

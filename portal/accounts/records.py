@@ -9,7 +9,7 @@ from sqlalchemy import delete
 from portal import audit
 from portal.accounts.validation import BILLED_ROLES
 from portal.extensions import db
-from portal.models import Account, AccountSearchToken, Role, SipDevice
+from portal.models import Account, AccountSearchToken, Role, SipDevice, Status
 from portal.rules.identifiers import generate_sip_password
 from portal.settings.service import get_settings
 
@@ -79,6 +79,15 @@ def default_values() -> dict:
     """A new account's field values from the global configuration (what the form pre-fills)."""
     defaults = get_settings(DEFAULT_FIELDS.values())
     return {field: defaults[key] for field, key in DEFAULT_FIELDS.items()}
+
+
+# The create form's own starting values, besides the configuration's defaults.
+FORM_DEFAULTS = {"status": Status.ACTIVE.value, "max_channels": 0, "billing_day": 1}
+
+
+def form_defaults() -> dict:
+    """Every value a new account's form starts with (what an omitted field becomes)."""
+    return {**default_values(), **FORM_DEFAULTS}
 
 
 def account_values(role: Role, clean: dict, password_hash: str, now) -> dict:

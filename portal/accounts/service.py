@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 from portal import audit, mail
 from portal.accounts.records import (
     add_sip_device,
-    default_values,
+    form_defaults,
     new_account,
     record_created,
     search_tokens,
@@ -36,7 +36,7 @@ from portal.transactions import ValidationFailed, transaction
 
 __all__ = [
     "check_account",
-    "default_values",
+    "form_defaults",
     "expiry_for",
     "new_account_number",
     "new_pin",

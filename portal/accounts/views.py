@@ -10,8 +10,8 @@ from portal.accounts.queries import search_accounts
 from portal.accounts.service import (
     check_account,
     create_account,
-    default_values,
     expiry_for,
+    form_defaults,
     new_account_number,
     new_pin,
     reset_sip_password,
@@ -60,8 +60,8 @@ def _expiry_text(valid_days) -> str:
 
 
 def _apply_defaults(form) -> None:
-    """Pre-fill a new account from the global configuration's defaults."""
-    for field, value in default_values().items():
+    """Pre-fill a new account from the global configuration's and the form's defaults."""
+    for field, value in form_defaults().items():
         if field in form:
             form[field].data = value
     if "rate_group_id" in form:
@@ -164,8 +164,6 @@ def new(kind: str):
         form.password.data = generate_password()
         if "pin" in form:
             form.pin.data = new_pin()
-        if "billing_day" in form:
-            form.billing_day.data = 1
         _apply_defaults(form)
         return _render_form(form, role, None, 200)
     if form.validate():

@@ -4,6 +4,7 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from portal.api import bp
+from portal.transactions import ValidationFailed
 
 
 class ApiError(Exception):
@@ -21,6 +22,12 @@ def api_error(error: ApiError):
     if error.fields:
         body["fields"] = error.fields
     return jsonify(body), error.status
+
+
+@bp.errorhandler(ValidationFailed)
+def validation_failed(failed: ValidationFailed):
+    """The service's field errors (the forms' rules) as a 422 naming each field."""
+    return jsonify({"error": "Invalid fields.", "fields": failed.errors}), 422
 
 
 @bp.errorhandler(HTTPException)

@@ -1,5 +1,6 @@
 """API routes declared once with their schemas: models validate requests and make the OpenAPI."""
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -142,8 +143,9 @@ def _query_parameters(model: type[BaseModel], schema: dict) -> list[dict]:
     ]
 
 
+@functools.cache
 def document() -> dict:
-    """The OpenAPI 3.1 document of every registered operation."""
+    """The OpenAPI 3.1 document of every registered operation (made once; do not modify)."""
     models = {ErrorOut}
     for op in OPERATIONS:
         models.update(m for m in (op.body, *op.responses.values()) if m is not None)

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, Row, Select, select, update
 
 from portal.calls import statements
 from portal.extensions import db
-from portal.models import Account, Status, available_funds, utcnow
+from portal.models import Account, Status, available_funds, is_expired
 from portal.rules.calls import max_duration, minimum_to_call
 from portal.rules.rating import candidate_prefixes
 from portal.rules.translation import parse_rules, translate
@@ -129,7 +129,7 @@ def decide(
     )
     decision.check(
         "not_expired",
-        account.expiry_date is None or account.expiry_date >= utcnow(),
+        not is_expired(account.expiry_date),
         ACCOUNT_EXPIRE,
         expiry_date=account.expiry_date.isoformat() if account.expiry_date else None,
     )

@@ -5,6 +5,7 @@ import functools
 from sqlalchemy import Select, and_, bindparam, func, insert, select, true, update
 
 from portal.models import Account, Call, CallStatus, Rate, RateGroup, Role, SipDevice, Status
+from portal.tariffs.service import longest_prefix
 
 # Plain tables, not ORM entities: an authorization runs several times a second per channel,
 # and ORM objects (identity map, refresh, flush) cost several times the SQL itself.
@@ -74,22 +75,14 @@ def account_query(role: Role, by_sip_username: bool) -> Select:
     return query.where(caller_condition(role))
 
 
-# The longest-prefix rate (tariffs.service.lookup_rate, as columns): binds group_id, prefixes.
-RATE = (
-    select(
-        rates.c.prefix,
-        rates.c.destination,
-        rates.c.connect_cost,
-        rates.c.cost_per_minute,
-        rates.c.initial_increment,
-        rates.c.increment,
-    )
-    .where(
-        rates.c.rate_group_id == bindparam("group_id"),
-        rates.c.prefix.in_(bindparam("prefixes", expanding=True)),
-    )
-    .order_by(func.length(rates.c.prefix).desc())
-    .limit(1)
+# The longest-prefix rate, as columns: binds group_id, prefixes.
+RATE = longest_prefix(
+    rates.c.prefix,
+    rates.c.destination,
+    rates.c.connect_cost,
+    rates.c.cost_per_minute,
+    rates.c.initial_increment,
+    rates.c.increment,
 )
 
 # The account's row lock (a no-op UPDATE) that reads the funds as they are once it is held:

@@ -10,6 +10,7 @@ from portal.models.account import (
     Status,
     account_taxes,
     available_funds,
+    is_expired,
     utcnow,
 )
 from portal.models.audit import AuditEntry
@@ -55,5 +56,6 @@ __all__ = [
     "Tax",
     "account_taxes",
     "available_funds",
+    "is_expired",
     "utcnow",
 ]

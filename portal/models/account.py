@@ -91,6 +91,11 @@ class AccountType(enum.StrEnum):
     POSTPAID = "postpaid"
 
 
+def is_expired(expiry_date: datetime | None) -> bool:
+    """True once the expiry date has passed (no login, no new calls)."""
+    return expiry_date is not None and expiry_date < utcnow()
+
+
 def available_funds(account_type: AccountType, balance: Decimal, credit_limit: Decimal) -> Decimal:
     """Prepaid: the balance; postpaid: credit limit minus what is owed."""
     if account_type == AccountType.POSTPAID:
@@ -215,7 +220,7 @@ class Account(UserMixin, db.Model):
     @property
     def is_expired(self) -> bool:
         """True once the expiry date has passed (no login, no new calls)."""
-        return self.expiry_date is not None and self.expiry_date < utcnow()
+        return is_expired(self.expiry_date)
 
     @property
     def available_funds(self) -> Decimal:

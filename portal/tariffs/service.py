@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, select
 
 from portal import audit
 from portal.extensions import db
@@ -255,15 +255,25 @@ def exported_rates(group: RateGroup):
     return db.session.scalars(statement.execution_options(yield_per=2000))
 
 
-def lookup_rate(group_id: int, number: str) -> Rate | None:
-    """The longest-prefix rate of a group for `number`: one indexed query, never a scan."""
-    statement = (
-        select(Rate)
-        .where(Rate.rate_group_id == group_id, Rate.prefix.in_(candidate_prefixes(number)))
+def longest_prefix(*columns) -> Select:
+    """The longest-prefix rate of a group: binds group_id and prefixes (candidate_prefixes)."""
+    # One indexed query over the (rate_group_id, prefix) UNIQUE index, never a scan; the page's
+    # "Test a number" and call authorization (as plain columns) both use it.
+    return (
+        select(*columns)
+        .where(
+            Rate.rate_group_id == bindparam("group_id"),
+            Rate.prefix.in_(bindparam("prefixes", expanding=True)),
+        )
         .order_by(func.length(Rate.prefix).desc())
         .limit(1)
     )
-    return db.session.scalar(statement)
+
+
+def lookup_rate(group_id: int, number: str) -> Rate | None:
+    """The longest-prefix rate of a group for `number`."""
+    binds = {"group_id": group_id, "prefixes": candidate_prefixes(number)}
+    return db.session.scalar(longest_prefix(Rate), binds)
 
 
 def load_rate_table(group: RateGroup) -> RateTable:
