@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, abort, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -40,12 +41,25 @@ def create_app(test_config: dict | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     app.url_value_preprocessor(_ids_in_range)
+    app.session_interface = PagesOnlySessionInterface()
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
     register_template_filters(app)
     register_cli(app)
     return app
+
+
+class PagesOnlySessionInterface(SecureCookieSessionInterface):
+    """The signed-cookie session of the pages; API requests get none (an empty, read-only one)."""
+
+    def open_session(self, app: Flask, request):
+        """No session for /api/: a machine sends a key, not a cookie, so none is read or set."""
+        # Opening the signed cookie costs each request a serializer; the call API answers a
+        # softswitch many times a second and never needs one.
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _ids_in_range(_endpoint, values: dict | None) -> None:

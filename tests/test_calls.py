@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from portal.api.keys import create_key, revoke_key
 from portal.billing.service import add_payment
-from portal.calls.service import authorize
+from portal.calls.service import authorize, end_call
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -233,6 +233,7 @@ def _live_call(account: Account, call_id: str) -> None:
     db.session.add(
         Call(call_id=call_id, account_id=account.id, destination="44", status=CallStatus.LIVE)
     )
+    account.live_calls += 1  # as an authorization counts it
     db.session.commit()
 
 
@@ -634,6 +635,19 @@ def test_each_kind_of_key_reaches_only_its_tenants_callers(client, tenants, owne
 # --- Reservations under concurrency ---------------------------------------------------------
 
 
+def _assert_counters_match_live_calls(account_id: int) -> tuple[int, Decimal]:
+    """The account's live-call counters equal the sums over its live calls; return them."""
+    db.session.expire_all()
+    account = db.session.get(Account, account_id)
+    live, reserved = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Call.reserved), 0)).where(
+            Call.account_id == account_id, Call.status == CallStatus.LIVE
+        )
+    ).one()
+    assert (account.live_calls, account.reserved) == (live, Decimal(reserved))
+    return live, account.reserved
+
+
 def _authorize_together(app, owner_id: int, account_number: str, call_ids: list[str]) -> list:
     """Authorize calls from parallel threads, each in its own app context and session."""
     barrier = threading.Barrier(len(call_ids))
@@ -663,8 +677,7 @@ def test_parallel_calls_never_spend_more_than_the_funds(app, admin, call_rates, 
     assert sum(granted) == 300  # and every cent of it can be used
     assert len(granted) == (1 if reserve_seconds == 3600 else 3)
     assert refused == {"NO_SUFFICIENT_FUND"}
-    reserved = db.session.scalar(select(func.sum(Call.reserved)).where(Call.status == "live"))
-    assert reserved == Decimal(3)
+    assert _assert_counters_match_live_calls(account.id) == (len(granted), Decimal(3))
 
 
 def test_parallel_calls_respect_max_channels(app, api_key, call_rates):
@@ -684,6 +697,35 @@ def test_parallel_calls_respect_max_channels(app, api_key, call_rates):
     assert {a["cause"] for a in answers if not a["allowed"]} == {"CHANNEL_LIMIT"}
     live = select(func.count()).select_from(Call).where(Call.status == CallStatus.LIVE)
     assert db.session.scalar(live) == 3
+    account_id = db.session.scalar(select(Account.id).where(Account.account_number == number))
+    assert _assert_counters_match_live_calls(account_id)[0] == 3
+
+
+def test_parallel_calls_and_hangups_keep_the_counters_exact(app, admin, call_rates):
+    account = make_caller("5000000083", call_rates, "1000", max_channels=5)
+    first = _authorize_together(app, admin.id, account.account_number, [f"a{i}" for i in range(5)])
+    assert all(answer["allowed"] for answer in first)
+    # Each live call is ended twice at once (the second end changes nothing), next to new calls.
+    tasks = [("end", f"a{i}") for i in range(5)] * 2 + [("call", f"b{i}") for i in range(5)]
+    barrier = threading.Barrier(len(tasks))
+
+    def hang_up_or_call(task: tuple[str, str]) -> None:
+        kind, call_id = task
+        barrier.wait()
+        with app.app_context():
+            if kind == "end":
+                end_call(db.session.scalar(select(Call).where(Call.call_id == call_id)), 61, "")
+            else:
+                owner = db.session.get(Account, admin.id)
+                authorize(owner, call_id, MOBILE, account_number=account.account_number)
+
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        list(pool.map(hang_up_or_call, tasks))
+    live, _reserved = _assert_counters_match_live_calls(account.id)
+    assert len(_usage_entries(account)) == 5
+    assert live == db.session.scalar(
+        select(func.count()).select_from(Call).where(Call.call_id.like("b%"), Call.status == "live")
+    )
 
 
 def test_parallel_retries_of_one_call_reserve_once(app, admin, call_rates):
@@ -732,6 +774,7 @@ def test_end_rates_the_call_once_and_frees_the_reservation(api, call_rates):
     assert db.session.get(Account, account.id).balance == Decimal("9.42")
     assert db.session.scalar(select(Call)).hangup_cause == "NORMAL_CLEARING"
 
+    assert _assert_counters_match_live_calls(account.id) == (0, 0)
     # The freed reservation is usable again: 9.42 buys 15 whole minutes.
     next_call = api.authorize(call_id="c2", account=account.account_number, destination=MOBILE)
     assert next_call.json["max_duration_seconds"] == 900
@@ -793,6 +836,7 @@ def test_reaper_closes_stale_calls_billed_in_full(app, api, call_rates):
     assert calls["old"].duration_seconds == 600 and calls["old"].cost == Decimal(6)
     assert calls["old"].reserved == 0
     assert calls["new"].status == CallStatus.LIVE and calls["new"].reserved == Decimal(6)
+    assert _assert_counters_match_live_calls(account.id) == (1, Decimal(6))
     assert db.session.get(Account, account.id).balance == Decimal(14)
     assert len(_usage_entries(account)) == 1
     # A late end for the reaped call changes nothing; a second reap finds nothing.

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import bindparam, or_, select, update
 
 from portal import audit
@@ -97,24 +98,42 @@ class KeyOwner:
         return f"{self.tenant_path}{self.id}/"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """What never changes about a key: its row, its hash and the account it acts as."""
+
+    key_id: int
+    key_hash: str
+    owner: KeyOwner
+
+
 _keys, _owners = ApiKey.__table__, Account.__table__
-# Built once: the key and its owner in one statement, only the columns authentication needs.
-_KEY_WITH_OWNER = (
+# Built once, only the columns needed. A key's hash and owner, and the owner's role and
+# tenant_path, are set at creation and never change, so they are read once per process;
+# what can change (revocation, the owner's status) is read on every request, KEY_STATE.
+_KEY_IDENTITY = (
     select(
         _keys.c.id,
         _keys.c.key_hash,
-        _keys.c.revoked_at,
-        _keys.c.allowed_ips,
-        _keys.c.last_used_at,
         _owners.c.id.label("owner_id"),
         _owners.c.role,
         _owners.c.tenant_path,
-        _owners.c.status,
-        _owners.c.deleted_at,
     )
     .join(_owners, _owners.c.id == _keys.c.owner_id)
     .where(_keys.c.prefix == bindparam("prefix"))
 )
+# The changing state of a key, as columns any statement can join in (binds key_id).
+_state_owners = _owners.alias("key_owners")
+KEY_STATE_COLUMNS = (
+    _keys.c.revoked_at.label("key_revoked_at"),
+    _keys.c.allowed_ips.label("key_allowed_ips"),
+    _keys.c.last_used_at.label("key_last_used_at"),
+    _state_owners.c.status.label("key_owner_status"),
+    _state_owners.c.deleted_at.label("key_owner_deleted_at"),
+)
+KEY_STATE_FROM = _keys.join(_state_owners, _state_owners.c.id == _keys.c.owner_id)
+KEY_STATE_WHERE = _keys.c.id == bindparam("key_id")
+_KEY_STATE = select(*KEY_STATE_COLUMNS).select_from(KEY_STATE_FROM).where(KEY_STATE_WHERE)
 # The condition repeats the staleness test, so concurrent requests write it once.
 _TOUCH_KEY = (
     update(_keys)
@@ -124,29 +143,66 @@ _TOUCH_KEY = (
     )
     .values(last_used_at=bindparam("now"))
 )
+# Identities kept per app (a process may serve several databases, as the tests do).
+_CACHE = "api_key_identities"
+_CACHE_SIZE = 10_000
+
+
+def identify(key: str) -> tuple[KeyIdentity | None, str]:
+    """The identity of a presented key, or (None, why not); says nothing of revocation."""
+    parts = key.split("_")
+    if len(parts) < 3 or parts[0] != "vbp":
+        return None, "Malformed API key."
+    cache = current_app.extensions.setdefault(_CACHE, {})
+    identity = cache.get(parts[1])
+    if identity is None:
+        row = db.session.connection().execute(_KEY_IDENTITY, {"prefix": parts[1]}).first()
+        if row is None:  # never cached: a key made later in another process must be found
+            return None, "Unknown API key."
+        owner = KeyOwner(row.owner_id, row.role, row.tenant_path)
+        identity = KeyIdentity(row.id, row.key_hash, owner)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[parts[1]] = identity
+    if not secrets.compare_digest(identity.key_hash, _digest(key)):
+        return None, "Unknown API key."
+    return identity, ""
+
+
+def refusal(state, client_ip: str) -> str:
+    """Why a key in `state` (KEY_STATE_COLUMNS; None: no such key) may not be used, or ""."""
+    if state is None:
+        return "Unknown API key."
+    if state.key_revoked_at is not None:
+        return "This API key was revoked."
+    if state.key_allowed_ips:
+        networks = parse_networks(state.key_allowed_ips)
+        if networks and not _address_in(client_ip, networks):
+            return WRONG_ADDRESS
+    if state.key_owner_status != Status.ACTIVE or state.key_owner_deleted_at is not None:
+        return "The account of this API key is not active."
+    return ""
 
 
 def authenticate(key: str, client_ip: str) -> tuple[KeyOwner | None, str]:
     """The account a presented key acts as, or (None, why not); notes when the key was used."""
-    parts = key.split("_")
-    if len(parts) < 3 or parts[0] != "vbp":
-        return None, "Malformed API key."
-    connection = db.session.connection()
-    row = connection.execute(_KEY_WITH_OWNER, {"prefix": parts[1]}).first()
-    if row is None or not secrets.compare_digest(row.key_hash, _digest(key)):
-        return None, "Unknown API key."
-    if row.revoked_at is not None:
-        return None, "This API key was revoked."
-    networks = parse_networks(row.allowed_ips)
-    if networks and not _address_in(client_ip, networks):
-        return None, WRONG_ADDRESS
-    if row.status != Status.ACTIVE or row.deleted_at is not None:
-        return None, "The account of this API key is not active."
-    _note_use(row.id, row.last_used_at)
-    return KeyOwner(row.owner_id, row.role, row.tenant_path), ""
+    identity, why = identify(key)
+    if identity is None:
+        return None, why
+    state, why = key_state(identity.key_id, client_ip)
+    if why:
+        return None, why
+    note_use(identity.key_id, state.key_last_used_at)
+    return identity.owner, ""
 
 
-def _note_use(key_id: int, last_used_at: datetime | None) -> None:
+def key_state(key_id: int, client_ip: str):
+    """(the key's state row, why it may not be used or "")."""
+    state = db.session.connection().execute(_KEY_STATE, {"key_id": key_id}).first()
+    return state, refusal(state, client_ip)
+
+
+def note_use(key_id: int, last_used_at: datetime | None) -> None:
     """Set the key's last_used_at if it is older than LAST_USED_INTERVAL (its own commit)."""
     now = utcnow()
     stale_before = now - LAST_USED_INTERVAL

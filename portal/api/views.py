@@ -9,10 +9,17 @@ from sqlalchemy import select
 
 from portal.api import bp
 from portal.api.errors import ApiError
-from portal.api.keys import WRONG_ADDRESS, authenticate
+from portal.api.keys import WRONG_ADDRESS, authenticate, identify, key_state, note_use
 from portal.api.openapi import PUBLIC_ENDPOINTS
 from portal.calls.checks import callers
-from portal.calls.service import CallEnded, CallIdTaken, authorize, end_call
+from portal.calls.service import (
+    Busy,
+    CallEnded,
+    CallIdTaken,
+    KeyRefused,
+    authorize,
+    end_call,
+)
 from portal.extensions import db
 from portal.models import Account, Call, SipDevice, Status
 from portal.security import visible_accounts
@@ -46,6 +53,18 @@ def require_key():
     key = _presented_key()
     if not key:
         raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")
+    if request.endpoint == "api.calls_authorize":
+        # The hot path: the key is identified here, but its state (revocation, address list,
+        # owner) is read and checked with the caller's account, in one statement.
+        if db.engine.dialect.name == "postgresql":
+            # Its every write is one statement (portal.calls.service._record): without a
+            # transaction around the request, PostgreSQL is spared a BEGIN and a COMMIT.
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        identity, why = identify(key)
+        if identity is None:
+            raise ApiError(401, why)
+        g.api_owner, g.api_key_id = identity.owner, identity.key_id
+        return
     owner, why = authenticate(key, request.remote_addr or "")
     if owner is None:
         raise ApiError(403 if why == WRONG_ADDRESS else 401, why)
@@ -77,6 +96,41 @@ def _text(data: dict, name: str, limit: int, errors: dict, required=True) -> str
 @bp.route("/calls/authorize", methods=["POST"])
 def calls_authorize():
     """May this call start, with which rate, and for how long at most."""
+    try:
+        call_id, destination, account, sip_username = _authorization_request()
+    except ApiError:
+        # The key's state is checked with the account (require_key): a refused key must hear
+        # that, not what is wrong with its request.
+        state, why = key_state(g.api_key_id, request.remote_addr or "")
+        if why:
+            raise ApiError(403 if why == WRONG_ADDRESS else 401, why) from None
+        note_use(g.api_key_id, state.key_last_used_at)
+        raise
+    explain = request.args.get("explain") == "1"
+    try:
+        decision = authorize(
+            g.api_owner,
+            call_id,
+            destination,
+            account,
+            sip_username,
+            explain=explain,
+            key=(g.api_key_id, request.remote_addr or ""),
+        )
+    except KeyRefused as refused:
+        raise ApiError(403 if refused.why == WRONG_ADDRESS else 401, refused.why) from None
+    except CallIdTaken as taken:
+        raise ApiError(409, "This call id is already taken.", taken.errors) from taken
+    except CallEnded as ended:
+        # Not a decision: the softswitch reused or retried the id of a finished call.
+        raise ApiError(409, "This call has already ended.", ended.errors) from ended
+    except Busy as busy:
+        raise ApiError(503, "The account's funds kept changing; retry the authorization.") from busy
+    return jsonify(decision.answer(explain))
+
+
+def _authorization_request() -> tuple[str, str, str | None, str | None]:
+    """(call_id, destination, account, sip_username) of an authorization, or a 400."""
     data = _json_object()
     errors: dict[str, str] = {}
     call_id = _text(data, "call_id", 128, errors)
@@ -92,17 +146,7 @@ def calls_authorize():
         errors.update(dict.fromkeys(sorted(unknown), "Unknown field."))
     if errors:
         raise ApiError(400, "Invalid request.", errors)
-    explain = request.args.get("explain") == "1"
-    try:
-        decision = authorize(
-            g.api_owner, call_id, destination, account, sip_username, explain=explain
-        )
-    except CallIdTaken as taken:
-        raise ApiError(409, "This call id is already taken.", taken.errors) from taken
-    except CallEnded as ended:
-        # Not a decision: the softswitch reused or retried the id of a finished call.
-        raise ApiError(409, "This call has already ended.", ended.errors) from ended
-    return jsonify(decision.answer(explain))
+    return call_id, destination, account, sip_username
 
 
 @bp.route("/calls/<call_id>/end", methods=["POST"])

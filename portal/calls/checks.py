@@ -1,17 +1,16 @@
 """The checks of a call authorization, in the order of domain-rules.md, with their figures."""
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import Connection, Row, Select, select, update
+from sqlalchemy import Connection, Row, Select, select
 
 from portal.calls import statements
-from portal.extensions import db
 from portal.models import Account, Status, available_funds, is_expired
 from portal.rules.calls import max_duration, minimum_to_call
-from portal.rules.rating import candidate_prefixes
+from portal.rules.rating import RateRow, candidate_prefixes
 from portal.rules.translation import parse_rules, translate
-from portal.writers import Writer
 
 AUTHENTICATION_FAIL = "AUTHENTICATION_FAIL"
 ACCOUNT_INACTIVE_DELETED = "ACCOUNT_INACTIVE_DELETED"
@@ -32,6 +31,7 @@ class Decision:
     max_duration_seconds: int = 0
     checks: list[dict] = field(default_factory=list)
     rate_row: object = None
+    needed: Decimal = Decimal(0)  # funds needed to start the call
 
     def check(self, name: str, passed: bool, cause: str, **figures) -> bool:
         """Record a check; the first failing one sets the cause."""
@@ -76,11 +76,21 @@ def callers(owner) -> Select:
 
 
 def find_account(
-    connection: Connection, owner, account_number: str | None, sip_username: str | None
+    connection: Connection,
+    owner,
+    account_number: str | None,
+    sip_username: str | None,
+    destination: str,
+    key_id: int | None = None,
 ) -> Row | None:
-    """The caller's account (with its rate group) by number, or by an active SIP device."""
-    query = statements.account_query(owner.role, sip_username is not None)
+    """The caller's account with its group and its rate for `destination` as dialled."""
+    # By number, or by an active SIP device. With key_id, the key's state comes in the same
+    # row (portal.calls.statements.account_query), its account columns NULL if none matched.
+    query = statements.account_query(owner.role, sip_username is not None, key_id is not None)
     binds = statements.caller_binds(owner)
+    binds["prefixes"] = candidate_prefixes(destination)
+    if key_id is not None:
+        binds["key_id"] = key_id
     if sip_username is not None:
         binds["sip_username"] = sip_username
     else:
@@ -88,16 +98,18 @@ def find_account(
     return connection.execute(query, binds).first()
 
 
-def lock_account(account: Account) -> None:
-    """Take the account's row lock (a no-op UPDATE) so its changes run one at a time."""
-    # updated_at is set to itself too, else its onupdate would stamp every authorization.
-    db.session.execute(
-        update(Account)
-        .where(Account.id == account.id)
-        .values(balance=Account.balance, updated_at=Account.updated_at)
-        .execution_options(synchronize_session=False)
+def _dialled_rate(account: Row) -> RateRow | None:
+    """The rate found with the account for the number as dialled, or None."""
+    if account.rate_prefix is None:
+        return None
+    return RateRow(
+        account.rate_prefix,
+        account.rate_destination,
+        account.rate_connect_cost,
+        account.rate_cost_per_minute,
+        account.rate_initial_increment,
+        account.rate_increment,
     )
-    db.session.refresh(account)
 
 
 def decide(
@@ -105,11 +117,9 @@ def decide(
     account: Row | None,
     destination: str,
     decision: Decision,
-    lock: Writer | None,
     explain=False,
 ) -> None:
-    """Run the checks of domain-rules.md in order and fill `decision` (no writes but the lock)."""
-    # lock: None for a dry run (nothing locked or written), else the Writer to become first.
+    """Run the checks of domain-rules.md in order and fill `decision` (reads only)."""
     # Without explain the first failure ends the checks; with it, every check that can still
     # be evaluated runs too, for its figures. The answer itself only follows the checks up to
     # the first failure, so explain never changes it.
@@ -144,10 +154,13 @@ def decide(
     rate = None
     if account.group_id is not None and (explain or not decision.cause):
         translated = translate(destination, parse_rules(account.number_translation))
-        rate = connection.execute(
-            statements.RATE,
-            {"group_id": account.group_id, "prefixes": candidate_prefixes(translated)},
-        ).first()
+        if translated == destination:
+            rate = _dialled_rate(account)
+        else:  # Number Translation changed the number: its own look-up
+            rate = connection.execute(
+                statements.RATE,
+                {"group_id": account.group_id, "prefixes": candidate_prefixes(translated)},
+            ).first()
         if not decision.cause:
             decision.translated_destination = translated
         decision.check(
@@ -161,21 +174,13 @@ def decide(
             decision.rate, decision.rate_row = rate_dict(rate), rate
     if decision.cause and not explain:
         return
-    funds_row = account
-    if lock is not None:
-        # Locked only now: the checks above read settled data, and the shorter the locks are
-        # held, the more authorizations per second. The funds come back from the UPDATE as
-        # they are once the lock is held; the live calls are read after it, in a new
-        # statement, so on READ COMMITTED they include every call committed before.
-        lock.acquire()
-        funds_row = connection.execute(statements.LOCK, {"account_id": account.id}).one()
-    live_calls, reserved = connection.execute(
-        statements.LIVE_USAGE, {"account_id": account.id}
-    ).one()
-    funds = available_funds(funds_row.account_type, funds_row.balance, funds_row.credit_limit)
+    # The counters and funds as read: RESERVE re-checks them on the row when it writes.
+    live_calls, reserved = account.live_calls, account.reserved
+    funds = available_funds(account.account_type, account.balance, account.credit_limit)
     usable = funds - reserved
     if rate is not None:
         needed = minimum_to_call(rate)
+        decision.needed = needed
         decision.check(
             "funds",
             usable >= needed,

@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal import mail
@@ -15,7 +15,6 @@ from portal.calls.checks import (
     callers,
     decide,
     find_account,
-    lock_account,
     rate_dict,
 )
 from portal.extensions import db
@@ -33,6 +32,24 @@ class CallEnded(ValidationFailed):
     """The call id belongs to a call that has already ended (or was reaped)."""
 
 
+# How often an authorization decides again when its reservation lost a race (the account's
+# funds or channels changed between its reads and its write); each loss means another request
+# of the same account got through, so the retries end, and a burst that outlasts them is a 503.
+ATTEMPTS = 50
+
+
+class Busy(Exception):
+    """The account's funds kept changing under the authorization: the softswitch should retry."""
+
+
+class KeyRefused(Exception):
+    """The API key may not be used (revoked, wrong address, inactive owner): `why`."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
 def authorize(
     owner,
     call_id,
@@ -41,36 +58,64 @@ def authorize(
     sip_username=None,
     dry_run=False,
     explain=False,
+    key=None,
 ) -> Decision:
     """Decide a call; when allowed, reserve the cost of its longest possible duration."""
-    decision = Decision()
+    # key: (key_id, client address) of an API key identified but not yet checked: its state
+    # is read with the account (one statement instead of two) and checked first, KeyRefused.
     if dry_run:
         try:
             connection = db.session.connection()
-            account = find_account(connection, owner, account_number, sip_username)
-            decide(connection, account, destination, decision, lock=None, explain=explain)
+            decision = Decision()
+            account = find_account(connection, owner, account_number, sip_username, destination)
+            decide(connection, account, destination, decision, explain=explain)
             return decision
         finally:
             db.session.rollback()
-    # Checked out before the writer lock: waiting for the pool while holding the lock could
-    # deadlock with threads that hold connections and wait for the lock.
-    connection = db.session.connection()
     try:
-        with one_writer() as writer, transaction():
-            account = find_account(connection, owner, account_number, sip_username)
-            decide(connection, account, destination, decision, lock=writer, explain=explain)
-            writer.acquire()  # a refusal writes too (decide took it if it locked the account)
-            _record(connection, call_id, account, sip_username, destination, decision)
+        for _attempt in range(ATTEMPTS):
+            # Reads first, without locks; the one write re-checks what it relies on.
+            decision = Decision()
+            connection = db.session.connection()  # a commit of a lost race released the last
+            key_id = key[0] if key else None
+            account = find_account(
+                connection, owner, account_number, sip_username, destination, key_id
+            )
+            if key is not None:
+                account, last_used = _checked_key(account, key[1])
+            decide(connection, account, destination, decision, explain=explain)
+            if _record(connection, call_id, account, sip_username, destination, decision):
+                if key is not None:
+                    _note_key_use(key_id, last_used)
+                return decision
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
         # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
+        db.session.rollback()
         existing = _existing(owner, call_id)
         if existing is None:
             raise
         if existing.status in (CallStatus.ENDED, CallStatus.REAPED):
             raise CallEnded({"call_id": "This call has already ended."}) from None
         return _replay(existing)
-    return decision
+    raise Busy
+
+
+def _checked_key(row, client_ip: str):
+    """(the account or None, the key's last use) of a row read with its key; KeyRefused."""
+    from portal.api import keys  # here: portal.api's views import this module
+
+    why = keys.refusal(row, client_ip)
+    if why:
+        raise KeyRefused(why)
+    return (row if row.id is not None else None), row.key_last_used_at
+
+
+def _note_key_use(key_id: int, last_used) -> None:
+    """Note the key's use (at most once a minute, portal.api.keys.note_use)."""
+    from portal.api import keys
+
+    keys.note_use(key_id, last_used)
 
 
 def _existing(owner, call_id: str) -> Call | None:
@@ -86,20 +131,29 @@ def _existing(owner, call_id: str) -> Call | None:
     return call
 
 
-def _record(connection, call_id, account, sip_username, destination, decision: Decision) -> None:
-    """Insert the call row of a decision: a live call holding its reservation, or a refusal."""
+def _record(connection, call_id, account, sip_username, destination, decision: Decision) -> bool:
+    """Write a decision: a refusal's row, or a live call with its reservation; False if stale."""
     values = {
         "call_id": call_id,
-        "account_id": account.id if account else None,
         "sip_username": sip_username or "",
         "destination": destination,
         "translated_destination": decision.translated_destination,
         "status": CallStatus.LIVE if decision.allowed else CallStatus.REFUSED,
         "cause": decision.cause,
         "started_at": utcnow(),
+        # The rate is kept with refusals too, so a retry replays the same answer.
+        "rate_prefix": None,
+        "rate_destination": "",
+        "connect_cost": Decimal(0),
+        "cost_per_minute": Decimal(0),
+        "initial_increment": 0,
+        "increment": 1,
+        "max_duration_seconds": 0,
+        "reserved": Decimal(0),
+        "hangup_cause": "",
     }
     rate = decision.rate_row
-    if rate is not None:  # kept with refusals too, so a retry replays the same answer
+    if rate is not None:
         values.update(
             rate_prefix=rate.prefix,
             rate_destination=rate.destination,
@@ -108,16 +162,33 @@ def _record(connection, call_id, account, sip_username, destination, decision: D
             initial_increment=rate.initial_increment,
             increment=rate.increment,
         )
-    if decision.allowed:
-        values.update(
-            max_duration_seconds=decision.max_duration_seconds,
-            reserved=call_cost(rate, decision.max_duration_seconds),
-        )
-        if account.first_used is None:
+    if not decision.allowed:
+        with one_writer() as writer, transaction():
+            writer.acquire()
             connection.execute(
-                statements.FIRST_USED, {"account_id": account.id, "now": values["started_at"]}
+                statements.INSERT_CALL, {**values, "account_id": account.id if account else None}
             )
-    connection.execute(statements.INSERT_CALL, values)
+        return True
+    reserve = call_cost(rate, decision.max_duration_seconds)
+    values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
+    funds = {
+        "account_id": account.id,
+        "required": max(reserve, decision.needed),
+        "reserve": reserve,
+        "now": values["started_at"],
+    }
+    if connection.dialect.name == "postgresql":
+        # One statement: its UPDATE and INSERT commit together, or neither happens.
+        calls = {f"call_{name}": value for name, value in values.items()}
+        inserted = connection.execute(statements.RESERVE_AND_INSERT, {**funds, **calls}).first()
+        db.session.commit()
+        return inserted is not None
+    with one_writer() as writer, transaction():
+        writer.acquire()
+        if connection.execute(statements.RESERVE, funds).rowcount != 1:
+            return False  # the transaction rolls back nothing: nothing was written
+        connection.execute(statements.INSERT_CALL, {**values, "account_id": account.id})
+    return True
 
 
 def _replay(call: Call) -> Decision:
@@ -152,15 +223,33 @@ def end_call(
     posted = Posted()
     if call.status != CallStatus.LIVE:
         return posted
-    with transaction():
-        account = db.session.get(Account, call.account_id)
-        lock_account(account)
-        db.session.refresh(call)
-        if call.status != CallStatus.LIVE:  # ended by a concurrent request meanwhile
+    # The softswitch cuts the call at max_duration; never bill past what was reserved.
+    seconds = max(0, min(duration_seconds, call.max_duration_seconds))
+    cost = call_cost(_CallRate(call), seconds)
+    with one_writer() as writer, transaction():
+        writer.acquire()
+        # Claim the call: of concurrent ends of the same call, only one still finds it live.
+        claimed = db.session.execute(
+            update(Call)
+            .where(Call.id == call.id, Call.status == CallStatus.LIVE)
+            .values(
+                status=status,
+                ended_at=utcnow(),
+                duration_seconds=seconds,
+                hangup_cause=hangup_cause[:40],
+                cost=cost,
+                reserved=Decimal(0),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
             return posted
-        # The softswitch cuts the call at max_duration; never bill past what was reserved.
-        seconds = max(0, min(duration_seconds, call.max_duration_seconds))
-        cost = call_cost(_CallRate(call), seconds)
+        # A live call's reservation never changes, so the one read with the call is exact.
+        db.session.execute(
+            statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
+        )
+        account = db.session.get(Account, call.account_id)
+        db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         if cost > 0:
             posted.entries.append(
                 post(
@@ -170,13 +259,8 @@ def end_call(
                     f"Call to {call.translated_destination} ({seconds} s)",
                 )
             )
-        call.status = status
-        call.ended_at = utcnow()
-        call.duration_seconds = seconds
-        call.hangup_cause = hangup_cause[:40]
-        call.cost = cost
-        call.reserved = Decimal(0)
         check_low_balance(account, posted)
+    db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted
 

@@ -2,9 +2,31 @@
 
 import functools
 
-from sqlalchemy import Select, and_, bindparam, func, insert, select, true, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 
-from portal.models import Account, Call, CallStatus, Rate, RateGroup, Role, SipDevice, Status
+from portal.models import (
+    Account,
+    AccountType,
+    Call,
+    Rate,
+    RateGroup,
+    Role,
+    SipDevice,
+    Status,
+)
+from portal.models.account import Money
 from portal.tariffs.service import longest_prefix
 
 # Plain tables, not ORM entities: an authorization runs several times a second per channel,
@@ -44,11 +66,37 @@ def caller_binds(owner) -> dict:
     return {}
 
 
+# The longest-prefix rate, as columns: binds group_id, prefixes.
+RATE_COLUMNS = (
+    rates.c.prefix,
+    rates.c.destination,
+    rates.c.connect_cost,
+    rates.c.cost_per_minute,
+    rates.c.initial_increment,
+    rates.c.increment,
+)
+RATE = longest_prefix(*RATE_COLUMNS)
+
+# The account's own rate for the number as dialled (binds prefixes): the one it calls with
+# unless its Number Translation changes the number, so one statement finds account and rate.
+_dialled_rate = rates.alias("dialled_rate")
+_best_rate = (
+    longest_prefix(rates.c.id, group_id=accounts.c.rate_group_id)
+    .correlate(accounts)
+    .scalar_subquery()
+)
+
+
 @functools.cache
-def account_query(role: Role, by_sip_username: bool) -> Select:
-    """The caller's account with its rate group, by number or by an active SIP device."""
-    joined = accounts.outerjoin(groups, groups.c.id == accounts.c.rate_group_id)
-    query = select(
+def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Select:
+    """The caller's account with its rate group and rate, by number or by an active SIP device."""
+    # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
+    # same statement; a row comes back whenever the key exists, its account columns NULL if
+    # no account matched.
+    joined = accounts.outerjoin(groups, groups.c.id == accounts.c.rate_group_id).outerjoin(
+        _dialled_rate, _dialled_rate.c.id == _best_rate
+    )
+    columns = [
         accounts.c.id,
         accounts.c.account_number,
         accounts.c.status,
@@ -60,50 +108,103 @@ def account_query(role: Role, by_sip_username: bool) -> Select:
         accounts.c.account_type,
         accounts.c.balance,
         accounts.c.credit_limit,
+        accounts.c.live_calls,
+        accounts.c.reserved,
         groups.c.id.label("group_id"),
         groups.c.name.label("group_name"),
         groups.c.status.label("group_status"),
-    )
+        *(_dialled_rate.c[column.name].label(f"rate_{column.name}") for column in RATE_COLUMNS),
+    ]
     if by_sip_username:
-        query = query.select_from(
-            joined.join(devices, devices.c.account_id == accounts.c.id)
-        ).where(devices.c.username == bindparam("sip_username"), devices.c.status == Status.ACTIVE)
-    else:
-        query = query.select_from(joined).where(
-            accounts.c.account_number == bindparam("account_number")
+        joined = devices.join(joined, devices.c.account_id == accounts.c.id)
+        found = and_(
+            devices.c.username == bindparam("sip_username"), devices.c.status == Status.ACTIVE
         )
-    return query.where(caller_condition(role))
+    else:
+        found = accounts.c.account_number == bindparam("account_number")
+    if not with_key:
+        return select(*columns).select_from(joined).where(found, caller_condition(role))
+    # Imported here: portal.api's package imports this module through its views.
+    from portal.api.keys import KEY_STATE_COLUMNS, KEY_STATE_FROM, KEY_STATE_WHERE
+
+    return (
+        select(*KEY_STATE_COLUMNS, *columns)
+        .select_from(KEY_STATE_FROM.outerjoin(joined, and_(found, caller_condition(role))))
+        .where(KEY_STATE_WHERE)
+    )
 
 
-# The longest-prefix rate, as columns: binds group_id, prefixes.
-RATE = longest_prefix(
-    rates.c.prefix,
-    rates.c.destination,
-    rates.c.connect_cost,
-    rates.c.cost_per_minute,
-    rates.c.initial_increment,
-    rates.c.increment,
+# The funds a call may use: prepaid, the balance; postpaid, the credit limit minus what is owed
+# (portal.models.available_funds, in SQL).
+FUNDS = case(
+    (accounts.c.account_type == AccountType.POSTPAID, accounts.c.credit_limit - accounts.c.balance),
+    else_=accounts.c.balance,
 )
 
-# The account's row lock (a no-op UPDATE) that reads the funds as they are once it is held:
-# on PostgreSQL a waiting UPDATE re-reads the row a concurrent authorization just committed.
+# Check and reserve in one statement: the row's current counters and funds must still allow the
+# call (a concurrent authorization, hang-up or payment may have changed them since they were
+# read), else it changes nothing and the caller decides again. A single-row UPDATE evaluates
+# its WHERE on the row as it is once locked, on PostgreSQL (READ COMMITTED re-checks a row a
+# concurrent transaction changed) as on SQLite (one writer), so the check cannot go stale.
 # updated_at is set to itself, else its onupdate would stamp every authorization.
-LOCK = (
+RESERVE = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("account_id"),
+        or_(accounts.c.max_channels == 0, accounts.c.live_calls < accounts.c.max_channels),
+        FUNDS - accounts.c.reserved >= bindparam("required", type_=Money),
+    )
+    .values(
+        live_calls=accounts.c.live_calls + 1,
+        reserved=accounts.c.reserved + bindparam("reserve", type_=Money),
+        first_used=func.coalesce(accounts.c.first_used, bindparam("now", type_=DateTime())),
+        updated_at=accounts.c.updated_at,
+    )
+)
+
+# A hang-up (or the reaper) gives the call's channel and reservation back.
+RELEASE = (
     update(accounts)
     .where(accounts.c.id == bindparam("account_id"))
-    .values(balance=accounts.c.balance, updated_at=accounts.c.updated_at)
-    .returning(accounts.c.account_type, accounts.c.balance, accounts.c.credit_limit)
-)
-
-# (live calls, their reserved credit): a statement of its own, run after LOCK.
-LIVE_USAGE = select(func.count(), func.coalesce(func.sum(calls.c.reserved), 0)).where(
-    calls.c.account_id == bindparam("account_id"), calls.c.status == CallStatus.LIVE
+    .values(
+        live_calls=accounts.c.live_calls - 1,
+        reserved=accounts.c.reserved - bindparam("release", type_=Money),
+        updated_at=accounts.c.updated_at,
+    )
 )
 
 INSERT_CALL = insert(calls)
 
-FIRST_USED = (
-    update(accounts)
-    .where(accounts.c.id == bindparam("account_id"), accounts.c.first_used.is_(None))
-    .values(first_used=bindparam("now"))
+# The columns of a call row that _record() fills.
+CALL_COLUMNS = (
+    "call_id",
+    "sip_username",
+    "destination",
+    "translated_destination",
+    "status",
+    "cause",
+    "started_at",
+    "rate_prefix",
+    "rate_destination",
+    "connect_cost",
+    "cost_per_minute",
+    "initial_increment",
+    "increment",
+    "max_duration_seconds",
+    "reserved",
+    "hangup_cause",
 )
+
+
+def _reserve_and_insert():
+    """PostgreSQL: RESERVE and the live call's INSERT as one statement; no row if refused."""
+    # One round trip in autocommit instead of BEGIN, UPDATE, INSERT, COMMIT. Binds: those of
+    # RESERVE, and call_<column> for each of CALL_COLUMNS.
+    reserved = RESERVE.returning(accounts.c.id).cte("reserved_funds")
+    values = [bindparam(f"call_{name}", type_=calls.c[name].type) for name in CALL_COLUMNS]
+    columns = ["account_id", *CALL_COLUMNS]
+    query = select(reserved.c.id, *values)
+    return insert(calls).from_select(columns, query, include_defaults=False).returning(calls.c.id)
+
+
+RESERVE_AND_INSERT = _reserve_and_insert()

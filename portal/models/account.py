@@ -167,6 +167,10 @@ class Account(UserMixin, db.Model):
     credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     low_balance_alert: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    # The live calls and the credit they hold, kept beside the funds so that one conditional
+    # UPDATE checks and reserves at once (portal.calls); they equal the sums over live calls.
+    live_calls: Mapped[int] = mapped_column(default=0, server_default="0")
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
     email_alerts: Mapped[bool] = mapped_column(default=False)
     # Set when the low balance mail went out; cleared when funds rise above the alert again.
     low_balance_alerted: Mapped[bool] = mapped_column(default=False, server_default=false())

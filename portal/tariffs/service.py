@@ -2,7 +2,15 @@
 
 from decimal import Decimal
 
-from sqlalchemy import Select, bindparam, delete, exists, func, insert, select
+from sqlalchemy import (
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 
 from portal import audit
 from portal.extensions import db
@@ -255,14 +263,15 @@ def exported_rates(group: RateGroup):
     return db.session.scalars(statement.execution_options(yield_per=2000))
 
 
-def longest_prefix(*columns) -> Select:
-    """The longest-prefix rate of a group: binds group_id and prefixes (candidate_prefixes)."""
+def longest_prefix(*columns, group_id=None) -> Select:
+    """The longest-prefix rate of a group: binds prefixes (candidate_prefixes) and group_id."""
     # One indexed query over the (rate_group_id, prefix) UNIQUE index, never a scan; the page's
-    # "Test a number" and call authorization (as plain columns) both use it.
+    # "Test a number" and call authorization (as plain columns) both use it. group_id: the
+    # group as an expression (a correlated column) instead of the bind.
     return (
         select(*columns)
         .where(
-            Rate.rate_group_id == bindparam("group_id"),
+            Rate.rate_group_id == (bindparam("group_id") if group_id is None else group_id),
             Rate.prefix.in_(bindparam("prefixes", expanding=True)),
         )
         .order_by(func.length(Rate.prefix).desc())
