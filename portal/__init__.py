@@ -75,8 +75,11 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from portal.calls.service import restore_sync
+
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
+            event.listen(db.engine.pool, "checkin", restore_sync)
     migrate.init_app(
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )

@@ -104,6 +104,9 @@ def load_config(instance_path: str) -> dict:
         # A call reserves at most this many seconds of credit; longer calls re-authorize.
         "CALL_RESERVE_SECONDS": int(os.environ.get("CALL_RESERVE_SECONDS", "3600")),
         "CALL_REAP_GRACE_SECONDS": int(os.environ.get("CALL_REAP_GRACE_SECONDS", "300")),
+        # Authorizations (reservations, refusals) commit without waiting for the disk: a crash
+        # of the database server may lose the last moment's ones, never a ledger entry.
+        "CALLS_ASYNC_COMMIT": _flag("CALLS_ASYNC_COMMIT", "1"),
         # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
         # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,

@@ -10,7 +10,7 @@ from decimal import Decimal
 from xml.etree import ElementTree
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal.api.keys import create_key, revoke_key
 from portal.billing.service import add_payment
@@ -443,6 +443,34 @@ def test_authorizing_does_not_touch_the_accounts_updated_at(api, call_rates):
     before = db.session.get(Account, account.id).updated_at  # First Used was set: a change
     api.authorize(call_id="c2", account=account.account_number, destination=MOBILE)
     assert db.session.get(Account, account.id).updated_at == before
+
+
+@pytest.mark.parametrize("async_commit", [True, False])
+def test_authorizations_commit_with_or_without_waiting_for_the_disk(
+    app, api, call_rates, async_commit
+):
+    app.config["CALLS_ASYNC_COMMIT"] = async_commit
+    account = make_caller("5000000042", call_rates, "10")
+    assert api.authorize(call_id="c1", account=account.account_number, destination=MOBILE).json[
+        "allowed"
+    ]
+    refused = api.authorize(call_id="c2", account="5999999999", destination=MOBILE)
+    assert refused.json["cause"] == "AUTHENTICATION_FAIL"
+    db.session.expire_all()
+    statuses = dict(db.session.execute(select(Call.call_id, Call.status)).all())
+    assert statuses == {"c1": CallStatus.LIVE, "c2": CallStatus.REFUSED}
+    assert db.session.get(Account, account.id).live_calls == 1
+    # The relaxed flush never outlives the authorization: the next user of the connection
+    # (a payment, say) waits for the disk again.
+    db.session.remove()
+    sqlite = db.engine.dialect.name == "sqlite"
+    query = text("PRAGMA synchronous" if sqlite else "SHOW synchronous_commit")
+    idle = [db.engine.connect() for _ in range(db.engine.pool.checkedin())]
+    try:
+        assert idle and {c.scalar(query) for c in idle} == {2 if sqlite else "on"}  # FULL
+    finally:
+        for connection in idle:
+            connection.close()
 
 
 def test_explain_lists_every_check_with_its_figures(api, call_rates):

@@ -162,33 +162,65 @@ def _record(connection, call_id, account, sip_username, destination, decision: D
             initial_increment=rate.initial_increment,
             increment=rate.increment,
         )
-    if not decision.allowed:
-        with one_writer() as writer, transaction():
-            writer.acquire()
-            connection.execute(
-                statements.INSERT_CALL, {**values, "account_id": account.id if account else None}
-            )
-        return True
-    reserve = call_cost(rate, decision.max_duration_seconds)
-    values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
-    funds = {
+    async_commit = current_app.config["CALLS_ASYNC_COMMIT"]
+    postgresql = connection.dialect.name == "postgresql"
+    if decision.allowed:
+        reserve = call_cost(rate, decision.max_duration_seconds)
+        values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
+    if postgresql:
+        # One statement each, in autocommit: the UPDATE and INSERT commit together or not at all.
+        calls = {f"call_{name}": value for name, value in values.items()}
+        if not decision.allowed:
+            calls["call_account_id"] = account.id if account else None
+            connection.execute(statements.INSERT_REFUSAL[async_commit], calls)
+            db.session.commit()
+            return True
+        binds = {**_funds_binds(account, decision, reserve, values), **calls}
+        inserted = connection.execute(statements.RESERVE_AND_INSERT[async_commit], binds).first()
+        db.session.commit()
+        return inserted is not None
+    if async_commit:
+        _relax_sync(connection)
+    with one_writer() as writer, transaction():
+        writer.acquire()
+        if decision.allowed:
+            funds = _funds_binds(account, decision, reserve, values)
+            if connection.execute(statements.RESERVE, funds).rowcount != 1:
+                return False  # the transaction rolls back nothing: nothing was written
+        account_id = account.id if account else None
+        connection.execute(statements.INSERT_CALL, {**values, "account_id": account_id})
+    return True
+
+
+def _funds_binds(account, decision: Decision, reserve: Decimal, values: dict) -> dict:
+    """The binds of statements.RESERVE for a call reserving `reserve`."""
+    return {
         "account_id": account.id,
         "required": max(reserve, decision.needed),
         "reserve": reserve,
         "now": values["started_at"],
     }
-    if connection.dialect.name == "postgresql":
-        # One statement: its UPDATE and INSERT commit together, or neither happens.
-        calls = {f"call_{name}": value for name, value in values.items()}
-        inserted = connection.execute(statements.RESERVE_AND_INSERT, {**funds, **calls}).first()
-        db.session.commit()
-        return inserted is not None
-    with one_writer() as writer, transaction():
-        writer.acquire()
-        if connection.execute(statements.RESERVE, funds).rowcount != 1:
-            return False  # the transaction rolls back nothing: nothing was written
-        connection.execute(statements.INSERT_CALL, {**values, "account_id": account.id})
-    return True
+
+
+_SYNC_RELAXED = "synchronous_relaxed"
+
+
+def _relax_sync(connection) -> None:
+    """SQLite: this connection's next commits skip the disk sync, until it is checked in."""
+    # In WAL mode, synchronous=NORMAL keeps the database consistent through any crash; a
+    # power loss may undo the last transactions, and any later FULL commit syncs them too.
+    # It is set outside the transaction (SQLite refuses inside) and set back to FULL by the
+    # pool's check-in hook (portal.__init__), before any other request can take the connection.
+    pooled = connection.connection
+    if not pooled.info.get(_SYNC_RELAXED):
+        pooled.driver_connection.execute("PRAGMA synchronous=NORMAL")
+        pooled.info[_SYNC_RELAXED] = True
+
+
+def restore_sync(dbapi_connection, record) -> None:
+    """Pool check-in hook: a connection relaxed by _relax_sync syncs every commit again."""
+    if record.info.pop(_SYNC_RELAXED, False):
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
 def _replay(call: Call) -> Decision:

@@ -196,15 +196,43 @@ CALL_COLUMNS = (
 )
 
 
-def _reserve_and_insert():
+# PostgreSQL: a statement run in autocommit is its own transaction, and set_config(..., true)
+# sets synchronous_commit for that transaction only: it commits without waiting for the WAL
+# flush (CALLS_ASYNC_COMMIT). A later synchronous commit, of any session, flushes it too.
+_ASYNC_COMMIT = select(func.set_config("synchronous_commit", "off", true()).label("setting")).cte(
+    "async_commit"
+)
+
+
+def _call_values():
+    """The bound values of a call row's CALL_COLUMNS, as call_<column>."""
+    return [bindparam(f"call_{name}", type_=calls.c[name].type) for name in CALL_COLUMNS]
+
+
+def _reserve_and_insert(async_commit: bool):
     """PostgreSQL: RESERVE and the live call's INSERT as one statement; no row if refused."""
     # One round trip in autocommit instead of BEGIN, UPDATE, INSERT, COMMIT. Binds: those of
     # RESERVE, and call_<column> for each of CALL_COLUMNS.
     reserved = RESERVE.returning(accounts.c.id).cte("reserved_funds")
-    values = [bindparam(f"call_{name}", type_=calls.c[name].type) for name in CALL_COLUMNS]
-    columns = ["account_id", *CALL_COLUMNS]
-    query = select(reserved.c.id, *values)
-    return insert(calls).from_select(columns, query, include_defaults=False).returning(calls.c.id)
+    query = select(reserved.c.id, *_call_values()).select_from(reserved)
+    if async_commit:
+        query = query.join(_ASYNC_COMMIT, true())
+    return (
+        insert(calls)
+        .from_select(["account_id", *CALL_COLUMNS], query, include_defaults=False)
+        .returning(calls.c.id)
+    )
 
 
-RESERVE_AND_INSERT = _reserve_and_insert()
+def _insert_refusal(async_commit: bool):
+    """PostgreSQL: a refusal's call row (binds call_account_id and those of _call_values)."""
+    account_id = bindparam("call_account_id", type_=calls.c.account_id.type)
+    query = select(account_id, *_call_values())
+    if async_commit:
+        query = query.select_from(_ASYNC_COMMIT)
+    return insert(calls).from_select(["account_id", *CALL_COLUMNS], query, include_defaults=False)
+
+
+# By CALLS_ASYNC_COMMIT: the PostgreSQL statements of a live call and of a refusal.
+RESERVE_AND_INSERT = {True: _reserve_and_insert(True), False: _reserve_and_insert(False)}
+INSERT_REFUSAL = {True: _insert_refusal(True), False: _insert_refusal(False)}
