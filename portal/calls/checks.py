@@ -9,8 +9,9 @@ from sqlalchemy import Connection, Row, Select, select
 from portal.calls import statements
 from portal.models import Account, Status, available_funds, is_expired
 from portal.rules.calls import max_duration, minimum_to_call
-from portal.rules.rating import RateRow, candidate_prefixes
+from portal.rules.rating import RateRow
 from portal.rules.translation import parse_rules, translate
+from portal.tariffs.service import prefix_binds
 
 AUTHENTICATION_FAIL = "AUTHENTICATION_FAIL"
 ACCOUNT_INACTIVE_DELETED = "ACCOUNT_INACTIVE_DELETED"
@@ -88,14 +89,14 @@ def find_account(
     # row (portal.calls.statements.account_query), its account columns NULL if none matched.
     query = statements.account_query(owner.role, sip_username is not None, key_id is not None)
     binds = statements.caller_binds(owner)
-    binds["prefixes"] = candidate_prefixes(destination)
+    binds.update(prefix_binds(destination))
     if key_id is not None:
         binds["key_id"] = key_id
     if sip_username is not None:
         binds["sip_username"] = sip_username
     else:
         binds["account_number"] = account_number
-    return connection.execute(query, binds).first()
+    return query.first(connection, binds)
 
 
 def _dialled_rate(account: Row) -> RateRow | None:
@@ -157,10 +158,8 @@ def decide(
         if translated == destination:
             rate = _dialled_rate(account)
         else:  # Number Translation changed the number: its own look-up
-            rate = connection.execute(
-                statements.RATE,
-                {"group_id": account.group_id, "prefixes": candidate_prefixes(translated)},
-            ).first()
+            binds = {"group_id": account.group_id, **prefix_binds(translated)}
+            rate = statements.RATE.first(connection, binds)
         if not decision.cause:
             decision.translated_destination = translated
         decision.check(

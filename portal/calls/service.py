@@ -163,32 +163,42 @@ def _record(connection, call_id, account, sip_username, destination, decision: D
             increment=rate.increment,
         )
     async_commit = current_app.config["CALLS_ASYNC_COMMIT"]
-    postgresql = connection.dialect.name == "postgresql"
     if decision.allowed:
         reserve = call_cost(rate, decision.max_duration_seconds)
         values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
-    if postgresql:
-        # One statement each, in autocommit: the UPDATE and INSERT commit together or not at all.
-        calls = {f"call_{name}": value for name, value in values.items()}
-        if not decision.allowed:
-            calls["call_account_id"] = account.id if account else None
-            connection.execute(statements.INSERT_REFUSAL[async_commit], calls)
-            db.session.commit()
-            return True
-        binds = {**_funds_binds(account, decision, reserve, values), **calls}
-        inserted = connection.execute(statements.RESERVE_AND_INSERT[async_commit], binds).first()
-        db.session.commit()
-        return inserted is not None
+    binds = {f"call_{name}": value for name, value in values.items()}
+    binds["call_account_id"] = account.id if account else None
+    if decision.allowed:
+        binds.update(_funds_binds(account, decision, reserve, values))
+    if connection.dialect.name == "postgresql":
+        # One statement each: the UPDATE and INSERT commit together or not at all.
+        if decision.allowed:
+            statement = statements.RESERVE_AND_INSERT[async_commit]
+            written = statement.first(connection, binds) is not None
+        else:
+            statements.INSERT_REFUSAL[async_commit].rowcount(connection, binds)
+            written = True
+        if not connection.connection.driver_connection.autocommit:
+            db.session.commit()  # called outside a request's autocommit (tests, the CLI)
+        return written
     if async_commit:
         _relax_sync(connection)
-    with one_writer() as writer, transaction():
+    # The transaction is the driver's own: the Session's commit would cost more than the
+    # statements (a Session that holds objects has them expired below, as its commit would).
+    driver = connection.connection.driver_connection
+    with one_writer() as writer:
         writer.acquire()
-        if decision.allowed:
-            funds = _funds_binds(account, decision, reserve, values)
-            if connection.execute(statements.RESERVE, funds).rowcount != 1:
-                return False  # the transaction rolls back nothing: nothing was written
-        account_id = account.id if account else None
-        connection.execute(statements.INSERT_CALL, {**values, "account_id": account_id})
+        try:
+            if decision.allowed and statements.RESERVE_ROWS.rowcount(connection, binds) != 1:
+                driver.rollback()  # nothing was written
+                return False
+            statements.INSERT_CALL.rowcount(connection, binds)
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+    if db.session.identity_map:
+        db.session.expire_all()
     return True
 
 

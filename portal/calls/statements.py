@@ -4,7 +4,6 @@ import functools
 
 from sqlalchemy import (
     DateTime,
-    Select,
     and_,
     bindparam,
     case,
@@ -27,6 +26,7 @@ from portal.models import (
     Status,
 )
 from portal.models.account import Money
+from portal.rawsql import Prepared
 from portal.tariffs.service import longest_prefix
 
 # Plain tables, not ORM entities: an authorization runs several times a second per channel,
@@ -46,7 +46,8 @@ def caller_condition(role: Role):
     if role == Role.ADMIN:
         return true()
     if role == Role.SUBADMIN:
-        return accounts.c.role.in_((Role.CUSTOMER, Role.RESELLER))
+        # Two comparisons, not IN: an IN list is an expanding bind, which Prepared refuses.
+        return or_(accounts.c.role == Role.CUSTOMER, accounts.c.role == Role.RESELLER)
     if role == Role.RESELLER:
         # The indexed range of portal.security.in_subtree().
         return and_(
@@ -66,7 +67,7 @@ def caller_binds(owner) -> dict:
     return {}
 
 
-# The longest-prefix rate, as columns: binds group_id, prefixes.
+# The longest-prefix rate, as columns: binds group_id, prefix_0 ... (prefix_binds).
 RATE_COLUMNS = (
     rates.c.prefix,
     rates.c.destination,
@@ -75,20 +76,20 @@ RATE_COLUMNS = (
     rates.c.initial_increment,
     rates.c.increment,
 )
-RATE = longest_prefix(*RATE_COLUMNS)
+RATE = Prepared(longest_prefix(*RATE_COLUMNS, fixed=True))
 
-# The account's own rate for the number as dialled (binds prefixes): the one it calls with
+# The account's own rate for the number as dialled (binds prefix_0 ...): the one it calls with
 # unless its Number Translation changes the number, so one statement finds account and rate.
 _dialled_rate = rates.alias("dialled_rate")
 _best_rate = (
-    longest_prefix(rates.c.id, group_id=accounts.c.rate_group_id)
+    longest_prefix(rates.c.id, group_id=accounts.c.rate_group_id, fixed=True)
     .correlate(accounts)
     .scalar_subquery()
 )
 
 
 @functools.cache
-def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Select:
+def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Prepared:
     """The caller's account with its rate group and rate, by number or by an active SIP device."""
     # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
     # same statement; a row comes back whenever the key exists, its account columns NULL if
@@ -123,11 +124,11 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
     else:
         found = accounts.c.account_number == bindparam("account_number")
     if not with_key:
-        return select(*columns).select_from(joined).where(found, caller_condition(role))
+        return Prepared(select(*columns).select_from(joined).where(found, caller_condition(role)))
     # Imported here: portal.api's package imports this module through its views.
     from portal.api.keys import KEY_STATE_COLUMNS, KEY_STATE_FROM, KEY_STATE_WHERE
 
-    return (
+    return Prepared(
         select(*KEY_STATE_COLUMNS, *columns)
         .select_from(KEY_STATE_FROM.outerjoin(joined, and_(found, caller_condition(role))))
         .where(KEY_STATE_WHERE)
@@ -162,6 +163,8 @@ RESERVE = (
     )
 )
 
+RESERVE_ROWS = Prepared(RESERVE)
+
 # A hang-up (or the reaper) gives the call's channel and reservation back.
 RELEASE = (
     update(accounts)
@@ -172,8 +175,6 @@ RELEASE = (
         updated_at=accounts.c.updated_at,
     )
 )
-
-INSERT_CALL = insert(calls)
 
 # The columns of a call row that _record() fills.
 CALL_COLUMNS = (
@@ -193,6 +194,15 @@ CALL_COLUMNS = (
     "max_duration_seconds",
     "reserved",
     "hangup_cause",
+)
+
+
+# A call row: binds call_account_id and call_<column> for each of CALL_COLUMNS.
+INSERT_CALL = Prepared(
+    insert(calls).values(
+        account_id=bindparam("call_account_id"),
+        **{name: bindparam(f"call_{name}") for name in CALL_COLUMNS},
+    )
 )
 
 
@@ -234,5 +244,5 @@ def _insert_refusal(async_commit: bool):
 
 
 # By CALLS_ASYNC_COMMIT: the PostgreSQL statements of a live call and of a refusal.
-RESERVE_AND_INSERT = {True: _reserve_and_insert(True), False: _reserve_and_insert(False)}
-INSERT_REFUSAL = {True: _insert_refusal(True), False: _insert_refusal(False)}
+RESERVE_AND_INSERT = {flag: Prepared(_reserve_and_insert(flag)) for flag in (True, False)}
+INSERT_REFUSAL = {flag: Prepared(_insert_refusal(flag)) for flag in (True, False)}

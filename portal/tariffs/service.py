@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     Select,
+    String,
     bindparam,
     delete,
     exists,
@@ -263,20 +264,36 @@ def exported_rates(group: RateGroup):
     return db.session.scalars(statement.execution_options(yield_per=2000))
 
 
-def longest_prefix(*columns, group_id=None) -> Select:
+def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
     """The longest-prefix rate of a group: binds prefixes (candidate_prefixes) and group_id."""
     # One indexed query over the (rate_group_id, prefix) UNIQUE index, never a scan; the page's
     # "Test a number" and call authorization (as plain columns) both use it. group_id: the
-    # group as an expression (a correlated column) instead of the bind.
+    # group as an expression (a correlated column) instead of the bind. fixed: one bind per
+    # possible prefix length, prefix_0 ... (prefix_binds), instead of a list expanded per
+    # call, so the statement's text never changes (portal.rawsql.Prepared).
+    if fixed:
+        candidates = [
+            bindparam(f"prefix_{i}", type_=String()) for i in range(MAX_PREFIX_LENGTH + 1)
+        ]
+    else:
+        candidates = bindparam("prefixes", expanding=True)
     return (
         select(*columns)
         .where(
             Rate.rate_group_id == (bindparam("group_id") if group_id is None else group_id),
-            Rate.prefix.in_(bindparam("prefixes", expanding=True)),
+            Rate.prefix.in_(candidates),
         )
         .order_by(func.length(Rate.prefix).desc())
         .limit(1)
     )
+
+
+def prefix_binds(number: str) -> dict:
+    """The binds of a fixed longest_prefix() for `number` (the shortest candidate repeated)."""
+    candidates = candidate_prefixes(number)
+    return {
+        f"prefix_{i}": candidates[min(i, len(candidates) - 1)] for i in range(MAX_PREFIX_LENGTH + 1)
+    }
 
 
 def lookup_rate(group_id: int, number: str) -> Rate | None:

@@ -1,0 +1,105 @@
+"""Core statements compiled once per dialect and run on the DBAPI cursor, for the hot path."""
+
+from collections import namedtuple
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Select
+from sqlalchemy.exc import DBAPIError
+
+
+@dataclass
+class _Plan:
+    """A statement as one dialect runs it."""
+
+    sql: str
+    order: list[str] | None  # bind names in placeholder order (positional paramstyles)
+    defaults: dict  # every bind's own value (literals in the statement; None if unbound)
+    converters: dict  # bind name -> the type's Python-to-driver conversion
+    row_type: type | None  # a named tuple of the selected columns (SELECT only)
+    readers: list | None = None  # the columns' driver-to-Python conversions, from a result
+
+
+class Prepared:
+    """One statement: SQLAlchemy compiles it and its types convert values; the driver runs it."""
+
+    # SQLAlchemy's Connection.execute spends more time per statement (execution context, result
+    # metadata, parameter checks) than SQLite spends running the statement. A call
+    # authorization runs a few fixed statements many times a second, so it skips that and
+    # keeps what matters: the dialect's SQL and every type's bind and result conversion
+    # (money as integer units on SQLite, enums, datetimes). Expanding binds are not supported.
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def _plan(self, dialect) -> _Plan:
+        """The statement compiled for `dialect` (once)."""
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            compiled = self.statement.compile(dialect=dialect)
+            converters = {}
+            for name, bind in compiled.binds.items():
+                if bind.expanding:  # its SQL would change with every list's length
+                    raise ValueError(f"Prepared statements take no expanding binds: {name}")
+                converter = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if converter is not None:
+                    converters[name] = converter
+            row_type = None
+            if isinstance(self.statement, Select):
+                keys = [column.key for column in self.statement.selected_columns]
+                row_type = namedtuple("Row", keys)
+            plan = _Plan(
+                sql=compiled.string,
+                order=list(compiled.positiontup) if compiled.positional else None,
+                defaults={name: bind.value for name, bind in compiled.binds.items()},
+                converters=converters,
+                row_type=row_type,
+            )
+            self._plans[dialect.name] = plan
+        return plan
+
+    def execute(self, connection: Connection, binds: dict):
+        """Run with `binds` (by bind name) on the connection's DBAPI connection: the cursor."""
+        plan = self._plan(connection.dialect)
+        values = {**plan.defaults, **binds}
+        for name, converter in plan.converters.items():
+            values[name] = converter(values[name])
+        params = [values[name] for name in plan.order] if plan.order is not None else values
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(plan.sql, params)
+        except connection.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy would raise it (an IntegrityError for a UNIQUE violation, say).
+            cursor.close()
+            base = connection.dialect.loaded_dbapi.Error
+            dialect = connection.dialect
+            raise DBAPIError.instance(plan.sql, params, error, base, dialect=dialect) from error
+        return cursor
+
+    def first(self, connection: Connection, binds: dict):
+        """The first row (a named tuple of converted values for a SELECT), or None."""
+        plan = self._plan(connection.dialect)
+        cursor = self.execute(connection, binds)
+        row = cursor.fetchone()
+        if plan.row_type is not None and plan.readers is None:
+            # Some conversions depend on the driver's column type codes (PostgreSQL NUMERIC).
+            dialect = connection.dialect
+            columns = self.statement.selected_columns
+            plan.readers = [
+                column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+                for column, described in zip(columns, cursor.description, strict=True)
+            ]
+        cursor.close()
+        if row is None or plan.row_type is None:
+            return row
+        return plan.row_type._make(
+            value if reader is None else reader(value)
+            for reader, value in zip(plan.readers, row, strict=True)
+        )
+
+    def rowcount(self, connection: Connection, binds: dict) -> int:
+        """How many rows the statement changed."""
+        cursor = self.execute(connection, binds)
+        count = cursor.rowcount
+        cursor.close()
+        return count
