@@ -156,7 +156,8 @@ def identify(key: str) -> tuple[KeyIdentity | None, str]:
     cache = current_app.extensions.setdefault(_CACHE, {})
     identity = cache.get(parts[1])
     if identity is None:
-        row = db.session.connection().execute(_KEY_IDENTITY, {"prefix": parts[1]}).first()
+        with db.engine.connect() as connection:  # not the Session's: it would stay checked out
+            row = connection.execute(_KEY_IDENTITY, {"prefix": parts[1]}).first()
         if row is None:  # never cached: a key made later in another process must be found
             return None, "Unknown API key."
         owner = KeyOwner(row.owner_id, row.role, row.tenant_path)

@@ -33,6 +33,7 @@ class Decision:
     checks: list[dict] = field(default_factory=list)
     rate_row: object = None
     needed: Decimal = Decimal(0)  # funds needed to start the call
+    key_last_used: object = None  # when the API key was last used, as read with the account
 
     def check(self, name: str, passed: bool, cause: str, **figures) -> bool:
         """Record a check; the first failing one sets the cause."""

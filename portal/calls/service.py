@@ -59,10 +59,13 @@ def authorize(
     dry_run=False,
     explain=False,
     key=None,
+    connection=None,
 ) -> Decision:
     """Decide a call; when allowed, reserve the cost of its longest possible duration."""
     # key: (key_id, client address) of an API key identified but not yet checked: its state
     # is read with the account (one statement instead of two) and checked first, KeyRefused.
+    # connection: a Connection of the caller's, outside the Session (the API's hot path: on
+    # PostgreSQL in autocommit); without one, the Session's, committed here.
     if dry_run:
         try:
             connection = db.session.connection()
@@ -76,23 +79,23 @@ def authorize(
         for _attempt in range(ATTEMPTS):
             # Reads first, without locks; the one write re-checks what it relies on.
             decision = Decision()
-            connection = db.session.connection()  # a commit of a lost race released the last
+            session_bound = connection is None
+            bound = db.session.connection() if session_bound else connection
             key_id = key[0] if key else None
-            account = find_account(
-                connection, owner, account_number, sip_username, destination, key_id
-            )
+            account = find_account(bound, owner, account_number, sip_username, destination, key_id)
             if key is not None:
                 account, last_used = _checked_key(account, key[1])
-            decide(connection, account, destination, decision, explain=explain)
-            if _record(connection, call_id, account, sip_username, destination, decision):
+            decide(bound, account, destination, decision, explain=explain)
+            if _record(bound, call_id, account, sip_username, destination, decision, session_bound):
                 if key is not None:
-                    _note_key_use(key_id, last_used)
+                    decision.key_last_used = last_used
                 return decision
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
         # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
-        db.session.rollback()
-        existing = _existing(owner, call_id)
+        if connection is None:
+            db.session.rollback()
+        existing = _existing(connection or db.session.connection(), owner, call_id)
         if existing is None:
             raise
         if existing.status in (CallStatus.ENDED, CallStatus.REAPED):
@@ -111,27 +114,24 @@ def _checked_key(row, client_ip: str):
     return (row if row.id is not None else None), row.key_last_used_at
 
 
-def _note_key_use(key_id: int, last_used) -> None:
-    """Note the key's use (at most once a minute, portal.api.keys.note_use)."""
-    from portal.api import keys
-
-    keys.note_use(key_id, last_used)
-
-
-def _existing(owner, call_id: str) -> Call | None:
-    """The call already recorded under `call_id`, or None; CallIdTaken if another tenant's."""
-    call = db.session.scalar(select(Call).where(Call.call_id == call_id))
+def _existing(connection, owner, call_id: str):
+    """The call already recorded under `call_id` (a row), or None; CallIdTaken if not visible."""
+    # On the caller's connection: a second one from the pool while it holds one could wait
+    # forever when every connection is held by a request doing the same.
+    call = connection.execute(select(Call.__table__).where(Call.call_id == call_id)).first()
     if call is None or call.account_id is None:
         return call
-    visible = db.session.scalar(
+    visible = connection.execute(
         callers(owner).with_only_columns(Account.id).where(Account.id == call.account_id)
-    )
+    ).first()
     if visible is None:
         raise CallIdTaken({"call_id": "This call id is already taken."})
     return call
 
 
-def _record(connection, call_id, account, sip_username, destination, decision: Decision) -> bool:
+def _record(
+    connection, call_id, account, sip_username, destination, decision: Decision, session_bound
+) -> bool:
     """Write a decision: a refusal's row, or a live call with its reservation; False if stale."""
     values = {
         "call_id": call_id,
@@ -179,7 +179,10 @@ def _record(connection, call_id, account, sip_username, destination, decision: D
             statements.INSERT_REFUSAL[async_commit].rowcount(connection, binds)
             written = True
         if not connection.connection.driver_connection.autocommit:
-            db.session.commit()  # called outside a request's autocommit (tests, the CLI)
+            if session_bound:
+                db.session.commit()
+            else:
+                connection.commit()
         return written
     if async_commit:
         _relax_sync(connection)
@@ -197,7 +200,7 @@ def _record(connection, call_id, account, sip_username, destination, decision: D
         except BaseException:
             driver.rollback()
             raise
-    if db.session.identity_map:
+    if session_bound and db.session.identity_map:
         db.session.expire_all()
     return True
 
@@ -233,7 +236,7 @@ def restore_sync(dbapi_connection, record) -> None:
         dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
-def _replay(call: Call) -> Decision:
+def _replay(call) -> Decision:
     """The decision stored with a call."""
     decision = Decision(
         allowed=call.status != CallStatus.REFUSED,
