@@ -69,11 +69,17 @@ class Prepared:
         try:
             cursor.execute(plan.sql, params)
         except connection.dialect.loaded_dbapi.Error as error:
-            # As SQLAlchemy would raise it (an IntegrityError for a UNIQUE violation, say).
-            cursor.close()
-            base = connection.dialect.loaded_dbapi.Error
+            # As SQLAlchemy would raise it (an IntegrityError for a UNIQUE violation, say), and
+            # a dead connection leaves the pool as it would.
             dialect = connection.dialect
-            raise DBAPIError.instance(plan.sql, params, error, base, dialect=dialect) from error
+            dead = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+            cursor.close()
+            if dead:
+                connection.invalidate()
+            base = dialect.loaded_dbapi.Error
+            raise DBAPIError.instance(
+                plan.sql, params, error, base, dialect=dialect, connection_invalidated=dead
+            ) from error
         return cursor
 
     def first(self, connection: Connection, binds: dict):

@@ -118,7 +118,8 @@ def app(database_url, _migrated):
             db.session.rollback()
             _empty_all_tables()
             db.session.remove()
-            db.engine.dispose()
+            for engine in db.engines.values():  # the call API's pool too (portal.CALLS_BIND)
+                engine.dispose()
 
 
 @pytest.fixture

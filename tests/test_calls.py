@@ -473,6 +473,27 @@ def test_authorizations_commit_with_or_without_waiting_for_the_disk(
             connection.close()
 
 
+def test_an_authorization_survives_a_database_restart(api, call_rates):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server connection to lose")
+    account = make_caller("5000000043", call_rates, "100")
+    assert api.authorize(call_id="c1", account=account.account_number, destination=MOBILE).json[
+        "allowed"
+    ]
+    # The server drops every other connection, as a restart does: the call API's pooled one
+    # (kept without a test query) fails once and the authorization runs again on a new one.
+    db.session.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+    db.session.commit()
+    again = api.authorize(call_id="c2", account=account.account_number, destination=MOBILE)
+    assert again.status_code == 200 and again.json["allowed"], again.json
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 2
+
+
 def test_explain_lists_every_check_with_its_figures(api, call_rates):
     account = make_caller("5000000050", call_rates, "10", max_channels=4)
     response = api.authorize(

@@ -8,7 +8,9 @@ from xml.sax.saxutils import quoteattr
 
 from flask import Response, g, jsonify, request
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 
+from portal import CALLS_BIND
 from portal.api import bp
 from portal.api.errors import ApiError
 from portal.api.keys import WRONG_ADDRESS, authenticate, identify, key_state, note_use
@@ -106,17 +108,25 @@ def calls_authorize():
         raise
     explain = request.args.get("explain") == "1"
     try:
-        with _hot_connection() as connection:
-            decision = authorize(
-                g.api_owner,
-                call_id,
-                destination,
-                account,
-                sip_username,
-                explain=explain,
-                key=(g.api_key_id, request.remote_addr or ""),
-                connection=connection,
-            )
+        for attempt in (1, 2):
+            try:
+                with _hot_connection() as connection:
+                    decision = authorize(
+                        g.api_owner,
+                        call_id,
+                        destination,
+                        account,
+                        sip_username,
+                        explain=explain,
+                        key=(g.api_key_id, request.remote_addr or ""),
+                        connection=connection,
+                    )
+                break
+            except DBAPIError as error:
+                # A connection the server dropped (a restart): once more on a new one. Safe
+                # even if the write had committed: the call id then replays its answer.
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
     except KeyRefused as refused:
         raise ApiError(403 if refused.why == WRONG_ADDRESS else 401, refused.why) from None
     except CallIdTaken as taken:
@@ -138,7 +148,8 @@ def _hot_connection() -> Iterator[Connection]:
     # A Session costs more than the few statements an authorization runs. On PostgreSQL the
     # connection is in autocommit: every write is one statement (portal.calls.service._record),
     # so the server is spared a BEGIN and a COMMIT.
-    with db.engine.connect() as connection:
+    # A server database has a pool of its own for this, without a test query per checkout.
+    with db.engines.get(CALLS_BIND, db.engine).connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
