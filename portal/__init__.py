@@ -8,6 +8,7 @@ from flask import Flask, abort, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_config
@@ -33,19 +34,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     # A server connection can die under the pool (a database restart): test it before use.
     # A SQLite file cannot, so its requests skip that extra statement.
     engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    server = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    server = not uri.startswith("sqlite")
     engine_options.setdefault("pool_pre_ping", server)
-    if server:
-        # The call API's own pool, without the test: its statements are retried once on a
-        # dead connection instead (portal.api.views._hot_connection), a round trip saved on
-        # every authorization.
+    if server or make_url(uri).database not in (None, "", ":memory:"):
+        # The call API's own pool of the same database (portal.api.views._hot_connection):
+        # without the test query (a dead connection's statement is retried once instead), and
+        # on SQLite with connections that commit without a disk sync (CALLS_ASYNC_COMMIT).
         app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
-            CALLS_BIND,
-            {
-                **engine_options,
-                "url": app.config["SQLALCHEMY_DATABASE_URI"],
-                "pool_pre_ping": False,
-            },
+            CALLS_BIND, {**engine_options, "url": uri, "pool_pre_ping": False}
         )
     if app.config["PROXY_COUNT"]:
         # Behind nginx: the client address (login throttling per IP) and scheme come from the
@@ -87,11 +84,15 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        from portal.calls.service import restore_sync
-
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
-            event.listen(db.engine.pool, "checkin", restore_sync)
+            if CALLS_BIND in db.engines:
+
+                def calls_pragmas(dbapi_connection, record) -> None:
+                    relaxed = app.config["CALLS_ASYNC_COMMIT"]
+                    _sqlite_pragmas(dbapi_connection, record, "NORMAL" if relaxed else "FULL")
+
+                event.listen(db.engines[CALLS_BIND], "connect", calls_pragmas)
     migrate.init_app(
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )
@@ -117,12 +118,16 @@ def register_extensions(app: Flask) -> None:
         return account if secrets.compare_digest(account.session_token, token) else None
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record, synchronous="FULL") -> None:
     """SQLite: enforce foreign keys, and let readers and a writer work side by side (WAL)."""
+    # synchronous=NORMAL (the call API's connections, CALLS_ASYNC_COMMIT): commits skip the
+    # disk sync. In WAL mode the database stays consistent through any crash; a power loss
+    # may undo the last such commits, and any later synchronous commit syncs them too.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
 

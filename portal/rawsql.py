@@ -12,9 +12,10 @@ class _Plan:
     """A statement as one dialect runs it."""
 
     sql: str
-    order: list[str] | None  # bind names in placeholder order (positional paramstyles)
-    defaults: dict  # every bind's own value (literals in the statement; None if unbound)
-    converters: dict  # bind name -> the type's Python-to-driver conversion
+    positional: bool  # the driver takes a list in placeholder order, not a dict by name
+    # (bind name, its own value (a literal's; None if unbound), the type's Python-to-driver
+    # conversion or None), in placeholder order for a positional paramstyle.
+    slots: list[tuple]
     row_type: type | None  # a named tuple of the selected columns (SELECT only)
     readers: list | None = None  # the columns' driver-to-Python conversions, from a result
 
@@ -37,34 +38,33 @@ class Prepared:
         plan = self._plans.get(dialect.name)
         if plan is None:
             compiled = self.statement.compile(dialect=dialect)
-            converters = {}
-            for name, bind in compiled.binds.items():
+            binds = compiled.binds
+            names = list(compiled.positiontup) if compiled.positional else list(binds)
+            slots = []
+            for name in names:
+                bind = binds[name]
                 if bind.expanding:  # its SQL would change with every list's length
                     raise ValueError(f"Prepared statements take no expanding binds: {name}")
                 converter = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if converter is not None:
-                    converters[name] = converter
+                slots.append((name, bind.value, converter))
             row_type = None
             if isinstance(self.statement, Select):
                 keys = [column.key for column in self.statement.selected_columns]
                 row_type = namedtuple("Row", keys)
-            plan = _Plan(
-                sql=compiled.string,
-                order=list(compiled.positiontup) if compiled.positional else None,
-                defaults={name: bind.value for name, bind in compiled.binds.items()},
-                converters=converters,
-                row_type=row_type,
-            )
+            plan = _Plan(compiled.string, compiled.positional, slots, row_type)
             self._plans[dialect.name] = plan
         return plan
 
     def execute(self, connection: Connection, binds: dict):
         """Run with `binds` (by bind name) on the connection's DBAPI connection: the cursor."""
         plan = self._plan(connection.dialect)
-        values = {**plan.defaults, **binds}
-        for name, converter in plan.converters.items():
-            values[name] = converter(values[name])
-        params = [values[name] for name in plan.order] if plan.order is not None else values
+        values = [
+            binds.get(name, default) if converter is None else converter(binds.get(name, default))
+            for name, default, converter in plan.slots
+        ]
+        if not plan.positional:
+            values = {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}
+        params = values
         cursor = connection.connection.driver_connection.cursor()
         try:
             cursor.execute(plan.sql, params)

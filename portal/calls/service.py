@@ -184,8 +184,6 @@ def _record(
             else:
                 connection.commit()
         return written
-    if async_commit:
-        _relax_sync(connection)
     # The transaction is the driver's own: the Session's commit would cost more than the
     # statements (a Session that holds objects has them expired below, as its commit would).
     driver = connection.connection.driver_connection
@@ -213,27 +211,6 @@ def _funds_binds(account, decision: Decision, reserve: Decimal, values: dict) ->
         "reserve": reserve,
         "now": values["started_at"],
     }
-
-
-_SYNC_RELAXED = "synchronous_relaxed"
-
-
-def _relax_sync(connection) -> None:
-    """SQLite: this connection's next commits skip the disk sync, until it is checked in."""
-    # In WAL mode, synchronous=NORMAL keeps the database consistent through any crash; a
-    # power loss may undo the last transactions, and any later FULL commit syncs them too.
-    # It is set outside the transaction (SQLite refuses inside) and set back to FULL by the
-    # pool's check-in hook (portal.__init__), before any other request can take the connection.
-    pooled = connection.connection
-    if not pooled.info.get(_SYNC_RELAXED):
-        pooled.driver_connection.execute("PRAGMA synchronous=NORMAL")
-        pooled.info[_SYNC_RELAXED] = True
-
-
-def restore_sync(dbapi_connection, record) -> None:
-    """Pool check-in hook: a connection relaxed by _relax_sync syncs every commit again."""
-    if record.info.pop(_SYNC_RELAXED, False):
-        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
 def _replay(call) -> Decision:
