@@ -199,6 +199,7 @@ def measure(backend: str, database_url: str, args) -> dict:
     json_headers = {"Content-Type": "application/json"}
     key_headers = {**json_headers, "Authorization": f"Bearer {key}"}
     env = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret"}
+    env["CALLS_ASYNC_COMMIT"] = "0" if args.durable else "1"
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as bare_port,
@@ -217,7 +218,7 @@ def measure(backend: str, database_url: str, args) -> dict:
                 rounds[name].append(
                     load(port, path, bodies, headers, args.seconds, args.connections)
                 )
-    result = {"backend": backend}
+    result = {"backend": backend, "durable": args.durable}
     for name, parts in rounds.items():
         result[name] = {
             "requests": sum(p["requests"] for p in parts),
@@ -252,7 +253,7 @@ def _live_calls(database_url: str) -> int:
 
 def report(result: dict) -> None:
     """Print one backend's figures."""
-    print(f"\n{result['backend']}:")
+    print(f"\n{result['backend']}{' (CALLS_ASYNC_COMMIT=0)' if result['durable'] else ''}:")
     for name in ("bare", "authorize"):
         figures = result[name]
         print(
@@ -278,6 +279,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--accounts", type=int, default=1000, help="funded customers")
     parser.add_argument("--rates", type=int, default=10_000, help="rates in the group")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument(
+        "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"
+    )
     args = parser.parse_args(argv)
     results = []
     with sqlite_database() as url:

@@ -170,37 +170,36 @@ def _record(
     binds["call_account_id"] = account.id if account else None
     if decision.allowed:
         binds.update(_funds_binds(account, decision, reserve, values))
+    # The transaction is the driver's own: the Session's commit would cost more than the
+    # statements (a Session that holds objects has them expired below, as its commit would).
+    driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
-        # One statement each: the UPDATE and INSERT commit together or not at all.
+        # One statement each: the UPDATE and INSERT commit together or not at all. In the
+        # API's autocommit the statement is its own transaction; otherwise it is committed.
         if decision.allowed:
             statement = statements.RESERVE_AND_INSERT[async_commit]
             written = statement.first(connection, binds) is not None
         else:
             statements.INSERT_REFUSAL[async_commit].rowcount(connection, binds)
             written = True
-        if not connection.connection.driver_connection.autocommit:
-            if session_bound:
-                db.session.commit()
-            else:
-                connection.commit()
-        return written
-    # The transaction is the driver's own: the Session's commit would cost more than the
-    # statements (a Session that holds objects has them expired below, as its commit would).
-    driver = connection.connection.driver_connection
-    with one_writer() as writer:
-        writer.acquire()
-        try:
-            if decision.allowed and statements.RESERVE_ROWS.rowcount(connection, binds) != 1:
-                driver.rollback()  # nothing was written
-                return False
-            statements.INSERT_CALL.rowcount(connection, binds)
+        if not driver.autocommit:
             driver.commit()
-        except BaseException:
-            driver.rollback()
-            raise
+    else:
+        with one_writer() as writer:
+            writer.acquire()
+            try:
+                written = not decision.allowed or (
+                    statements.RESERVE_ROWS.rowcount(connection, binds) == 1
+                )
+                if written:
+                    statements.INSERT_CALL.rowcount(connection, binds)
+                driver.commit()  # nothing written if the reservation lost its race
+            except BaseException:
+                driver.rollback()
+                raise
     if session_bound and db.session.identity_map:
         db.session.expire_all()
-    return True
+    return written
 
 
 def _funds_binds(account, decision: Decision, reserve: Decimal, values: dict) -> dict:
