@@ -1,4 +1,4 @@
-"""Run the create-account, mass-create, list, rates and billing benchmarks; print one summary."""
+"""Run the create, mass-create, list, rates, billing and authorize benchmarks; print a summary."""
 
 import argparse
 import json
@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
     bench_api_create,
+    bench_authorize,
     bench_billing,
     bench_create,
     bench_list,
@@ -152,6 +153,24 @@ def billing_rows(results: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def authorize_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the call authorization benchmark."""
+    rows = []
+    for result in results:
+        name = f"authorize under gunicorn ({result['backend']})"
+        bare, authorize = result["bare"], result["authorize"]
+        rows += [
+            (name, "bare endpoint", f"{bare['requests_per_second']:.0f} req/s"),
+            (
+                name,
+                "authorize",
+                f"{authorize['requests_per_second']:.0f} req/s, p99 {authorize['p99_ms']:.1f} ms",
+            ),
+            (name, "authorize / bare (median of rounds)", f"{result['median_ratio']:.0%}"),
+        ]
+    return rows
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     """Print rows as an aligned three-column table."""
     header = ("benchmark", "case", "figure")
@@ -192,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n== billing run ==")
     billing_args = ["--large", str(args.billing_large)] + (["--postgres"] if args.postgres else [])
     billed = bench_billing.main(billing_args)
+    print("\n== call authorization ==")
+    authorized = bench_authorize.main(["--postgres"] if args.postgres else [])
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
     print_table(
@@ -201,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         + list_rows(listed)
         + rates_rows(rated)
         + billing_rows(billed)
+        + authorize_rows(authorized)
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                     "list": listed,
                     "rates": rated,
                     "billing": billed,
+                    "authorize": authorized,
                 },
                 default=str,
             )
