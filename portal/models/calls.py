@@ -70,7 +70,8 @@ class Call(db.Model):
     cost: Mapped[Decimal | None] = mapped_column(Money)
 
     __table_args__ = (
-        Index("ix_calls_live", "account_id", "status"),
+        # The reaper's "live calls, oldest first"; the account's counters serve authorization.
+        Index("ix_calls_status", "status", "id"),
         Index("ix_calls_account", "account_id", "id"),
     )
 
