@@ -1,5 +1,6 @@
 """Call authorization with credit reservations, rating at hang-up, and the reaper."""
 
+import functools
 from datetime import timedelta
 from decimal import Decimal
 
@@ -106,12 +107,18 @@ def authorize(
 
 def _checked_key(row, client_ip: str):
     """(the account or None, the key's last use) of a row read with its key; KeyRefused."""
-    from portal.api import keys  # here: portal.api's views import this module
-
-    why = keys.refusal(row, client_ip)
+    why = _key_refusal()(row, client_ip)
     if why:
         raise KeyRefused(why)
     return (row if row.id is not None else None), row.key_last_used_at
+
+
+@functools.cache
+def _key_refusal():
+    """portal.api.keys.refusal, imported on first use: portal.api's views import this module."""
+    from portal.api.keys import refusal
+
+    return refusal
 
 
 def _existing(connection, owner, call_id: str):

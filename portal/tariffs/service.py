@@ -288,12 +288,14 @@ def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
     )
 
 
+_PREFIX_BINDS = [f"prefix_{i}" for i in range(MAX_PREFIX_LENGTH + 1)]
+
+
 def prefix_binds(number: str) -> dict:
     """The binds of a fixed longest_prefix() for `number` (the shortest candidate repeated)."""
     candidates = candidate_prefixes(number)
-    return {
-        f"prefix_{i}": candidates[min(i, len(candidates) - 1)] for i in range(MAX_PREFIX_LENGTH + 1)
-    }
+    candidates += [""] * (len(_PREFIX_BINDS) - len(candidates))  # '' is the shortest
+    return dict(zip(_PREFIX_BINDS, candidates, strict=True))
 
 
 def lookup_rate(group_id: int, number: str) -> Rate | None:
