@@ -161,6 +161,49 @@ def test_ip_allow_list(app, client, admin):
         assert response.status_code == 400, address  # authenticated; the empty body is refused
 
 
+@pytest.mark.parametrize(
+    "refusal, status, error",
+    [
+        ("revoked", 401, "This API key was revoked."),
+        ("address", 403, "This API key may not be used from this address."),
+        ("owner", 401, "The account of this API key is not active."),
+    ],
+)
+def test_a_refused_key_gets_no_decision_and_writes_nothing(
+    app, client, admin, call_rates, refusal, status, error
+):
+    # A valid request: the key's state is checked with the account's row, before any check.
+    allowed_ips = "10.0.0.0/24" if refusal == "address" else ""
+    row, key = create_key(admin, "fs1", allowed_ips)
+    account = make_caller("5000000030", call_rates, "10")
+    if refusal == "revoked":
+        revoke_key(admin, row)
+    elif refusal == "owner":
+        db.session.get(Account, admin.id).status = Status.INACTIVE
+        db.session.commit()
+    body = {"call_id": "c1", "account": account.account_number, "destination": MOBILE}
+    response = Api(client, key).authorize(**body)
+    assert (response.status_code, response.json) == (status, {"error": error})
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 0
+    assert db.session.get(Account, account.id).live_calls == 0
+    assert db.session.get(ApiKey, row.id).last_used_at is None
+
+
+def test_an_account_whose_funds_keep_changing_gets_a_503_and_nothing_written(
+    app, api, call_rates, monkeypatch
+):
+    from portal.calls import service
+
+    account = make_caller("5000000031", call_rates, "10")
+    # Every write finds the row changed since it was read, as under a storm of parallel calls.
+    monkeypatch.setattr(service, "_record", lambda *args: False)
+    response = api.authorize(call_id="c1", account=account.account_number, destination=MOBILE)
+    assert response.status_code == 503
+    assert response.json == {"error": "The account's funds kept changing; retry the authorization."}
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 0
+
+
 def test_mod_xml_curl_basic_auth_carries_the_key(client, api_key, customer_device):
     import base64
 
