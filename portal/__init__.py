@@ -38,7 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     server = not uri.startswith("sqlite")
     engine_options.setdefault("pool_pre_ping", server)
     if server or make_url(uri).database not in (None, "", ":memory:"):
-        # The call API's own pool of the same database (portal.api.views._hot_connection):
+        # The call API's own pool of the same database (api.views._authorize_on_own_connection):
         # without the test query (a dead connection's statement is retried once instead), and
         # on SQLite with connections that commit without a disk sync (CALLS_ASYNC_COMMIT).
         app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(

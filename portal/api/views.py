@@ -2,12 +2,10 @@
 
 import base64
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from xml.sax.saxutils import quoteattr
 
 from flask import Response, g, jsonify, request
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from portal import CALLS_BIND
@@ -67,7 +65,7 @@ def require_key():
         return
     owner, why = authenticate(key, request.remote_addr or "")
     if owner is None:
-        raise ApiError(403 if why == WRONG_ADDRESS else 401, why)
+        raise _key_refused(why)
     g.api_owner = owner
 
 
@@ -103,32 +101,22 @@ def calls_authorize():
         # that, not what is wrong with its request.
         state, why = key_state(g.api_key_id, request.remote_addr or "")
         if why:
-            raise ApiError(403 if why == WRONG_ADDRESS else 401, why) from None
+            raise _key_refused(why) from None
         note_use(g.api_key_id, state.key_last_used_at)
         raise
     explain = request.args.get("explain") == "1"
     try:
-        for attempt in (1, 2):
-            try:
-                with _hot_connection() as connection:
-                    decision = authorize(
-                        g.api_owner,
-                        call_id,
-                        destination,
-                        account,
-                        sip_username,
-                        explain=explain,
-                        key=(g.api_key_id, request.remote_addr or ""),
-                        connection=connection,
-                    )
-                break
-            except DBAPIError as error:
-                # A connection the server dropped (a restart): once more on a new one. Safe
-                # even if the write had committed: the call id then replays its answer.
-                if attempt == 2 or not error.connection_invalidated:
-                    raise
+        decision = _authorize_on_own_connection(
+            g.api_owner,
+            call_id,
+            destination,
+            account,
+            sip_username,
+            explain=explain,
+            key=(g.api_key_id, request.remote_addr or ""),
+        )
     except KeyRefused as refused:
-        raise ApiError(403 if refused.why == WRONG_ADDRESS else 401, refused.why) from None
+        raise _key_refused(refused.why) from None
     except CallIdTaken as taken:
         raise ApiError(409, "This call id is already taken.", taken.errors) from taken
     except CallEnded as ended:
@@ -142,17 +130,33 @@ def calls_authorize():
     return jsonify(decision.answer(explain))
 
 
-@contextmanager
-def _hot_connection() -> Iterator[Connection]:
-    """A pooled connection of its own for an authorization, without a Session around it."""
-    # A Session costs more than the few statements an authorization runs. On PostgreSQL the
-    # connection is in autocommit: every write is one statement (portal.calls.service._record),
-    # so the server is spared a BEGIN and a COMMIT.
-    # A server database has a pool of its own for this, without a test query per checkout.
-    with db.engines.get(CALLS_BIND, db.engine).connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
+def _authorize_on_own_connection(*args, **kwargs):
+    """authorize() on a pooled connection of its own, without a Session around it."""
+    # A Session costs more than the few statements an authorization runs. The call API has a
+    # pool of its own (portal.CALLS_BIND), without a test query per checkout: a connection the
+    # server dropped (a restart) fails its statement, and the authorization runs once more on
+    # a new one. Safe even if the write had committed: the call id then replays its answer.
+    # On PostgreSQL the connection is in autocommit: every write is one statement
+    # (portal.calls.service._record), so the server is spared a BEGIN and a COMMIT.
+    engine = db.engines.get(CALLS_BIND, db.engine)
+
+    def once():
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            return authorize(*args, connection=connection, **kwargs)
+
+    try:
+        return once()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return once()
+
+
+def _key_refused(why: str) -> ApiError:
+    """The error for a key that may not be used: 403 from a wrong address, else 401."""
+    return ApiError(403 if why == WRONG_ADDRESS else 401, why)
 
 
 def _authorization_request() -> tuple[str, str, str | None, str | None]:

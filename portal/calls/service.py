@@ -21,6 +21,7 @@ from portal.calls.checks import (
 from portal.extensions import db
 from portal.models import Account, Call, CallStatus, EntryKind, utcnow
 from portal.rules.calls import call_cost
+from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
 from portal.writers import one_writer
 
@@ -228,20 +229,20 @@ def _replay(call) -> Decision:
         max_duration_seconds=call.max_duration_seconds,
     )
     if call.rate_prefix is not None:
-        decision.rate = rate_dict(_CallRate(call))
+        decision.rate = rate_dict(_call_rate(call))
     return decision
 
 
-class _CallRate:
+def _call_rate(call) -> RateRow:
     """The rate a call was authorized with, as stored on the call."""
-
-    def __init__(self, call: Call):
-        self.prefix = call.rate_prefix
-        self.destination = call.rate_destination
-        self.connect_cost = call.connect_cost
-        self.cost_per_minute = call.cost_per_minute
-        self.initial_increment = call.initial_increment
-        self.increment = call.increment
+    return RateRow(
+        call.rate_prefix,
+        call.rate_destination,
+        call.connect_cost,
+        call.cost_per_minute,
+        call.initial_increment,
+        call.increment,
+    )
 
 
 def end_call(
@@ -253,7 +254,7 @@ def end_call(
         return posted
     # The softswitch cuts the call at max_duration; never bill past what was reserved.
     seconds = max(0, min(duration_seconds, call.max_duration_seconds))
-    cost = call_cost(_CallRate(call), seconds)
+    cost = call_cost(_call_rate(call), seconds)
     with one_writer() as writer, transaction():
         writer.acquire()
         # Claim the call: of concurrent ends of the same call, only one still finds it live.
