@@ -17,6 +17,15 @@ from portal.extensions import csrf, db, limiter, login_manager, migrate
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 MAX_ID = 2**31 - 1
 CALLS_BIND = "calls"
+# The HTTP errors a user can meet: (page title, message); the API answers the message as JSON.
+HTTP_ERRORS = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Forbidden", "Your account may not open this page."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The request was larger than this portal accepts."),
+    500: ("Server error", "Something went wrong on our side; nothing was saved."),
+}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -38,12 +47,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     server = not uri.startswith("sqlite")
     engine_options.setdefault("pool_pre_ping", server)
     if server or make_url(uri).database not in (None, "", ":memory:"):
-        # The call API's own pool of the same database (api.views._authorize_on_own_connection):
-        # without the test query (a dead connection's statement is retried once instead), and
-        # on SQLite with connections that commit without a disk sync (CALLS_ASYNC_COMMIT).
-        app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
-            CALLS_BIND, {**engine_options, "url": uri, "pool_pre_ping": False}
-        )
+        # The call API's own pool of the same database (portal.api.authorize): without the
+        # test query (a dead connection's statement is retried once instead); on PostgreSQL in
+        # autocommit (each write of an authorization is one statement); on SQLite with
+        # connections that commit without a disk sync (CALLS_ASYNC_COMMIT).
+        calls = {**engine_options, "url": uri, "pool_pre_ping": False}
+        if uri.startswith("postgresql"):
+            calls["isolation_level"] = "AUTOCOMMIT"
+        app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(CALLS_BIND, calls)
+    from portal.api.authorize import AuthorizeLane
+
+    # The softswitch's call authorizations skip Flask's request cycle (see the class); inside
+    # ProxyFix, so they see the client's address too.
+    app.wsgi_app = AuthorizeLane(app, app.wsgi_app)
     if app.config["PROXY_COUNT"]:
         # Behind nginx: the client address (login throttling per IP) and scheme come from the
         # X-Forwarded-* headers the given number of trusted proxies set.
@@ -177,18 +193,7 @@ def register_errors(app: Flask) -> None:
 
         return render
 
-    for code, title, message in (
-        (400, "Bad request", "The request could not be understood."),
-        (403, "Forbidden", "Your account may not open this page."),
-        (404, "Not found", "There is nothing here, or it is not yours to see."),
-        (
-            405,
-            "Method not allowed",
-            "This address does not accept that kind of request.",
-        ),
-        (413, "Too large", "The request was larger than this portal accepts."),
-        (500, "Server error", "Something went wrong on our side; nothing was saved."),
-    ):
+    for code, (title, message) in HTTP_ERRORS.items():
         app.register_error_handler(code, handler(code, title, message))
 
     @app.errorhandler(CSRFError)

@@ -11,8 +11,10 @@ from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import func, select, text
+from werkzeug.test import Client as WerkzeugClient
 
 from portal import CALLS_BIND
+from portal.api.authorize import AuthorizeLane
 from portal.api.keys import create_key, revoke_key
 from portal.billing.service import add_payment
 from portal.calls.service import authorize, end_call
@@ -32,7 +34,14 @@ from portal.models import (
     utcnow,
 )
 from portal.rules.calls import billable_seconds, call_cost, max_duration, minimum_to_call
-from tests.conftest import Api, Browser, make_account, make_caller, make_sip_device
+from tests.conftest import (
+    Api,
+    Browser,
+    make_account,
+    make_caller,
+    make_sip_device,
+    make_test_app,
+)
 
 LONDON = "442079460958"  # the 4420 rate: 0.10 connect, 0.60/min, 30 s then 6 s increments
 MOBILE = "447911123456"  # the 44 rate: 0.60/min in whole minutes
@@ -1068,6 +1077,101 @@ def test_invalid_ends_are_400_and_change_nothing(api, call_rates, body, field):
 def test_api_errors_are_json_not_html(api):
     response = api.post("/api/v1/calls/authorize", data="x" * 100, content_type="text/plain")
     assert response.status_code == 400 and response.is_json
+
+
+def _through_flask(app, method_and_url: str, **kwargs):
+    """The same request sent past AuthorizeLane, to the blueprint's route in Flask."""
+    lane = app.wsgi_app
+    assert isinstance(lane, AuthorizeLane)
+    method, url = method_and_url.split(" ")
+    return WerkzeugClient(lane.wsgi_app).open(url, method=method, **kwargs)
+
+
+def test_the_lane_and_the_flask_route_give_the_same_answers(app, client, admin, call_rates):
+    rich = make_caller("5000000112", call_rates, "1000")
+    poor = make_caller("5000000113", call_rates, "0.05")
+    row, key = create_key(admin, "fs-revoked", "")
+    revoke_key(admin, row)
+    _row, good_key = create_key(admin, "fs", "")
+    bearer = {"Authorization": f"Bearer {good_key}"}
+    url = "/api/v1/calls/authorize"
+    rich_london = {"json": {"account": rich.account_number, "destination": LONDON}}
+    poor_london = {"json": {"account": poor.account_number, "destination": LONDON}}
+    form = "application/x-www-form-urlencoded"
+    requests = [
+        # (the lane's call id, Flask's call id, query, the rest); None: the body as it is
+        ("c-lane", "c-flask", "", rich_london),
+        ("c-twice", "c-twice", "", {"json": {"account": rich.account_number, "destination": "44"}}),
+        ("r-lane", "r-flask", "", poor_london),
+        ("e-lane", "e-flask", "?explain=1", poor_london),
+        (None, None, "", {"json": {"call_id": "x", "account": "1", "destination": "4", "y": 1}}),
+        (None, None, "", {"json": {"call_id": "x", "account": "1", "destination": "9" * 10_000}}),
+        (None, None, "", {"data": "{not json", "content_type": "application/json"}),
+        (None, None, "", {"data": "call_id=c1", "content_type": form}),
+        (None, None, "", {"data": "x" * 300_000, "content_type": "application/json"}),
+    ]
+    for lane_id, flask_id, query, request in requests:
+        answers = []
+        for call_id, through_flask in ((lane_id, False), (flask_id, True)):
+            kwargs = {**request, "headers": bearer}
+            if call_id is not None:
+                kwargs["json"] = {"call_id": call_id, **request["json"]}
+            if through_flask:
+                response = _through_flask(app, "POST " + url + query, **kwargs)
+            else:
+                response = client.post(url + query, **kwargs)
+            answers.append((response.status_code, response.is_json, response.get_json()))
+        assert answers[0] == answers[1], request
+        assert answers[0][1], request  # JSON, whatever the status
+        if query:  # the explanation came through both, with its figures
+            checks = {check["check"]: check for check in answers[0][2]["checks"]}
+            assert checks["funds"]["passed"] is False and checks["funds"]["usable"] == "0.05000"
+    for headers in ({}, {"Authorization": f"Bearer {key}"}, {"Authorization": "Bearer vbp_x"}):
+        lane = client.post(url, json={}, headers=headers)
+        flask = _through_flask(app, "POST " + url, json={}, headers=headers)
+        assert lane.status_code == flask.status_code == 401
+        assert lane.get_json() == flask.get_json()
+    statuses = [call.status for call in db.session.scalars(select(Call).order_by(Call.id))]
+    assert statuses == [CallStatus.LIVE] * 3 + [CallStatus.REFUSED] * 4
+
+
+def test_a_failure_in_the_lane_is_a_json_500_and_writes_nothing(
+    app, client, api_key, call_rates, monkeypatch, caplog
+):
+    from portal.api import authorize as lane_module
+
+    account = make_caller("5000000114", call_rates, "10")
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production, not as in tests
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(lane_module, "authorize", broken)
+    response = Api(client, api_key).authorize(
+        call_id="c1", account=account.account_number, destination=LONDON
+    )
+    assert response.status_code == 500 and response.is_json and "error" in response.json
+    assert "the database went away" not in response.text
+    assert "the database went away" in caplog.text  # in the log, for the operator
+    assert _no_calls()
+    assert db.session.get(Account, account.id).live_calls == 0
+
+
+def test_the_lane_takes_the_client_address_from_a_trusted_proxy(database_url, app, admin):
+    _row, key = create_key(admin, "fs-behind-nginx", "192.0.2.7")
+    proxied = make_test_app(database_url, PROXY_COUNT=1)
+    try:
+        client = proxied.test_client()
+        headers = {"Authorization": f"Bearer {key}"}
+        url = "/api/v1/calls/authorize"
+        assert client.post(url, json={}, headers=headers).status_code == 403  # from 127.0.0.1
+        forwarded = {**headers, "X-Forwarded-For": "192.0.2.7"}
+        response = client.post(url, json={}, headers=forwarded)
+        assert response.status_code == 400  # the key is accepted; the empty body is not
+    finally:
+        with proxied.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
 
 
 # --- The "Test a call" panel and call records ---------------------------------------------
