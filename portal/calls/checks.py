@@ -35,9 +35,10 @@ class Decision:
     needed: Decimal = Decimal(0)  # funds needed to start the call
     key_last_used: object = None  # when the API key was last used, as read with the account
 
-    def check(self, name: str, passed: bool, cause: str, **figures) -> bool:
-        """Record a check; the first failing one sets the cause."""
-        self.checks.append({"check": name, "passed": passed, **figures})
+    def check(self, name: str, passed: bool, cause: str, figures: dict | bool = False) -> bool:
+        """Record a check (with its figures when explaining); the first failure sets the cause."""
+        if figures:  # False when not explaining
+            self.checks.append({"check": name, "passed": passed, **figures})
         if not passed and not self.cause:
             self.cause = cause
         return passed
@@ -124,26 +125,27 @@ def decide(
     """Run the checks of domain-rules.md in order and fill `decision` (reads only)."""
     # Without explain the first failure ends the checks; with it, every check that can still
     # be evaluated runs too, for its figures. The answer itself only follows the checks up to
-    # the first failure, so explain never changes it.
+    # the first failure, so explain never changes it. The figures are only worked out
+    # (`explain and {...}`) when they are shown: the softswitch's answer never carries them.
     if not decision.check(
         "authentication",
         account is not None,
         AUTHENTICATION_FAIL,
-        account=account.account_number if account else None,
+        explain and {"account": account.account_number if account else None},
     ):
         return
     decision.check(
         "account_active",
         account.status == Status.ACTIVE and account.deleted_at is None,
         ACCOUNT_INACTIVE_DELETED,
-        status=account.status.value,
-        deleted=account.deleted_at is not None,
+        explain and {"status": account.status.value, "deleted": account.deleted_at is not None},
     )
+    expiry = account.expiry_date
     decision.check(
         "not_expired",
-        not is_expired(account.expiry_date),
+        not is_expired(expiry),
         ACCOUNT_EXPIRE,
-        expiry_date=account.expiry_date.isoformat() if account.expiry_date else None,
+        explain and {"expiry_date": expiry.isoformat() if expiry else None},
     )
     if decision.cause and not explain:
         return
@@ -151,7 +153,7 @@ def decide(
         "rate_group",
         account.group_id is not None and account.group_status == Status.ACTIVE,
         ORIGINATION_RATE_NOT_FOUND,
-        rate_group=account.group_name,
+        explain and {"rate_group": account.group_name},
     )
     rate = None
     if account.group_id is not None and (explain or not decision.cause):
@@ -163,15 +165,15 @@ def decide(
             rate = statements.RATE.first(connection, binds)
         if not decision.cause:
             decision.translated_destination = translated
+        shown = rate_dict(rate) if rate is not None else None
         decision.check(
             "rate",
             rate is not None,
             ORIGINATION_RATE_NOT_FOUND,
-            translated_destination=translated,
-            rate=rate_dict(rate) if rate else None,
+            explain and {"translated_destination": translated, "rate": shown},
         )
         if rate is not None and not decision.cause:
-            decision.rate, decision.rate_row = rate_dict(rate), rate
+            decision.rate, decision.rate_row = shown, rate
     if decision.cause and not explain:
         return
     # The counters and funds as read: RESERVE re-checks them on the row when it writes.
@@ -185,18 +187,20 @@ def decide(
             "funds",
             usable >= needed,
             NO_SUFFICIENT_FUND,
-            available_funds=str(funds),
-            reserved_by_live_calls=str(reserved),
-            usable=str(usable),
-            needed_to_start=str(needed),
+            explain
+            and {
+                "available_funds": str(funds),
+                "reserved_by_live_calls": str(reserved),
+                "usable": str(usable),
+                "needed_to_start": str(needed),
+            },
         )
     limit = account.max_channels
     decision.check(
         "channels",
         limit == 0 or live_calls < limit,
         CHANNEL_LIMIT,
-        live_calls=live_calls,
-        max_channels=limit,
+        explain and {"live_calls": live_calls, "max_channels": limit},
     )
     if decision.cause:
         return
