@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     app.url_value_preprocessor(_ids_in_range)
+    app.url_value_preprocessor(_no_nul_in_query)
     app.session_interface = PagesOnlySessionInterface()
     register_extensions(app)
     register_blueprints(app)
@@ -91,6 +92,15 @@ def _ids_in_range(_endpoint, values: dict | None) -> None:
     """An id in a URL beyond the databases' INTEGER range is a 404, not a driver error."""
     if values and any(isinstance(v, int) and v > MAX_ID for v in values.values()):
         abort(404)
+
+
+def _no_nul_in_query(_endpoint, _values) -> None:
+    """A NUL character in the query string is a 400, not a driver error (searches, filters)."""
+    # No database column holds one, and PostgreSQL refuses a statement that carries one. Form
+    # fields get a message of their own (portal.web.PortalForm); the call API checks its own.
+    for key, values in request.args.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            abort(400)
 
 
 def register_extensions(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Shared pieces of the HTML views: a form base, service errors on fields, a posted status."""
+"""Shared pieces of the HTML views: form bases, service errors on fields, a posted status."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -12,7 +12,31 @@ from portal.transactions import ValidationFailed
 T = TypeVar("T")
 
 
-class ServiceForm(FlaskForm):
+NUL_MESSAGE = "Must not contain NUL characters."
+
+
+def has_nul(value) -> bool:
+    """True if a submitted value (a string, or a list of them) holds a NUL character."""
+    values = value if isinstance(value, list | tuple) else (value,)
+    return any(isinstance(item, str) and "\x00" in item for item in values)
+
+
+class PortalForm(FlaskForm):
+    """Every form of the portal: a NUL character is a field error before any other check."""
+
+    def validate(self, extra_validators=None) -> bool:
+        """NUL characters first (no database column holds one), then the form's own rules."""
+        # Checked before the other validators, some of which query the database with the
+        # value (PostgreSQL refuses a NUL in a statement: the request would end in a 500).
+        poisoned = [field for field in self if has_nul(field.data)]
+        if not poisoned:
+            return super().validate(extra_validators)
+        for field in poisoned:
+            field.errors = [NUL_MESSAGE]
+        return False
+
+
+class ServiceForm(PortalForm):
     """A form whose values go to a service function as a dict."""
 
     IGNORED = ("csrf_token",)

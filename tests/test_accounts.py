@@ -223,6 +223,9 @@ BAD_INPUTS = [
     ({"low_balance_alert": "1e20"}, "low_balance_alert", "Too large"),
     ({"first_name": "x" * 81}, "first_name", "At most 80"),
     ({"tax_ids": ["999999"]}, "tax_ids", "valid choice"),
+    # NUL fits no database column; PostgreSQL refuses it even in the e-mail's uniqueness query.
+    ({"first_name": "Ann\x00"}, "first_name", "Must not contain NUL characters."),
+    ({"email": "ann\x00@example.com"}, "email", "Must not contain NUL characters."),
 ]
 
 
@@ -669,3 +672,12 @@ def test_no_welcome_mail_unless_ticked(as_admin, payload):
 
     assert create(as_admin, payload).status_code == 200
     assert db.session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_a_nul_in_a_search_is_a_400_not_an_error(as_admin, rest):
+    for url in ("/accounts/?q=ann%00", "/accounts/?q%00=ann", "/tariff/rate-groups/?q=%00"):
+        response = as_admin.get(url)
+        assert response.status_code == 400, url
+        assert "The request could not be understood." in body(response)
+    response = rest.get("/accounts?q=ann%00")
+    assert response.status_code == 400 and response.is_json

@@ -52,6 +52,14 @@ def test_empty_login_form_gets_field_errors(user):
     assert "Enter your account number or e-mail." in html and "Enter your password." in html
 
 
+def test_a_nul_in_the_login_form_is_a_field_error(user, admin):
+    response = user.post("/login", {"identifier": "1000\x00000001", "password": "x\x00"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert html.count("Must not contain NUL characters.") == 2
+    assert user.get("/accounts/").status_code == 302  # still logged out
+
+
 def test_inactive_and_deleted_accounts_cannot_log_in(user, customer, admin):
     customer.status = Status.INACTIVE
     db.session.commit()

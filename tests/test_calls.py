@@ -897,8 +897,9 @@ def test_an_unanswered_call_costs_nothing(api, call_rates):
 
 
 def test_end_of_an_unknown_call_is_404_json(api):
-    response = api.end("nope", 10)
-    assert response.status_code == 404 and response.json == {"error": "No such call."}
+    for call_id in ("nope", "no%00pe"):  # a NUL in the id: PostgreSQL would refuse the query
+        response = api.end(call_id, 10)
+        assert response.status_code == 404 and response.json == {"error": "No such call."}
 
 
 def test_end_sends_one_low_balance_mail(api, call_rates):
@@ -990,6 +991,15 @@ def test_directory_says_not_found_otherwise(api, call_rates, case):
     assert "Sip-Secret-101" not in response.text
 
 
+def test_directory_says_not_found_for_control_characters(api, customer_device):
+    username = customer_device.username
+    for user, domain in ((username + "\x00", "sip.example.com"), (username, "sip\x01.example")):
+        response = api.directory(user, domain)
+        assert response.status_code == 200, (user, domain)
+        assert '<result status="not found"/>' in response.text
+    assert '<user id="' in api.directory(username).text  # the same user, asked properly
+
+
 def test_directory_ignores_other_sections(api, customer_device):
     response = api.post(
         "/api/v1/freeswitch/directory",
@@ -1025,6 +1035,10 @@ def _no_calls() -> bool:
             {"call_id": "c1", "destination": "44", "account": "5000000110", "max": 1},
             {"max"},
         ),
+        # NUL fits no database column (PostgreSQL refuses it): a field error, not a 500.
+        ({"call_id": "c\x001", "destination": "44", "account": "5000000110"}, {"call_id"}),
+        ({"call_id": "c1", "destination": "44", "account": "500000\x000110"}, {"account"}),
+        ({"call_id": "c1", "destination": "44", "sip_username": "u\x00"}, {"sip_username"}),
     ],
 )
 def test_invalid_authorizations_are_400_with_field_errors(api, call_rates, body, fields):
@@ -1062,6 +1076,7 @@ def test_non_objects_are_400_json(api, kwargs):
         ({"duration_seconds": 86401}, "duration_seconds"),
         ({"duration_seconds": 10, "hangup_cause": 17}, "hangup_cause"),
         ({"duration_seconds": 10, "hangup_cause": "X" * 41}, "hangup_cause"),
+        ({"duration_seconds": 10, "hangup_cause": "NORMAL\x00"}, "hangup_cause"),
     ],
 )
 def test_invalid_ends_are_400_and_change_nothing(api, call_rates, body, field):

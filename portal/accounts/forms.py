@@ -3,7 +3,6 @@
 import functools
 from decimal import Decimal
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -21,7 +20,7 @@ from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, RateGroup, Role, Status, Tax
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
-from portal.web import ServiceForm
+from portal.web import PortalForm, ServiceForm
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -214,7 +213,7 @@ class MassCreateForm(CustomerForm):
     IGNORED = ("csrf_token",)
 
 
-class AccountImportForm(FlaskForm):
+class AccountImportForm(PortalForm):
     """A CSV file of customers (the create form's field names as columns)."""
 
     file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")])

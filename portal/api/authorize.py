@@ -22,6 +22,7 @@ from portal.extensions import db
 PATH = "/api/v1/calls/authorize"
 DIGITS = re.compile(r"^\+?[0-9*#]{1,32}$")
 FIELDS = frozenset({"call_id", "destination", "account", "sip_username"})
+NUL_MESSAGE = "Must not contain NUL characters."
 
 
 def presented_key(authorization: str) -> str:
@@ -149,7 +150,8 @@ def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | Non
     sip_username = text_field(data, "sip_username", 64, errors, required=False)
     if destination and not DIGITS.match(destination):
         errors["destination"] = "Digits, with an optional leading + (and * or #), 1 to 32."
-    if (account is None) == (sip_username is None) and "account" not in errors:
+    caller_errors = errors.keys() & {"account", "sip_username"}  # each already said
+    if (account is None) == (sip_username is None) and not caller_errors:
         errors["account"] = "Send exactly one of account and sip_username."
     unknown = data.keys() - FIELDS
     if unknown:
@@ -169,6 +171,9 @@ def text_field(data: dict, name: str, limit: int, errors: dict, required=True) -
         return None
     if len(value) > limit:
         errors[name] = f"At most {limit} characters."
+        return None
+    if "\x00" in value:  # no database column holds it (PostgreSQL refuses the statement)
+        errors[name] = NUL_MESSAGE
         return None
     return value.strip()
 

@@ -6,7 +6,7 @@ from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
 from portal.api import bp
-from portal.api.authorize import answer, key_refused, presented_key
+from portal.api.authorize import NUL_MESSAGE, answer, key_refused, presented_key
 from portal.api.errors import ApiError
 from portal.api.keys import authenticate
 from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS
@@ -71,8 +71,12 @@ def calls_end(call_id: str):
     cause = data.get("hangup_cause", "")
     if not isinstance(cause, str) or len(cause) > 40:
         errors["hangup_cause"] = "A string of at most 40 characters."
+    elif "\x00" in cause:
+        errors["hangup_cause"] = NUL_MESSAGE
     if errors:
         raise ApiError(400, "Invalid request.", errors)
+    if "\x00" in call_id:  # no call id holds one, and PostgreSQL refuses it in a query
+        raise ApiError(404, "No such call.")
     # Deleted accounts included: a call that was live when its account was deleted still ends.
     visible = callers(g.api_owner).with_only_columns(Account.id)
     call = db.session.scalar(
@@ -99,6 +103,9 @@ def freeswitch_directory():
         return Response(NOT_FOUND_XML, mimetype="text/xml")
     username = request.form.get("user", "")[:64]
     domain = request.form.get("domain", "")[:255]
+    if not (username + domain).isprintable():
+        # Control characters: no SIP user has them, and the XML could not carry them.
+        return Response(NOT_FOUND_XML, mimetype="text/xml")
     visible = visible_accounts(g.api_owner).with_only_columns(Account.id)
     device = db.session.scalar(
         select(SipDevice).where(

@@ -1,11 +1,12 @@
 """Login form."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
+from portal.web import PortalForm
 
-class LoginForm(FlaskForm):
+
+class LoginForm(PortalForm):
     """Account number or e-mail, plus password."""
 
     identifier = StringField(

@@ -1,12 +1,11 @@
 """The customer's profile and password forms."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired
 
 from portal.accounts.forms import plain_decimal
 from portal.models import Account
-from portal.web import ServiceForm
+from portal.web import PortalForm, ServiceForm
 
 
 class ProfileForm(ServiceForm):
@@ -45,7 +44,7 @@ def profile_form_data(account: Account) -> dict:
     }
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(PortalForm):
     """Current password, new password and the new one repeated."""
 
     old_password = PasswordField(

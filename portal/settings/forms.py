@@ -1,11 +1,11 @@
 """Global configuration form, built from the setting definitions."""
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
 from portal.accounts.forms import LongSelectField
 from portal.settings.service import DEFINITIONS
+from portal.web import PortalForm
 
 REQUIRED = InputRequired(message="This field is required.")
 
@@ -30,7 +30,7 @@ def _field(definition):
     )
 
 
-class GlobalConfigurationForm(FlaskForm):
+class GlobalConfigurationForm(PortalForm):
     """One field per setting definition."""
 
     def values(self) -> dict:

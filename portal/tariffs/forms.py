@@ -1,13 +1,12 @@
 """Rate group, rate and rate import forms."""
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
 from portal.accounts.forms import STATUS_CHOICES, LongSelectField, choices
 from portal.rules.locale import currency_choices
-from portal.web import ServiceForm
+from portal.web import PortalForm, ServiceForm
 
 REQUIRED = InputRequired(message="This field is required.")
 
@@ -50,7 +49,7 @@ class RateForm(ServiceForm):
     )
 
 
-class RateImportForm(FlaskForm):
+class RateImportForm(PortalForm):
     """A CSV file of rates and what to do with the existing ones."""
 
     file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")])
