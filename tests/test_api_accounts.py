@@ -504,6 +504,12 @@ def test_the_reference_page_lists_every_operation_and_schema(as_admin):
         'id="schema-AccountCreate"',
         "number_translation",
         "Idempotency-Key",
+        # The softswitch's endpoints, the directory's form body among them.
+        "/api/v1/calls/authorize",
+        "/api/v1/calls/{call_id}/end",
+        'id="schema-CallAuthorization"',
+        'id="schema-CallDecisionOut"',
+        "(application/x-www-form-urlencoded)",
     ):
         assert expected in text, expected
 

@@ -1039,6 +1039,11 @@ def _no_calls() -> bool:
         ({"call_id": "c\x001", "destination": "44", "account": "5000000110"}, {"call_id"}),
         ({"call_id": "c1", "destination": "44", "account": "500000\x000110"}, {"account"}),
         ({"call_id": "c1", "destination": "44", "sip_username": "u\x00"}, {"sip_username"}),
+        # JSON can carry a lone UTF-16 surrogate ("\\ud800"), which no driver can encode.
+        ({"call_id": "c\ud800", "destination": "44", "account": "5000000110"}, {"call_id"}),
+        # Taken as sent: surrounding spaces or a trailing newline are not a number.
+        ({"call_id": "c1", "destination": " 44", "account": "5000000110"}, {"destination"}),
+        ({"call_id": "c1", "destination": "44\n", "account": "5000000110"}, {"destination"}),
     ],
 )
 def test_invalid_authorizations_are_400_with_field_errors(api, call_rates, body, fields):
@@ -1077,6 +1082,8 @@ def test_non_objects_are_400_json(api, kwargs):
         ({"duration_seconds": 10, "hangup_cause": 17}, "hangup_cause"),
         ({"duration_seconds": 10, "hangup_cause": "X" * 41}, "hangup_cause"),
         ({"duration_seconds": 10, "hangup_cause": "NORMAL\x00"}, "hangup_cause"),
+        ({"duration_seconds": 10, "hangup_cause": "NORMAL\udc00"}, "hangup_cause"),
+        ({"duration_seconds": 10, "billsec": 10}, "billsec"),
     ],
 )
 def test_invalid_ends_are_400_and_change_nothing(api, call_rates, body, field):

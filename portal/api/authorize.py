@@ -18,11 +18,11 @@ from portal.api.keys import WRONG_ADDRESS, identify, key_state, note_use
 from portal.api.openapi import MAX_BODY_BYTES
 from portal.calls.service import Busy, CallEnded, CallIdTaken, KeyRefused, authorize
 from portal.extensions import db
+from portal.web import NUL_MESSAGE
 
 PATH = "/api/v1/calls/authorize"
-DIGITS = re.compile(r"^\+?[0-9*#]{1,32}$")
+DIGITS = re.compile(r"\+?[0-9*#]{1,32}")  # the whole destination (fullmatch)
 FIELDS = frozenset({"call_id", "destination", "account", "sip_username"})
-NUL_MESSAGE = "Must not contain NUL characters."
 
 
 def presented_key(authorization: str) -> str:
@@ -148,7 +148,7 @@ def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | Non
     destination = text_field(data, "destination", 64, errors)
     account = text_field(data, "account", 20, errors, required=False)
     sip_username = text_field(data, "sip_username", 64, errors, required=False)
-    if destination and not DIGITS.match(destination):
+    if destination and not DIGITS.fullmatch(destination):
         errors["destination"] = "Digits, with an optional leading + (and * or #), 1 to 32."
     caller_errors = errors.keys() & {"account", "sip_username"}  # each already said
     if (account is None) == (sip_username is None) and not caller_errors:
@@ -162,7 +162,7 @@ def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | Non
 
 
 def text_field(data: dict, name: str, limit: int, errors: dict, required=True) -> str | None:
-    """A string field of at most `limit` characters."""
+    """A string field of at most `limit` characters, taken as sent (not trimmed)."""
     value = data.get(name)
     if value is None and not required:
         return None
@@ -172,10 +172,24 @@ def text_field(data: dict, name: str, limit: int, errors: dict, required=True) -
     if len(value) > limit:
         errors[name] = f"At most {limit} characters."
         return None
-    if "\x00" in value:  # no database column holds it (PostgreSQL refuses the statement)
-        errors[name] = NUL_MESSAGE
+    if why := unstorable(value):
+        errors[name] = why
         return None
-    return value.strip()
+    return value
+
+
+def unstorable(text: str) -> str:
+    """Why no database column can hold `text` (a NUL, a lone surrogate), or ""."""
+    # PostgreSQL refuses a NUL in a statement, and no driver encodes a lone UTF-16 surrogate
+    # (JSON can carry one as "\\ud800"): either would end the request in a 500.
+    if "\x00" in text:
+        return NUL_MESSAGE
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "Must be valid Unicode text (a lone surrogate is not)."
+    return ""
 
 
 class AuthorizeLane:

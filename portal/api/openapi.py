@@ -24,6 +24,7 @@ ERRORS = {
     409: "Another request with this Idempotency-Key is still running.",
     413: "The body is larger than the API accepts.",
     422: "Invalid fields: `fields` names each one with its reason.",
+    503: "Busy: retry the request.",
 }
 
 
@@ -41,6 +42,13 @@ class Operation:
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     idempotent: bool = False
     errors: tuple[int, ...] = ()
+    # The call API's own conventions: invalid fields are a 400, what a 409 means, a form body
+    # and an XML answer (mod_xml_curl), a key also taken as Basic auth's password.
+    invalid_status: int = 422
+    notes: dict[int, str] = field(default_factory=dict)
+    form: bool = False
+    answer_type: str = "application/json"
+    basic_auth: bool = False
 
 
 OPERATIONS: list[Operation] = []
@@ -176,15 +184,17 @@ def document() -> dict:
             entry = {"description": "OK" if code < 300 else ERRORS.get(code, "")}
             if model is not None:
                 entry["content"] = {"application/json": {"schema": refs[(model, "serialization")]}}
+            elif op.answer_type != "application/json":
+                entry["content"] = {op.answer_type: {"schema": {"type": "string"}}}
             responses[str(code)] = entry
         codes = {400, 401, 403, 413} | set(op.errors)
         if op.body is not None or op.query is not None:
-            codes.add(422)
+            codes.add(op.invalid_status)
         if op.idempotent:
             codes |= {409, 422}
         for code in sorted(codes):
             responses[str(code)] = {
-                "description": ERRORS[code],
+                "description": op.notes.get(code, ERRORS[code]),
                 "content": {"application/json": {"schema": error_ref}},
             }
         item = {
@@ -196,10 +206,13 @@ def document() -> dict:
         }
         if op.endpoint in PUBLIC_ENDPOINTS:
             item["security"] = []
+        elif op.basic_auth:
+            item["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
         if op.body is not None:
+            media = "application/x-www-form-urlencoded" if op.form else "application/json"
             item["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
+                "required": not op.form,  # mod_xml_curl's form: none asks for nobody (not found)
+                "content": {media: {"schema": refs[(op.body, "validation")]}},
             }
         paths.setdefault(path, {})[op.method.lower()] = item
     return {
@@ -207,8 +220,9 @@ def document() -> dict:
         "info": {
             "title": "VoIP billing portal API",
             "version": "1",
-            "description": "Accounts, rate groups, taxes and money for machines. Every request "
-            "goes through the same rules as the portal's forms. Authenticate with an API key: "
+            "description": "Accounts, rate groups, taxes and money for machines, and call "
+            "authorization for softswitches. Every request goes through the same rules as the "
+            "portal's forms. Authenticate with an API key: "
             "`Authorization: Bearer <key>`; a key acts with the role and tenant of the account "
             "that created it.",
         },
@@ -217,6 +231,13 @@ def document() -> dict:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Any user name; the API key as the password (mod_xml_curl).",
+                },
+            },
         },
     }

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portal.models import AccountType, BillingSchedule, Status
+from portal.web import NUL_MESSAGE
 
 # Ids fit every backend's INTEGER; a larger one would be a driver error, not a 404.
 MAX_ID = 2**31 - 1
@@ -26,7 +27,7 @@ def _no_nul(value):
     """Reject NUL characters, which no database column can hold."""
     texts = value if isinstance(value, list) else [value]
     if any(isinstance(text, str) and "\x00" in text for text in texts):
-        raise ValueError("Must not contain NUL characters.")
+        raise ValueError(NUL_MESSAGE)
     return value
 
 

@@ -5,11 +5,11 @@ from xml.sax.saxutils import quoteattr
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
-from portal.api import bp
-from portal.api.authorize import NUL_MESSAGE, answer, key_refused, presented_key
+from portal.api import bp, call_schemas
+from portal.api.authorize import answer, key_refused, presented_key, unstorable
 from portal.api.errors import ApiError
 from portal.api.keys import authenticate
-from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS
+from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS, operation
 from portal.calls.checks import callers
 from portal.calls.service import end_call
 from portal.extensions import db
@@ -44,7 +44,22 @@ def _json_object() -> dict:
     return data
 
 
-@bp.route("/calls/authorize", methods=["POST"])
+@operation(
+    "/calls/authorize",
+    "POST",
+    summary="May this call start, at which rate and for how long (the softswitch's question).",
+    tag="Calls",
+    body=call_schemas.CallAuthorization,
+    query=call_schemas.CallExplainQuery,
+    responses={200: call_schemas.CallDecisionOut},
+    errors=(409, 503),
+    invalid_status=400,
+    notes={
+        400: "Not a JSON object, or invalid fields: `fields` names each one with its reason.",
+        409: "The call id belongs to a call that has ended, or to another tenant's call.",
+        503: "The account's funds kept changing under the authorization: retry it.",
+    },
+)
 def calls_authorize():
     """May this call start, with which rate, and for how long at most."""
     # Served by AuthorizeLane ahead of Flask; this route gives the same answer (routing, the
@@ -60,7 +75,17 @@ def calls_authorize():
     return jsonify(body), status
 
 
-@bp.route("/calls/<call_id>/end", methods=["POST"])
+@operation(
+    "/calls/<call_id>/end",
+    "POST",
+    summary="Rate a finished call once and free its reservation; a repeated end changes nothing.",
+    tag="Calls",
+    body=call_schemas.CallEnd,
+    responses={200: call_schemas.CallEndedOut},
+    errors=(404,),
+    invalid_status=400,
+    notes={400: "Not a JSON object, or invalid fields: `fields` names each one."},
+)
 def calls_end(call_id: str):
     """Rate a finished call once; a repeated end changes nothing."""
     data = _json_object()
@@ -71,8 +96,10 @@ def calls_end(call_id: str):
     cause = data.get("hangup_cause", "")
     if not isinstance(cause, str) or len(cause) > 40:
         errors["hangup_cause"] = "A string of at most 40 characters."
-    elif "\x00" in cause:
-        errors["hangup_cause"] = NUL_MESSAGE
+    elif why := unstorable(cause):
+        errors["hangup_cause"] = why
+    unknown = data.keys() - {"duration_seconds", "hangup_cause"}
+    errors.update(dict.fromkeys(sorted(unknown), "Unknown field."))
     if errors:
         raise ApiError(400, "Invalid request.", errors)
     if "\x00" in call_id:  # no call id holds one, and PostgreSQL refuses it in a query
@@ -96,7 +123,18 @@ def calls_end(call_id: str):
     )
 
 
-@bp.route("/freeswitch/directory", methods=["POST"])
+@operation(
+    "/freeswitch/directory",
+    "POST",
+    summary="FreeSWITCH mod_xml_curl directory: an active SIP user's XML, else not found.",
+    tag="Calls",
+    body=call_schemas.DirectoryLookup,
+    responses={200: None},
+    invalid_status=400,
+    form=True,
+    answer_type="text/xml",
+    basic_auth=True,
+)
 def freeswitch_directory():
     """mod_xml_curl directory lookups: the SIP user's XML, or "not found"."""
     if request.form.get("section", "directory") != "directory":

@@ -1,0 +1,123 @@
+"""The call API's schemas: its requests (checked by hand, for speed) and answers, for OpenAPI."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portal.calls.checks import (
+    ACCOUNT_EXPIRE,
+    ACCOUNT_INACTIVE_DELETED,
+    AUTHENTICATION_FAIL,
+    CHANNEL_LIMIT,
+    NO_SUFFICIENT_FUND,
+    ORIGINATION_RATE_NOT_FOUND,
+)
+from portal.models import CallStatus
+
+# portal.api.authorize and the end view check these requests themselves (a 400 naming each
+# field, as the softswitch API promises, where the rest of the API answers 422); the schemas
+# say the same, and tests/test_api_schema.py holds both to it. Every text is taken as sent.
+NoNul = r"^[^\u0000]*$"
+
+
+def _text(limit: int, description: str):
+    """A non-empty string of at most `limit` characters, without NUL."""
+    return Annotated[
+        str, Field(min_length=1, max_length=limit, pattern=NoNul, description=description)
+    ]
+
+
+class CallAuthorization(BaseModel):
+    """A call to authorize: exactly one of account and sip_username says who calls."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["account"], "properties": {"account": {"type": "string"}}},
+                {"required": ["sip_username"], "properties": {"sip_username": {"type": "string"}}},
+            ]
+        },
+    )
+
+    call_id: _text(128, "The softswitch's id of the call; a retry with it gets the same answer.")
+    destination: Annotated[
+        str,
+        Field(
+            pattern=r"^\+?[0-9*#]{1,32}$",
+            description="The number dialled, before Number Translation.",
+            examples=["442079460958"],
+        ),
+    ]
+    account: _text(20, "The calling account's number.") | None = None
+    sip_username: _text(64, "An active SIP device of the calling account.") | None = None
+
+
+class CallExplainQuery(BaseModel):
+    """The authorization's query string."""
+
+    explain: str | None = Field(
+        None, description='"1": also list every check with its result and its figures.'
+    )
+
+
+class CallRateOut(BaseModel):
+    """The rate a call is charged at (amounts as exact decimal strings)."""
+
+    prefix: str
+    destination: str
+    connect_cost: str
+    cost_per_minute: str
+    initial_increment: int
+    increment: int
+
+
+class CallDecisionOut(BaseModel):
+    """May the call start, at which rate, and for how long at most."""
+
+    allowed: bool
+    cause: Literal[
+        "OK",
+        AUTHENTICATION_FAIL,
+        ACCOUNT_INACTIVE_DELETED,
+        ACCOUNT_EXPIRE,
+        ORIGINATION_RATE_NOT_FOUND,
+        NO_SUFFICIENT_FUND,
+        CHANNEL_LIMIT,
+    ] = Field(description="The first failing check, in the order of domain-rules.md.")
+    translated_destination: str
+    rate: CallRateOut | None
+    max_duration_seconds: int = Field(ge=0, description="Cut the call here; 0 when refused.")
+    checks: list[dict[str, Any]] | None = Field(
+        None, description="With ?explain=1: each check, passed or not, with its figures."
+    )
+
+
+class CallEnd(BaseModel):
+    """A hang-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration_seconds: int = Field(ge=0, le=86400, description="Seconds the call was answered.")
+    hangup_cause: Annotated[str, Field(max_length=40, pattern=NoNul)] = Field(
+        "", description="The softswitch's hang-up cause, e.g. NORMAL_CLEARING."
+    )
+
+
+class CallEndedOut(BaseModel):
+    """A call after its end: rated once; a repeated end changes nothing."""
+
+    call_id: str
+    status: CallStatus
+    duration_seconds: int | None
+    cost: str | None
+
+
+class DirectoryLookup(BaseModel):
+    """mod_xml_curl's directory request (a form): the fields the answer depends on."""
+
+    model_config = ConfigDict(extra="allow")
+
+    section: str = Field("directory", description='Only "directory" is answered.')
+    user: str = Field("", description="The SIP username.")
+    domain: str = Field("", description="Echoed in the answer's <domain>.")
