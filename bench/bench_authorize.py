@@ -38,6 +38,8 @@ from portal.extensions import db  # noqa: E402
 from portal.models import Account, Call, CallStatus, Rate, RateGroup, Role, Status  # noqa: E402
 
 DESTINATION = "442079460958"
+# The portal as served, and with authorizations through Flask's request cycle (--through-flask).
+PORTAL_APPS = {False: "app:app", True: "bench.flask_route_app:app"}
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 
 
@@ -203,7 +205,7 @@ def measure(backend: str, database_url: str, args) -> dict:
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as bare_port,
-        gunicorn("app:app", env, args.workers) as portal_port,
+        gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as portal_port,
     ):
         plan = (
             ("bare", bare_port, "/bare", bare_body, json_headers),
@@ -218,7 +220,7 @@ def measure(backend: str, database_url: str, args) -> dict:
                 rounds[name].append(
                     load(port, path, bodies, headers, args.seconds, args.connections)
                 )
-    result = {"backend": backend, "durable": args.durable}
+    result = {"backend": backend, "durable": args.durable, "through_flask": args.through_flask}
     for name, parts in rounds.items():
         result[name] = {
             "requests": sum(p["requests"] for p in parts),
@@ -253,7 +255,9 @@ def _live_calls(database_url: str) -> int:
 
 def report(result: dict) -> None:
     """Print one backend's figures."""
-    print(f"\n{result['backend']}{' (CALLS_ASYNC_COMMIT=0)' if result['durable'] else ''}:")
+    notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
+    notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
+    print(f"\n{result['backend']}{''.join(notes)}:")
     for name in ("bare", "authorize"):
         figures = result[name]
         print(
@@ -281,6 +285,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"
+    )
+    parser.add_argument(
+        "--through-flask",
+        action="store_true",
+        help="authorize through the blueprint's route, without the WSGI lane",
     )
     args = parser.parse_args(argv)
     results = []
