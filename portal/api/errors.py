@@ -14,14 +14,18 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.fields = status, message, fields or {}
 
+    def body(self) -> dict:
+        """{"error": ..., "fields": {...}} (fields only when some are named)."""
+        body = {"error": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError):
-    """{"error": ..., "fields": {...}} with the status."""
-    body = {"error": error.message}
-    if error.fields:
-        body["fields"] = error.fields
-    return jsonify(body), error.status
+    """The error's body with its status."""
+    return jsonify(error.body()), error.status
 
 
 @bp.errorhandler(ValidationFailed)
