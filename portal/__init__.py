@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
+from portal.web import has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 MAX_ID = 2**31 - 1
@@ -98,9 +99,8 @@ def _no_nul_in_query(_endpoint, _values) -> None:
     """A NUL character in the query string is a 400, not a driver error (searches, filters)."""
     # No database column holds one, and PostgreSQL refuses a statement that carries one. Form
     # fields get a message of their own (portal.web.PortalForm); the call API checks its own.
-    for key, values in request.args.lists():
-        if "\x00" in key or any("\x00" in value for value in values):
-            abort(400)
+    if any(has_nul(key) or has_nul(values) for key, values in request.args.lists()):
+        abort(400)
 
 
 def register_extensions(app: Flask) -> None:

@@ -25,6 +25,14 @@ DIGITS = re.compile(r"\+?[0-9*#]{1,32}")  # the whole destination (fullmatch)
 FIELDS = frozenset({"call_id", "destination", "account", "sip_username"})
 
 
+def required_key(authorization: str) -> str:
+    """The presented key (see presented_key); a 401 if there is none."""
+    key = presented_key(authorization)
+    if not key:
+        raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")
+    return key
+
+
 def presented_key(authorization: str) -> str:
     """The key from `Authorization: Bearer`, or Basic auth's password (mod_xml_curl)."""
     scheme, _, value = authorization.partition(" ")
@@ -58,9 +66,7 @@ def answer(
 
 def _answer(authorization, content_type, body, client_ip, explain) -> dict:
     """The decision as JSON; ApiError for a refused key or a bad request."""
-    key = presented_key(authorization)
-    if not key:
-        raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")
+    key = required_key(authorization)
     # The key is identified here, but its state (revocation, address list, owner) is read and
     # checked with the caller's account, in one statement.
     identity, why = identify(key)

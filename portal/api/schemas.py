@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portal.models import AccountType, BillingSchedule, Status
-from portal.web import NUL_MESSAGE
+from portal.web import NUL_MESSAGE, has_nul
 
 # Ids fit every backend's INTEGER; a larger one would be a driver error, not a 404.
 MAX_ID = 2**31 - 1
@@ -25,8 +25,7 @@ Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 def _no_nul(value):
     """Reject NUL characters, which no database column can hold."""
-    texts = value if isinstance(value, list) else [value]
-    if any(isinstance(text, str) and "\x00" in text for text in texts):
+    if has_nul(value):
         raise ValueError(NUL_MESSAGE)
     return value
 

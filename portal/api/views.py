@@ -6,7 +6,7 @@ from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
 from portal.api import bp, call_schemas
-from portal.api.authorize import answer, key_refused, presented_key, unstorable
+from portal.api.authorize import answer, key_refused, required_key, unstorable
 from portal.api.errors import ApiError
 from portal.api.keys import authenticate
 from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS, operation
@@ -27,9 +27,7 @@ def require_key():
     """Every API call needs a valid key; it acts as the account that created the key."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint == "api.calls_authorize":
         return  # the authorization checks its key itself (portal.api.authorize)
-    key = presented_key(request.headers.get("Authorization", ""))
-    if not key:
-        raise ApiError(401, "Send an API key: Authorization: Bearer <key>.")
+    key = required_key(request.headers.get("Authorization", ""))
     owner, why = authenticate(key, request.remote_addr or "")
     if owner is None:
         raise key_refused(why)

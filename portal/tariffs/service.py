@@ -264,6 +264,9 @@ def exported_rates(group: RateGroup):
     return db.session.scalars(statement.execution_options(yield_per=2000))
 
 
+_PREFIX_BINDS = [f"prefix_{i}" for i in range(MAX_PREFIX_LENGTH + 1)]
+
+
 def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
     """The longest-prefix rate of a group: binds prefixes (candidate_prefixes) and group_id."""
     # One indexed query over the (rate_group_id, prefix) UNIQUE index, never a scan; the page's
@@ -272,9 +275,7 @@ def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
     # possible prefix length, prefix_0 ... (prefix_binds), instead of a list expanded per
     # call, so the statement's text never changes (portal.rawsql.Prepared).
     if fixed:
-        candidates = [
-            bindparam(f"prefix_{i}", type_=String()) for i in range(MAX_PREFIX_LENGTH + 1)
-        ]
+        candidates = [bindparam(name, type_=String()) for name in _PREFIX_BINDS]
     else:
         candidates = bindparam("prefixes", expanding=True)
     return (
@@ -286,9 +287,6 @@ def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
         .order_by(func.length(Rate.prefix).desc())
         .limit(1)
     )
-
-
-_PREFIX_BINDS = [f"prefix_{i}" for i in range(MAX_PREFIX_LENGTH + 1)]
 
 
 def prefix_binds(number: str) -> dict:
