@@ -6,15 +6,22 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: setup db run dev test lint bench
+.PHONY: setup setup-dev db run dev test lint bench
 
+# make run installs what the portal needs; make test adds the test and lint tools.
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
 setup: $(BIN)/.installed
+
+setup-dev: $(BIN)/.installed-dev
 
 db: setup
 	$(BIN)/flask --app app db upgrade
@@ -27,12 +34,12 @@ run: db
 dev: db
 	$(BIN)/flask --app app run --debug --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: setup
+bench: setup-dev
 	$(BIN)/python bench/run_all.py
