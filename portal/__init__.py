@@ -1,7 +1,6 @@
 """Application factory for the VoIP billing portal."""
 
 import secrets
-from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, abort, jsonify, render_template, request
@@ -13,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import load_config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
+from portal.templating import register_template_filters
 from portal.web import has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
@@ -214,22 +214,6 @@ def register_errors(app: Flask) -> None:
             title="Session expired",
             message="The form's security token was missing or expired. Reload and try again.",
         ), 400
-
-
-def register_template_filters(app: Flask) -> None:
-    """Jinja filters for money and country names."""
-    from portal.rules.currency import amount_text
-    from portal.rules.locale import country_choices
-
-    @app.template_filter("money")
-    def money(value, currency: str | None = None) -> str:
-        """The currency's decimals (2, JPY 0, BHD 3), more when the amount has sub-unit digits."""
-        return "" if value is None else amount_text(Decimal(value), currency, grouping=True)
-
-    @app.template_filter("country_name")
-    def country_name(code: str) -> str:
-        """The country's name for an ISO 3166 code."""
-        return dict(country_choices()).get(code, code)
 
 
 def register_cli(app: Flask) -> None:
