@@ -362,7 +362,8 @@ def test_credit_limit_partial_follows_the_account_type(as_admin):
 
 def test_expiry_partial_shows_the_date_valid_days_give(as_admin):
     html = body(as_admin.get("/accounts/partials/expiry?valid_days=10", headers=HX))
-    assert (utcnow() + timedelta(days=10)).strftime("%Y-%m-%d") in html
+    expiry = utcnow() + timedelta(days=10)
+    assert f"{expiry.day} {expiry:%b %Y}" in html  # e.g. 11 Dec 2026
 
 
 def test_regenerate_controls_follow_the_configuration(as_admin):

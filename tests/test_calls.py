@@ -252,7 +252,7 @@ def test_last_used_is_written_at_most_once_a_minute_and_listed(as_admin, client,
     api.authorize()
     first = db.session.get(ApiKey, row.id).last_used_at
     assert first is not None and utcnow() - first < timedelta(minutes=1)
-    assert first.strftime("%Y-%m-%d %H:%M") in as_admin.get("/api-keys/").text
+    assert f"{first.day} {first:%b %Y, %H:%M:%S}" in as_admin.get("/api-keys/").text
     api.authorize()  # within the minute: no new write
     assert db.session.get(ApiKey, row.id).last_used_at == first
     db.session.get(ApiKey, row.id).last_used_at = first - timedelta(minutes=2)

@@ -63,7 +63,7 @@ def test_dashboard_shows_postpaid_credit_and_expiry(as_customer, customer):
     assert "Postpaid" in html
     assert "Credit Limit</dt><dd>100.00 USD" in html
     assert "Available funds</dt><dd>69.75 USD" in html
-    assert "Expiry Date</dt><dd>2031-05-17" in html
+    assert "Expiry Date</dt><dd>17 May 2031" in html
 
 
 def test_reset_sip_password_without_javascript(

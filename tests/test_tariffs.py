@@ -34,6 +34,8 @@ def upload(user, group, content: bytes, mode="replace"):
     """Post a CSV file to the import form."""
     page = f"{URL}{group.id}"
     data = {"file": (io.BytesIO(content), "rates.csv"), "mode": mode}
+    if mode == "replace":
+        data["confirm_replace"] = "y"
     return user.post(
         f"{URL}{group.id}/import", data, token_from=page, content_type="multipart/form-data"
     )

@@ -184,7 +184,7 @@ def _owner(check: _Checker, actor: Account, account: Account | None) -> Account 
     return reseller
 
 
-def _billing(check: _Checker, owner: Account | None) -> None:
+def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
     """The calling and billing fields of customers and resellers."""
     data, errors, clean = check.data, check.errors, check.clean
     check.text("company", 120)
@@ -212,7 +212,9 @@ def _billing(check: _Checker, owner: Account | None) -> None:
             )
         )
     if rate_group is None:
-        errors["rate_group_id"] = "Choose a rate group: without one the customer cannot call."
+        errors["rate_group_id"] = (
+            f"Choose a rate group: without one the {role.label.lower()} cannot make calls."
+        )
     clean["rate_group"] = rate_group
 
     schedule = check.choice("billing_schedule", BillingSchedule, "Choose Daily or Monthly.")
@@ -270,7 +272,7 @@ def clean_account(
     number = _identity(check, role, account, limits)
     if role in BILLED_ROLES:
         check.clean["owner"] = _owner(check, actor, account)
-        _billing(check, check.clean["owner"])
+        _billing(check, check.clean["owner"], role)
     if role == Role.CUSTOMER:
         pin = str(data.get("pin") or "").strip()
         error = pin_error(pin, limits["pin_length"])
