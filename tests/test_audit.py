@@ -2,6 +2,7 @@
 
 import html
 import json
+import re
 
 from sqlalchemy import select
 
@@ -136,3 +137,15 @@ def test_only_admins_read_the_log(app, subadmin, reseller, customer):
         user = Browser(app.test_client())
         user.login(account.account_number)
         assert user.get("/audit/").status_code == 403
+
+
+def test_the_log_shows_changes_in_words_not_python_values(as_admin, default_rate_group, vat):
+    data = customer_form(default_rate_group.id, tax_ids=[str(vat.id)])
+    as_admin.post(FORM, data, token_from=FORM)
+    page = html.unescape(as_admin.get("/audit/").get_data(as_text=True))
+    changes = re.search(r'<td class="changes">(.*?)</td>', page, re.S).group(1)
+    text = " ".join(re.sub(r"<[^>]+>", " ", changes).split())
+    assert "email alerts : none → No" in text
+    assert "taxes : none → VAT" in text
+    for repr_ in ("False", "True", "None", "['VAT']", "[]"):
+        assert repr_ not in text, text

@@ -5,7 +5,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from xml.etree import ElementTree
 
@@ -1221,6 +1221,19 @@ def test_test_a_call_shows_the_refusal(as_admin, call_rates):
     assert "Refused: NO_SUFFICIENT_FUND." in response.text
     assert "FAILED" in response.text and "needed to start: 0.60" in response.text
     assert _no_calls()
+
+
+def test_test_a_call_shows_figures_in_words_not_python_values(as_admin, call_rates):
+    account = make_caller("5000000124", None, "10", expiry_date=datetime(2031, 5, 17, 12, 0))
+    response = as_admin.get(f"/accounts/{account.id}/test-call?destination={LONDON}")
+    text = response.text
+    assert "deleted: No" in text and "rate group: none" in text
+    assert "expiry date: 17 May 2031, 12:00:00" in text
+    other = make_caller("5000000125", call_rates, "10")
+    text += as_admin.get(f"/accounts/{other.id}/test-call?destination={LONDON}").text
+    assert "rate: prefix 4420, destination " in text
+    for repr_ in ("False", "True", "None", "{'", "2031-05-17T"):
+        assert repr_ not in text, repr_
 
 
 def test_test_a_call_refuses_a_bad_number(as_admin, call_rates):

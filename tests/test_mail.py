@@ -4,6 +4,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
@@ -278,3 +279,18 @@ def test_an_unexpected_mail_error_does_not_fail_the_committed_payment(
     assert receipt.sent_at is None  # `mail send` delivers it later
     monkeypatch.undo()
     assert mail.send_pending() == (1, 0)
+
+
+def test_a_receipt_mail_dates_the_receipt_in_the_recipients_timezone(app, customer):
+    customer.timezone = "Asia/Kolkata"
+    receipt = SimpleNamespace(
+        display_number="RCPT-000001",
+        issued_at=datetime(2026, 3, 28, 19, 0),  # UTC: already the 29th in Kolkata
+        lines=[],
+        total=Decimal("1.00"),
+        currency="USD",
+    )
+    with app.test_request_context():  # a staff member's request: still the recipient's zone
+        message = mail.queue("receipt", customer.email, "receipt", customer, document=receipt)
+    assert "receipt RCPT-000001 of 29 Mar 2026." in message.body
+    db.session.rollback()

@@ -1,13 +1,15 @@
 """The customer's own pages: dashboard, SIP password reset, profile and password change."""
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from portal.billing.service import add_charge
 from portal.extensions import db
-from portal.models import Account, AccountSearchToken, AccountType, SipDevice
+from portal.models import Account, AccountSearchToken, AccountType, Call, CallStatus, SipDevice
 from portal.rules.email_address import normalize_email
 from tests.conftest import PASSWORD, Browser
 
@@ -316,3 +318,26 @@ def test_normalize_email(raw, expected):
     value, error = normalize_email(raw)
     assert value == expected[0]
     assert (error is None) if expected[1] is None else (expected[1] in error)
+
+
+def test_a_customer_in_kolkata_sees_times_shifted_and_the_zone_named(as_customer, admin, customer):
+    customer.timezone = "Asia/Kolkata"
+    (entry,) = add_charge(admin, customer, "2.5", "Monthly fee").entries
+    entry.created_at = datetime(2026, 3, 29, 0, 30)  # stored in UTC
+    db.session.add(
+        Call(
+            call_id="kolkata-1",
+            account_id=customer.id,
+            destination="442071234567",
+            status=CallStatus.ENDED,
+            started_at=datetime(2026, 3, 28, 19, 15),
+            duration_seconds=61,
+            cost=Decimal("0.10"),
+        )
+    )
+    db.session.commit()
+    page = as_customer.get("/my/").get_data(as_text=True)
+    assert "29 Mar 2026, 06:00:00" in page  # the charge: 00:30 UTC + 5:30
+    assert "29 Mar 2026, 00:45:00" in page  # the call: 19:15 UTC the day before + 5:30
+    assert "00:30" not in page and "19:15" not in page
+    assert page.count("Times are in Asia/Kolkata.") == 1

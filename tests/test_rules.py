@@ -1,6 +1,7 @@
 """Pure rules, tested without a client: identifiers, translation, locale, rating, tax."""
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,7 +19,9 @@ from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
 from portal.rules.money import parse_amount
 from portal.rules.rating import RateRow, RateTable, find_rate
 from portal.rules.tax import tax_for, tax_lines
+from portal.rules.times import in_zone, local_day
 from portal.rules.translation import TranslationError, parse_rules, translate
+from portal.templating import calendar_date_text, datetime_text, human, local_date_text
 
 
 def test_ten_thousand_generated_numbers_are_ten_digits_and_unique():
@@ -247,3 +250,45 @@ def test_amount_text_shows_the_currencys_decimals(value, currency, grouping, tex
     from portal.rules.currency import amount_text
 
     assert amount_text(Decimal(value), currency, grouping) == text
+
+
+def test_a_stored_utc_time_in_asia_kolkata_is_five_and_a_half_hours_later():
+    local = in_zone(datetime(2026, 3, 29, 0, 30), "Asia/Kolkata")
+    assert (local.date(), local.hour, local.minute) == (date(2026, 3, 29), 6, 0)
+    assert local_day(datetime(2026, 3, 28, 19, 0), "Asia/Kolkata") == date(2026, 3, 29)
+
+
+def test_new_york_wall_clock_follows_its_daylight_saving_change():
+    # US clocks go forward on 8 March 2026 at 02:00 local (07:00 UTC): EST -5 becomes EDT -4.
+    before = in_zone(datetime(2026, 3, 8, 6, 30), "America/New_York")
+    after = in_zone(datetime(2026, 3, 8, 7, 30), "America/New_York")
+    assert (before.hour, before.minute, before.tzname()) == (1, 30, "EST")
+    assert (after.hour, after.minute, after.tzname()) == (3, 30, "EDT")
+    # On 29 March 2026 00:30 UTC it is still the 28th in New York, 20:30 EDT.
+    late = in_zone(datetime(2026, 3, 29, 0, 30), "America/New_York")
+    assert (late.day, late.hour, late.minute) == (28, 20, 30)
+
+
+def test_an_unknown_or_empty_zone_shows_utc():
+    assert in_zone(datetime(2026, 3, 29, 0, 30), "Mars/Olympus").hour == 0
+    assert in_zone(datetime(2026, 3, 29, 0, 30), "").hour == 0
+
+
+def test_babel_formats_a_time_in_the_zone_given_and_a_calendar_date_unshifted():
+    moment = datetime(2026, 3, 29, 0, 30)
+    assert datetime_text(moment, "Asia/Kolkata") == "29 Mar 2026, 06:00:00"
+    assert datetime_text(moment, "America/New_York") == "28 Mar 2026, 20:30:00"
+    assert local_date_text(moment, "America/New_York") == "28 Mar 2026"
+    assert calendar_date_text(date(2026, 3, 29)) == "29 Mar 2026"
+    assert datetime_text(None) == "" and calendar_date_text(None) == ""
+
+
+def test_values_are_shown_in_words_never_as_python_reprs():
+    assert [human(True), human(False), human(None), human([]), human(["VAT", "GST"])] == [
+        "Yes",
+        "No",
+        "none",
+        "none",
+        "VAT, GST",
+    ]
+    assert human({"prefix": "44", "connect_cost": "0"}) == "prefix 44, connect cost 0"

@@ -1,6 +1,7 @@
 """Configuration -> Taxes: list, create, edit, deactivate, validated and scoped to the owner."""
 
 import html
+import re
 from decimal import Decimal
 
 import pytest
@@ -117,3 +118,9 @@ def test_tax_rounding_follows_the_configuration(app, vat):
     assert taxes_on(Decimal("0.33"), [vat]).total == Decimal("0.17")
     save_settings({"tax_decimal_places": 3})
     assert taxes_on(Decimal("0.33"), [vat]).total == Decimal("0.166")
+
+
+def test_deactivating_a_tax_asks_first(as_admin, vat):
+    page = text(as_admin.get(URL))
+    form = re.search(rf'<form method="post" action="{URL}{vat.id}/status"[^>]*>', page).group(0)
+    assert 'hx-confirm="Deactivate tax VAT? It can no longer be chosen for accounts."' in form
