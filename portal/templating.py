@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from portal.rules.currency import amount_text
 from portal.rules.locale import country_choices
-from portal.rules.times import in_zone, local_day
+from portal.rules.times import from_utc_text, in_zone, local_day
 
 # Day-month-year and a 24-hour clock: unambiguous for every reader of a billing portal.
 TIME_LOCALE = "en_GB"
@@ -62,6 +62,8 @@ def human(value) -> str:
     """A value in words for people: Yes/No, "none", names joined by commas; never a repr."""
     if value is None or value == [] or value == {}:
         return "none"
+    if isinstance(value, str) and (moment := from_utc_text(value)):  # a time in the audit log
+        return datetime_text(moment)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, list | tuple | set):

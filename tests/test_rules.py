@@ -19,7 +19,7 @@ from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
 from portal.rules.money import parse_amount
 from portal.rules.rating import RateRow, RateTable, find_rate
 from portal.rules.tax import tax_for, tax_lines
-from portal.rules.times import in_zone, local_day
+from portal.rules.times import from_utc_text, in_zone, local_day, utc_text
 from portal.rules.translation import TranslationError, parse_rules, translate
 from portal.templating import calendar_date_text, datetime_text, human, local_date_text
 
@@ -292,3 +292,10 @@ def test_values_are_shown_in_words_never_as_python_reprs():
         "VAT, GST",
     ]
     assert human({"prefix": "44", "connect_cost": "0"}) == "prefix 44, connect cost 0"
+
+
+def test_a_time_written_as_utc_text_reads_back_and_other_text_does_not():
+    assert utc_text(datetime(2026, 3, 29, 0, 30, 59)) == "2026-03-29T00:30Z"
+    assert from_utc_text("2026-03-29T00:30Z") == datetime(2026, 3, 29, 0, 30)
+    for text in ("2026-03-29 00:30", "Anne", "2026-13-29T00:30Z", ""):
+        assert from_utc_text(text) is None

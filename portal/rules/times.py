@@ -21,3 +21,21 @@ def in_zone(moment: datetime, zone_name: str | None) -> datetime:
 def local_day(moment: datetime, zone_name: str | None) -> date:
     """The calendar date in `zone_name` at a stored naive-UTC time."""
     return in_zone(moment, zone_name).date()
+
+
+UTC_TEXT = "%Y-%m-%dT%H:%MZ"  # a stored time written as text (audit log), marked as UTC
+
+
+def utc_text(moment: datetime) -> str:
+    """A stored naive-UTC time as text to the minute, marked as UTC, e.g. 2026-03-29T00:30Z."""
+    return moment.strftime(UTC_TEXT)
+
+
+def from_utc_text(text: str) -> datetime | None:
+    """The naive-UTC time `utc_text` wrote, or None for any other text."""
+    if len(text) != 17 or not text.endswith("Z"):
+        return None
+    try:
+        return datetime.strptime(text, UTC_TEXT)
+    except ValueError:
+        return None
