@@ -84,7 +84,12 @@ class CustomerForm(ServiceForm):
     company = StringField("Company")
     telephone = StringField("Telephone", description="Stored in international E.164 form.")
     country = LongSelectField("Country", country_choices, default="US")
-    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
+    timezone = LongSelectField(
+        "Timezone",
+        timezone_choices,
+        default="UTC",
+        description="The portal and e-mails show this account's times in this zone.",
+    )
     status = SelectField(
         "Status",
         choices=STATUS_CHOICES,
@@ -263,7 +268,12 @@ class StaffForm(ServiceForm):
     last_name = StringField("Last Name")
     email = StringField("Email Address", description="Can be used to log in.")
     telephone = StringField("Telephone", description="International format, e.g. +1 212 555 0100.")
-    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
+    timezone = LongSelectField(
+        "Timezone",
+        timezone_choices,
+        default="UTC",
+        description="The portal and e-mails show this account's times in this zone.",
+    )
     status = SelectField(
         "Status",
         choices=STATUS_CHOICES,
