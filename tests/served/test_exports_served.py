@@ -1,6 +1,7 @@
 """CSV exports of customers and rates through gunicorn: whole files that import back."""
 
 import csv
+import gzip
 import io
 from decimal import Decimal
 
@@ -132,3 +133,15 @@ def test_a_reseller_cannot_export_another_resellers_rates(served, tenants):
     assert served.get(f"/tariff/rate-groups/{tenants['b_group'].id}/export.csv").status == 404
     own = served.get(f"/tariff/rate-groups/{tenants['a_group'].id}/export.csv")
     assert own.status == 200 and _lines(own.body)[1][:2] == ["44", "UK"]
+
+
+def test_customers_export_streams_gzip_encoded_to_a_browser(served, admin, default_rate_group):
+    mass_create(admin, {"count": CHUNK_ROWS + 7, "rate_group_id": default_rate_group.id})
+    served.login(admin.account_number)
+    plain = served.get(CUSTOMERS)
+    packed = served.get(CUSTOMERS, headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+    assert packed.status == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in packed.headers  # streamed, not buffered to be measured
+    assert len(packed.body) < len(plain.body) / 3
+    assert gzip.decompress(packed.body) == plain.body
+    assert len(_lines(plain.body)) == CHUNK_ROWS + 8
