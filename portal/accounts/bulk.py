@@ -286,13 +286,15 @@ def export_accounts(actor: Account, query: str = "") -> Iterator[str]:
 def _exported_rows(engine, statement) -> Iterator[list]:
     """The cells of each account `statement` selects, read batch by batch, with its tax ids."""
     for batch in keyset_batches(engine, statement, Account.id, descending=True):
-        tax_ids: dict[int, list[int]] = {}
+        # The taxes of the batch's id range (newest first: the first id is the highest), one
+        # indexed range read; a range, not a list of 1,000 ids, which costs more to build.
         taxes = (
             select(account_taxes.c.account_id, Tax.id)
             .join(Tax, Tax.id == account_taxes.c.tax_id)
-            .where(account_taxes.c.account_id.in_([row.id for row in batch]))
+            .where(account_taxes.c.account_id.between(batch[-1].id, batch[0].id))
             .order_by(account_taxes.c.account_id, Tax.priority, Tax.id)
         )
+        tax_ids: dict[int, list[int]] = {}
         with engine.connect() as connection:
             for account_id, tax_id in connection.execute(taxes):
                 tax_ids.setdefault(account_id, []).append(tax_id)
