@@ -278,7 +278,7 @@ def export_accounts(actor: Account, query: str = "") -> Iterator[str]:
     has_device = exists().where(SipDevice.account_id == Account.id).label("has_sip_device")
     columns = [getattr(Account, name) for name in account_csv.EXPORTED_ATTRIBUTES]
     statement = filter_accounts(visible_customers(actor), query).with_only_columns(
-        Account.id, *columns, has_device
+        *columns, has_device, Account.id
     )
     return account_csv.write_csv(account_csv.COLUMNS, _exported_rows(db.engine, statement))
 
@@ -296,7 +296,7 @@ def _exported_rows(engine, statement) -> Iterator[list]:
         )
         tax_ids: dict[int, list[int]] = {}
         with engine.connect() as connection:
-            for account_id, tax_id in connection.execute(taxes):
+            for account_id, tax_id in connection.execute(taxes).all():
                 tax_ids.setdefault(account_id, []).append(tax_id)
-        for row in batch:
-            yield account_csv.account_cells(row, row.has_sip_device, tax_ids.get(row.id, ()))
+        for *values, has_device, account_id in batch:
+            yield account_csv.account_cells(values, has_device, tax_ids.get(account_id, ()))
