@@ -3,6 +3,7 @@
 import argparse
 import http.cookiejar
 import json
+import os
 import statistics
 import sys
 import time
@@ -103,6 +104,13 @@ def memory_kb(pid: int) -> dict[str, int]:
     return fields
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc/<pid>/stat."""
+    # The fields after the command name, which is in parentheses and may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peaks(pids: list[int]) -> bool:
     """Set each process's VmHWM back to its current RSS (Linux >= 4.0; needs permission)."""
     try:
@@ -150,7 +158,10 @@ def measured(client: Client, pids: list[int], path: str, headers: dict | None = 
     """One download with the peak RSS growth of the worker that served it (the largest)."""
     reset = reset_peaks(pids)
     before = {pid: memory_kb(pid) for pid in pids}
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     result = client.download(path, headers)
+    # CPU time moves less than wall time when other work shares the machine.
+    result["worker_cpu_seconds"] = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     after = {pid: memory_kb(pid) for pid in pids}
     key = "VmHWM" if reset else "VmRSS"
     growth = {pid: (after[pid][key] - before[pid]["VmRSS"]) / 1024 for pid in pids}
@@ -188,6 +199,7 @@ def run(backend: str, database_url: str, count: int, repeat: int, list_repeat: i
         return {
             "seconds": seconds,
             "rows_per_second": listed / seconds,
+            "worker_cpu_seconds": statistics.median(r["worker_cpu_seconds"] for r in results),
             "megabytes": results[0]["bytes"] / 2**20,
             "peak_growth_mb": max(r["peak_growth_mb"] for r in results),
             "rss_after_growth_mb": max(r["rss_after_growth_mb"] for r in results),
@@ -197,6 +209,7 @@ def run(backend: str, database_url: str, count: int, repeat: int, list_repeat: i
 
     return {
         "backend": backend,
+        "load_average": os.getloadavg()[0],
         "accounts": count,
         "exported": listed,
         "worker_idle_rss_mb": idle,
@@ -210,13 +223,15 @@ def report(result: dict) -> None:
     """Print one backend's figures."""
     print(
         f"{result['backend']}: {result['accounts']:,} customers; GET {LISTING} median "
-        f"{result['list_ms']:.1f} ms; idle workers "
+        f"{result['list_ms']:.1f} ms; load average {result['load_average']:.1f}; idle workers "
         + ", ".join(f"{mb:.0f} MB" for mb in result["worker_idle_rss_mb"].values())
     )
     for name in ("plain", "gzip"):
         part = result[name]
         print(
-            f"  export {name:<5} {part['seconds']:6.2f} s  {part['rows_per_second']:8,.0f} rows/s"
+            f"  export {name:<5} {part['seconds']:6.2f} s"
+            f" (worker CPU {part['worker_cpu_seconds']:.2f} s)"
+            f"  {part['rows_per_second']:8,.0f} rows/s"
             f"  {part['megabytes']:5.1f} MB sent  peak RSS +{part['peak_growth_mb']:.1f} MB"
             f"  (RSS after +{part['rss_after_growth_mb']:.1f} MB)"
             f"  {part['ratio_to_list']:,.0f}x the list page"
