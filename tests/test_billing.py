@@ -336,7 +336,7 @@ def test_prepaid_charge_gives_a_receipt_with_tax_lines_at_once(as_admin, custome
     assert "VAT (20% + 0.1)" in text and "2.10" in text and "12.10" in text
     assert "Bill to:" in text and customer.account_number in text
     # Printable: the stylesheet hides the navigation and the print button on paper.
-    assert 'href="/static/css/portal.css"' in text and 'class="no-print"' in text
+    assert 'href="/static/css/portal.css?v=' in text and 'class="no-print"' in text
     css = as_admin.get("/static/css/portal.css").get_data(as_text=True)
     assert "@media print" in css and ".no-print" in css
 
