@@ -636,3 +636,12 @@ def chromium(chromium_executable):
             yield browser
         finally:
             browser.close()
+
+
+def wait_for_htmx(page, selector: str) -> None:
+    """Wait until htmx has wired up `selector` (after a boosted navigation swaps the page in)."""
+    # Typing before htmx processed the new element would send no request at all.
+    page.wait_for_function(
+        "selector => document.querySelector(selector)?.['htmx-internal-data']?.initHash",
+        arg=selector,
+    )

@@ -75,12 +75,3 @@ def page(chromium, live_server):
     finally:
         context.close()
     assert not problems, "\n".join(problems)
-
-
-def wait_for_htmx(page, selector: str) -> None:
-    """Wait until htmx has wired up `selector` (after a boosted navigation swaps the page in)."""
-    # Typing before htmx processed the new element would send no request at all.
-    page.wait_for_function(
-        "selector => document.querySelector(selector)?.['htmx-internal-data']?.initHash",
-        arg=selector,
-    )
