@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Login, Session, nav
 
+DOWNLOAD_TIMEOUT_MS = 15_000  # from the click to the first byte; a 5xx never gets there
 ACCOUNT_PAGE = re.compile(r"/accounts/\d+$")
 # The list buttons that open each kind's create form, and the list they sit on.
 CREATE_FROM = {
@@ -38,6 +39,7 @@ def open_create_form(browse: Session, page: Page, kind: str) -> None:
     """From the navigation: the list of `kind`, then its create button; the form is checked."""
     list_link, button = CREATE_FROM[kind]
     nav(page, list_link)
+    browse.check(page, list_link)
     main(page).get_by_role("link", name=button, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(button)
     browse.check(page, button)
@@ -97,7 +99,7 @@ def account_of(browse: Session, creator: Login, kind: str) -> Login:
 
 def download(page: Page, link_name: str, tmp_path: Path) -> Path:
     """Click the link named `link_name` and wait for the whole file it downloads."""
-    with page.expect_download() as info:
+    with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as info:
         page.get_by_role("link", name=link_name).first.click()
     failure = info.value.failure()
     assert failure is None, f"the download of {link_name!r} failed: {failure}"
