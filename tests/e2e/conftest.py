@@ -51,6 +51,10 @@ def web_command(port: int, logs: Path) -> list[str]:
         str(WORKERS),
         "--access-logfile",
         str(logs / "web-access.log"),
+        # Its own control socket: the default (~/.gunicorn/gunicorn.ctl) is shared by every
+        # gunicorn of the user, and a stopping test server would remove another's.
+        "--control-socket",
+        str(logs.parent / "gunicorn.ctl"),
         "app:app",
     ]
 

@@ -21,6 +21,8 @@ from tests.e2e.steps import (
     write_csv,
 )
 
+MARKUP_NAME = "Quinn<script>alert(1)</script>"
+
 
 def test_admin_creates_edits_and_finds_a_customer(browse, portal):
     page = browse.page(ADMIN)
@@ -58,10 +60,13 @@ def test_admin_creates_edits_and_finds_a_customer(browse, portal):
     expect(main(page)).to_contain_text("nothing was saved")
     browse.check(page, "Create Customer with errors")
     field(page, "Email Address").fill("quinn@example.com")
+    field(page, "First Name").fill(MARKUP_NAME)
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(ACCOUNT_PAGE)
     expect(main(page)).to_contain_text(f"Account {new_number} created.")
-    expect(main(page)).to_contain_text("Quinn Lovelace")
+    # The markup in the name is shown as text, never run.
+    expect(main(page)).to_contain_text(f"{MARKUP_NAME} Lovelace")
+    expect(main(page).locator("script")).to_have_count(0)
     browse.check(page, "Customer page")
 
     # Edit: the change is on the account page.
