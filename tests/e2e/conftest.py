@@ -28,6 +28,7 @@ ADMIN_PASSWORD = "E2e-admin-passw0rd"
 WORKERS = 2
 START_TIMEOUT_S = 60
 WIDTHS = (390, 1366)
+HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
 AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text()
 AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
@@ -311,6 +312,8 @@ class Session:
         through the dashboard again sees the page already checked.
         """
         page.wait_for_load_state()
+        # A boosted link or form swaps the page in with htmx: check the page it brings.
+        page.wait_for_function(f"() => !document.querySelector('{HTMX_BUSY}')")
         self.checked.add(_path(page.url))
         key = (self.logins.get(page, ""), _path(page.url), name)
         if key in self.portal.checked:
