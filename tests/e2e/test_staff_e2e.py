@@ -25,6 +25,7 @@ MARKUP_NAME = "Quinn<script>alert(1)</script>"
 
 
 def test_admin_creates_edits_and_finds_a_customer(browse, portal):
+    reseller = account_of(browse, ADMIN, "reseller")
     page = browse.page(ADMIN)
     page.goto(portal("/dashboard/"))
     browse.check(page, "Dashboard")
@@ -51,6 +52,22 @@ def test_admin_creates_edits_and_finds_a_customer(browse, portal):
     expect(number).not_to_have_value(old_number)
     expect(number).to_have_value(re.compile(r"^[1-9]\d{9}$"))
     new_number = number.input_value()
+    for secret in ("password", "pin"):
+        control = field(page, secret.capitalize())
+        old_secret = control.input_value()
+        page.locator(".with-action", has=page.locator(f"#slot-{secret}")).get_by_role(
+            "button", name="Regenerate"
+        ).click()
+        expect(field(page, secret.capitalize())).not_to_have_value(old_secret)
+
+    # Choosing the owner swaps in its rate groups: the reseller has none of its own yet.
+    rate_groups = field(page, "Rate Group").locator("option")
+    expect(rate_groups.filter(has_text="Default")).to_have_count(1)
+    field(page, "Reseller").select_option(label=f"Reseller Tester ({reseller.identifier})")
+    expect(rate_groups.filter(has_text="Default")).to_have_count(0)
+    field(page, "Reseller").select_option(index=0)
+    expect(rate_groups.filter(has_text="Default")).to_have_count(1)
+    field(page, "Rate Group").select_option(label="Default (USD)")
 
     # A bad e-mail is refused on its field; then the account is saved.
     field(page, "First Name").fill("Quinn")
