@@ -8,8 +8,7 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import Role
-from tests.browser.conftest import wait_for_htmx
-from tests.conftest import PASSWORD, ROOT, make_account
+from tests.conftest import PASSWORD, ROOT, make_account, wait_for_htmx
 
 SCREENSHOT = ROOT / "docs" / "create-customer.png"
 FIRST_NAME = "Quinn<script>alert(1)</script>"
