@@ -507,7 +507,7 @@ def test_list_shows_balance_type_and_status(as_admin, admin, default_rate_group)
     account.balance = Decimal("12.34567")
     db.session.commit()
     html = body(as_admin.get("/accounts/"))
-    assert "12.34567 USD" in html and "Prepaid" in html and "Active" in html
+    assert "USD\xa012.35" in html and "Prepaid" in html and "Active" in html
 
 
 def test_reseller_sees_only_its_own_customers(user, admin, reseller, default_rate_group):

@@ -44,8 +44,8 @@ def test_dashboard_shows_only_the_customers_own_account(
     assert response.status_code == 200
     assert f"Account {customer.account_number}" in html
     assert customer.name in html
-    assert "Balance</dt><dd>42.50 USD" in html
-    assert "Available funds</dt><dd>42.50 USD" in html
+    assert "Balance</dt><dd>USD\xa042.50" in html
+    assert "Available funds</dt><dd>USD\xa042.50" in html
     assert "Prepaid" in html and "Credit Limit" not in html
     assert "Rate Group</dt><dd>Default" in html
     assert customer_device.username in html and "OldSipSecret0001" in html
@@ -61,8 +61,8 @@ def test_dashboard_shows_postpaid_credit_and_expiry(as_customer, customer):
     db.session.commit()
     html = as_customer.get("/my/").get_data(as_text=True)
     assert "Postpaid" in html
-    assert "Credit Limit</dt><dd>100.00 USD" in html
-    assert "Available funds</dt><dd>69.75 USD" in html
+    assert "Credit Limit</dt><dd>USD\xa0100.00" in html
+    assert "Available funds</dt><dd>USD\xa069.75" in html
     assert "Expiry Date</dt><dd>2031-05-17" in html
 
 
