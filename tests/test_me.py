@@ -181,6 +181,7 @@ def test_profile_may_clear_the_email_when_alerts_are_off(as_customer, customer):
         ({"email": ""}, "email", "E-mail alerts need an e-mail address."),
         ({"low_balance_alert": "-5"}, "low_balance_alert", "Must not be negative."),
         ({"low_balance_alert": "ten"}, "low_balance_alert", "Enter a number, e.g. 10.50."),
+        ({"low_balance_alert": "0.125"}, "low_balance_alert", "USD amounts have at most 2 decimal"),
         ({"first_name": "x" * 81}, "first_name", "At most 80 characters."),
     ],
 )

@@ -20,7 +20,7 @@ from portal.models import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.rules.currency import minor_units, quantum, round_money
+from portal.rules.currency import minor_units, precision_error, quantum, round_money
 from portal.rules.money import MAX_MONEY, parse_amount
 from portal.rules.tax import tax_lines
 from portal.transactions import ValidationFailed, transaction
@@ -45,12 +45,7 @@ def clean_amount(value, currency: str, field_name: str = "amount") -> Decimal:
         error = "Must be more than 0."
     if error:
         if "decimal places" in error:
-            places = minor_units(currency)
-            error = (
-                f"{currency} amounts have at most {places} decimal places."
-                if places
-                else f"{currency} amounts are whole numbers."
-            )
+            error = precision_error(currency)
         raise ValidationFailed({field_name: error})
     return amount
 

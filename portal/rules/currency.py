@@ -61,6 +61,14 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
         return amount.quantize(quantum(currency), ROUND_HALF_UP)
 
 
+def precision_error(currency: str) -> str:
+    """What an amount finer than the minor unit of `currency` is told."""
+    places = minor_units(currency)
+    if not places:
+        return f"{currency} amounts are whole numbers."
+    return f"{currency} amounts have at most {places} decimal places."
+
+
 def is_whole_minor(amount: Decimal, currency: str) -> bool:
     """True when `amount` has no digits finer than the minor unit of `currency`."""
     return amount == round_money(amount, currency)
