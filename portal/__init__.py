@@ -10,8 +10,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from portal.assets import register_static_caching
 from portal.config import load_config
-from portal.extensions import csrf, db, limiter, login_manager, migrate
+from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
 from portal.templating import register_template_filters
 from portal.web import has_nul
 
@@ -123,6 +124,10 @@ def register_extensions(app: Flask) -> None:
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )
     csrf.init_app(app)
+    # gzip for pages, fragments, CSS/JS, JSON and CSV downloads (streamed ones chunk by chunk);
+    # the call API's lane answers before Flask and is never compressed.
+    compress.init_app(app)
+    register_static_caching(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

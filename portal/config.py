@@ -7,6 +7,18 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from limits import parse_many
 
+# What is worth compressing: text. Images (PNG, ICO) and fonts in WOFF2 are compressed already.
+COMPRESSED_TYPES = [
+    "text/html",
+    "text/css",
+    "text/csv",
+    "text/plain",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "image/svg+xml",
+]
+
 
 def _secret_key(instance_path: str) -> str:
     """Return SECRET_KEY from the environment, else from instance/secret_key (made once)."""
@@ -120,6 +132,15 @@ def load_config(instance_path: str) -> dict:
         # Authorizations (reservations, refusals) commit without waiting for the disk: a crash
         # of the database server may lose the last moment's ones, never a ledger entry.
         "CALLS_ASYNC_COMMIT": _flag("CALLS_ASYNC_COMMIT", "1"),
+        # Response compression (Flask-Compress): gzip when the client accepts it, for answers
+        # of at least COMPRESS_MIN_SIZE bytes (tiny JSON answers stay as they are) and for
+        # streamed CSV downloads. COMPRESS_RESPONSES=0 turns it off (a proxy compresses).
+        "COMPRESS_REGISTER": _flag("COMPRESS_RESPONSES", "1"),
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_ALGORITHM_STREAMING": ["gzip"],
+        "COMPRESS_LEVEL": int(os.environ.get("COMPRESS_LEVEL", "6")),
+        "COMPRESS_MIN_SIZE": 500,
+        "COMPRESS_MIMETYPES": COMPRESSED_TYPES,
         # Rate files up to 10 MB plus form overhead; plain form fields stay capped by
         # Werkzeug's MAX_FORM_MEMORY_SIZE (500 kB).
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,

@@ -1,6 +1,7 @@
 """Unbound extension instances, bound to the app in create_app."""
 
 from flask import request
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -30,6 +31,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+compress = Compress()
 # No default limits: only the login view consults it, counting failed attempts (auth.throttle).
 limiter = Limiter(key_func=get_remote_address)
 

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from portal.downloads import csv_chunks
+
 # The Create Customer form's fields, in its order, without the display-only ones (First Used,
 # Expiry Date) and the welcome-mail ticks (an import sends no mail).
 COLUMNS = [
@@ -179,7 +181,13 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def account_cells(account, has_sip_device: bool) -> list:
+# What account_cells reads of an account (an Account or a row of these columns).
+EXPORTED_ATTRIBUTES = [
+    name for name in COLUMNS if name not in ("password", "create_sip_device", "tax_ids")
+]
+
+
+def account_cells(account, has_sip_device: bool, tax_ids: Iterable[int]) -> list:
     """One account as the import columns (never its password hash or SIP password)."""
     values = {
         "reseller_id": account.reseller_id or "",
@@ -203,7 +211,7 @@ def account_cells(account, has_sip_device: bool) -> list:
         "currency": account.currency,
         "account_type": account.account_type.value,
         "credit_limit": _plain(account.credit_limit),
-        "tax_ids": " ".join(str(tax.id) for tax in account.taxes),
+        "tax_ids": " ".join(str(tax_id) for tax_id in tax_ids),
         "low_balance_alert": _plain(account.low_balance_alert),
         "email_alerts": "yes" if account.email_alerts else "no",
         "email": account.email or "",
@@ -213,16 +221,7 @@ def account_cells(account, has_sip_device: bool) -> list:
 
 def write_csv(header: list[str], rows: Iterable[list]) -> Iterator[str]:
     """CSV text of `rows` under `header`, chunk by chunk (for streaming)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for count, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if count % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    return csv_chunks(header, rows)
 
 
 def _safe_cell(text: str) -> str:

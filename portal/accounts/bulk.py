@@ -4,8 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import exists, insert
-from sqlalchemy.orm import selectinload
+from sqlalchemy import exists, insert, select
 
 from portal import audit
 from portal.accounts import account_csv
@@ -19,6 +18,7 @@ from portal.accounts.records import (
     sip_device_values,
 )
 from portal.accounts.validation import LIMIT_SETTINGS, clean_account
+from portal.downloads import keyset_batches
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -26,6 +26,7 @@ from portal.models import (
     AuditEntry,
     Role,
     SipDevice,
+    Tax,
     account_taxes,
     utcnow,
 )
@@ -272,16 +273,28 @@ def import_accounts(actor: Account, source) -> BulkResult:
 
 def export_accounts(actor: Account, query: str = "") -> Iterator[str]:
     """The customers `actor` sees matching the list search `query`, as import CSV, newest first."""
+    # Built now, while the request's session and `actor` are at hand; read later, as the
+    # response is sent, by plain queries on the engine (portal.downloads.keyset_batches).
     has_device = exists().where(SipDevice.account_id == Account.id).label("has_sip_device")
-    statement = (
-        filter_accounts(visible_customers(actor), query)
-        .add_columns(has_device)
-        .options(selectinload(Account.taxes))
-        .order_by(Account.id.desc())
-        .execution_options(yield_per=1000)
+    columns = [getattr(Account, name) for name in account_csv.EXPORTED_ATTRIBUTES]
+    statement = filter_accounts(visible_customers(actor), query).with_only_columns(
+        Account.id, *columns, has_device
     )
-    rows = (
-        account_csv.account_cells(account, device)
-        for account, device in db.session.execute(statement)
-    )
-    return account_csv.write_csv(account_csv.COLUMNS, rows)
+    return account_csv.write_csv(account_csv.COLUMNS, _exported_rows(db.engine, statement))
+
+
+def _exported_rows(engine, statement) -> Iterator[list]:
+    """The cells of each account `statement` selects, read batch by batch, with its tax ids."""
+    for batch in keyset_batches(engine, statement, Account.id, descending=True):
+        tax_ids: dict[int, list[int]] = {}
+        taxes = (
+            select(account_taxes.c.account_id, Tax.id)
+            .join(Tax, Tax.id == account_taxes.c.tax_id)
+            .where(account_taxes.c.account_id.in_([row.id for row in batch]))
+            .order_by(account_taxes.c.account_id, Tax.priority, Tax.id)
+        )
+        with engine.connect() as connection:
+            for account_id, tax_id in connection.execute(taxes):
+                tax_ids.setdefault(account_id, []).append(tax_id)
+        for row in batch:
+            yield account_csv.account_cells(row, row.has_sip_device, tax_ids.get(row.id, ()))

@@ -2,7 +2,7 @@
 
 import base64
 
-from flask import Response, current_app, render_template, request, stream_with_context, url_for
+from flask import Response, current_app, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -102,8 +102,9 @@ def import_csv():
 def export_csv():
     """The customer list (with its search) as a CSV in the import format."""
     query = request.args.get("q", "").strip()[:100]
+    # Streamed after this request's session has closed: export_accounts reads on its own.
     return Response(
-        stream_with_context(export_accounts(current_user, query)),
+        export_accounts(current_user, query),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
     )

@@ -2,10 +2,11 @@
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from portal.downloads import csv_chunks
 from portal.rules.money import parse_amount
 from portal.rules.rating import MAX_PREFIX_LENGTH, RateRow
 
@@ -159,31 +160,20 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def write_rates(rates: Iterable) -> Iterable[str]:
-    """The CSV text of `rates` (header first), line by line, for streaming."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(HEADER)
-    yield flush()
-    for rate in rates:
-        writer.writerow(
-            [
-                rate.prefix,
-                _safe_cell(rate.destination),
-                plain(rate.connect_cost),
-                plain(rate.cost_per_minute),
-                rate.initial_increment,
-                rate.increment,
-            ]
-        )
-        yield flush()
+def write_rates(rates: Iterable) -> Iterator[str]:
+    """The CSV text of `rates` (header first), chunk by chunk, for streaming."""
+    rows = (
+        [
+            rate.prefix,
+            _safe_cell(rate.destination),
+            plain(rate.connect_cost),
+            plain(rate.cost_per_minute),
+            rate.initial_increment,
+            rate.increment,
+        ]
+        for rate in rates
+    )
+    return csv_chunks(HEADER, rows)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

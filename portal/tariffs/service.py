@@ -1,8 +1,10 @@
 """Rate group and rate operations: create, edit, (de)activate, rates, CSV import, lookup."""
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 from sqlalchemy import (
+    Row,
     Select,
     String,
     bindparam,
@@ -14,6 +16,7 @@ from sqlalchemy import (
 )
 
 from portal import audit
+from portal.downloads import keyset_batches
 from portal.extensions import db
 from portal.models import Account, Rate, RateGroup, Status
 from portal.rules.locale import is_currency
@@ -258,10 +261,19 @@ def import_rates(
     return len(rows)
 
 
-def exported_rates(group: RateGroup):
-    """The group's rates ordered by prefix, streamed from the database in batches."""
-    statement = select(Rate).where(Rate.rate_group_id == group.id).order_by(Rate.prefix)
-    return db.session.scalars(statement.execution_options(yield_per=2000))
+def exported_rates(group: RateGroup) -> Iterator[Row]:
+    """The group's rates ordered by prefix, as plain rows read in batches while they are sent."""
+    # The statement and engine are taken now; the rows are read as the response is sent, after
+    # the request's session has closed (portal.downloads.keyset_batches).
+    statement = select(
+        Rate.prefix,
+        Rate.destination,
+        Rate.connect_cost,
+        Rate.cost_per_minute,
+        Rate.initial_increment,
+        Rate.increment,
+    ).where(Rate.rate_group_id == group.id)
+    return (row for batch in keyset_batches(db.engine, statement, Rate.prefix) for row in batch)
 
 
 _PREFIX_BINDS = [f"prefix_{i}" for i in range(MAX_PREFIX_LENGTH + 1)]
