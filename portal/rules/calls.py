@@ -4,7 +4,7 @@ import math
 from decimal import ROUND_CEILING, Decimal
 from typing import Protocol
 
-from portal.rules.currency import round_money
+from portal.rules.currency import quantum, round_money
 
 PRECISION = Decimal("0.00001")
 
@@ -64,7 +64,9 @@ def max_duration(
     step = max(rate.increment, 1)
     # Whole further increments the rest of the funds buy, then check exactly (rounding).
     per_step = rate.cost_per_minute * step / 60
-    extra = int((funds - call_cost(rate, first)) // per_step) if per_step > 0 else 0
+    # A rated cost up to half a minor unit above the funds is still charged within them.
+    budget = funds if currency is None else funds + quantum(currency) / 2
+    extra = int((budget - call_cost(rate, first)) // per_step) if per_step > 0 else 0
     seconds = min(first + max(extra, 0) * step, cap_seconds)
     while seconds > first and charged_cost(rate, seconds, currency) > funds:
         seconds -= step

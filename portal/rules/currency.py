@@ -80,9 +80,15 @@ def plain_amount(amount: Decimal, currency: str) -> str:
 
 
 @functools.cache
+def _locale(identifier: str) -> Locale:
+    """The Babel locale of an identifier such as "en" or "de_DE" (parsed once)."""
+    return Locale.parse(identifier)
+
+
+@functools.cache
 def _pattern(locale: str, min_places: int, max_places: int) -> NumberPattern:
     """The locale's currency pattern with the ISO code for a symbol and the given decimals."""
-    text = Locale.parse(locale).currency_formats["standard"].pattern
+    text = _locale(locale).currency_formats["standard"].pattern
     # The ISO code (¤¤) rather than a symbol: "$" is several currencies, "KWD" is one. CLDR's
     # currency spacing (which Babel does not apply) separates a code from the digits.
     text = text.replace("¤", "¤¤")
@@ -98,7 +104,7 @@ def _format(value: Decimal, currency: str, locale: str, min_places: int, max_pla
     with localcontext() as context:
         context.prec = _PRECISION  # a 20-digit amount must not overflow the quantization
         return _pattern(locale, min_places, max_places).apply(
-            value, Locale.parse(locale), currency=currency, currency_digits=False
+            value, _locale(locale), currency=currency, currency_digits=False
         )
 
 
