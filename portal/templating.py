@@ -4,10 +4,10 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from babel.dates import format_date, format_datetime
-from flask import Flask, has_request_context
+from flask import Flask, current_app, has_request_context
 from flask_login import current_user
 
-from portal.rules.currency import amount_text
+from portal.rules.currency import format_money, format_number, format_rate
 from portal.rules.locale import country_choices
 from portal.rules.times import from_utc_text, in_zone, local_day
 
@@ -15,9 +15,25 @@ from portal.rules.times import from_utc_text, in_zone, local_day
 TIME_LOCALE = "en_GB"
 
 
-def money(value, currency: str | None = None) -> str:
-    """The currency's decimals (2, JPY 0, BHD 3), more when the amount has sub-unit digits."""
-    return "" if value is None else amount_text(Decimal(value), currency, grouping=True)
+def money(value, currency: str) -> str:
+    """An amount with its currency at the currency's minor unit, e.g. 'USD 1,234.50'."""
+    if value is None:
+        return ""
+    return format_money(Decimal(value), currency, current_app.config["PORTAL_LOCALE"])
+
+
+def rate(value, currency: str) -> str:
+    """A rate or per-minute price with its currency, up to 5 decimals, e.g. 'USD 0.0125'."""
+    if value is None:
+        return ""
+    return format_rate(Decimal(value), currency, current_app.config["PORTAL_LOCALE"])
+
+
+def decimal(value) -> str:
+    """A number without a currency (a tax's rate or fixed amount), up to 5 decimals."""
+    if value is None:
+        return ""
+    return format_number(Decimal(value), current_app.config["PORTAL_LOCALE"])
 
 
 def country_name(code: str) -> str:
@@ -76,6 +92,8 @@ def human(value) -> str:
 def register_template_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.add_template_filter(money, "money")
+    app.add_template_filter(rate, "rate")
+    app.add_template_filter(decimal, "decimal")
     app.add_template_filter(country_name, "country_name")
     app.add_template_filter(datetime_text, "datetime")
     app.add_template_filter(local_date_text, "local_date")

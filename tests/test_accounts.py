@@ -217,7 +217,16 @@ BAD_INPUTS = [
     ({"status": "deleted"}, "status", "Not a valid choice"),
     ({"rate_group_id": ""}, "rate_group_id", "Choose a rate group"),
     ({"account_type": "postpaid", "credit_limit": "-5"}, "credit_limit", "Must not be negative"),
-    ({"account_type": "postpaid", "credit_limit": "1.123456"}, "credit_limit", "5 decimal places"),
+    (
+        {"account_type": "postpaid", "credit_limit": "1.123"},
+        "credit_limit",
+        "USD amounts have at most 2 decimal places",
+    ),
+    (
+        {"low_balance_alert": "0.125"},
+        "low_balance_alert",
+        "USD amounts have at most 2 decimal places",
+    ),
     ({"credit_limit": "lots"}, "credit_limit", "Not a valid decimal"),
     ({"low_balance_alert": "-1"}, "low_balance_alert", "Must not be negative"),
     ({"low_balance_alert": "1e20"}, "low_balance_alert", "Too large"),
@@ -508,7 +517,7 @@ def test_list_shows_balance_type_and_status(as_admin, admin, default_rate_group)
     account.balance = Decimal("12.34567")
     db.session.commit()
     html = body(as_admin.get("/accounts/"))
-    assert "12.34567 USD" in html and "Prepaid" in html and "Active" in html
+    assert "USD\xa012.35" in html and "Prepaid" in html and "Active" in html
 
 
 def test_reseller_sees_only_its_own_customers(user, admin, reseller, default_rate_group):

@@ -1205,7 +1205,7 @@ def test_test_a_call_explains_without_writing(as_admin, call_rates):
     response = as_admin.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200 and "<html" not in response.text
     text = response.text
-    assert f"Allowed: up to 990 s to {LONDON} at 0.60000/min (prefix 4420)." in text
+    assert f"Allowed: up to 990 s to {LONDON} at USD\xa00.60/min (prefix 4420)." in text
     for figure in ("available funds: 10.00000", "needed to start: 0.40", "max channels: 2"):
         assert figure in text, figure
     assert "FAILED" not in text
@@ -1257,7 +1257,9 @@ def test_call_records_on_the_account_page_and_in_the_customer_portal(
     api.authorize(call_id="c1", account=account.account_number, destination=LONDON)
     api.end("c1", 47)
     api.authorize(call_id="c2", account=account.account_number, destination="33")  # refused
-    row = re.compile(rf"{LONDON}</td>\s*<td class=\"num\">47 s</td>\s*<td class=\"num\">0\.58")
+    row = re.compile(
+        rf"{LONDON}</td>\s*<td class=\"num\">47 s</td>\s*<td class=\"num\">USD\xa00\.58<"
+    )
     assert row.search(as_admin.get(f"/accounts/{account.id}").text)
     customer = Browser(app.test_client())
     customer.login(account.account_number)

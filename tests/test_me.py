@@ -46,8 +46,8 @@ def test_dashboard_shows_only_the_customers_own_account(
     assert response.status_code == 200
     assert f"Account {customer.account_number}" in html
     assert customer.name in html
-    assert "Balance</dt><dd>42.50 USD" in html
-    assert "Available funds</dt><dd>42.50 USD" in html
+    assert "Balance</dt><dd>USD\xa042.50" in html
+    assert "Available funds</dt><dd>USD\xa042.50" in html
     assert "Prepaid" in html and "Credit Limit" not in html
     assert "Rate Group</dt><dd>Default" in html
     assert customer_device.username in html and "OldSipSecret0001" in html
@@ -63,8 +63,8 @@ def test_dashboard_shows_postpaid_credit_and_expiry(as_customer, customer):
     db.session.commit()
     html = as_customer.get("/my/").get_data(as_text=True)
     assert "Postpaid" in html
-    assert "Credit Limit</dt><dd>100.00 USD" in html
-    assert "Available funds</dt><dd>69.75 USD" in html
+    assert "Credit Limit</dt><dd>USD\xa0100.00" in html
+    assert "Available funds</dt><dd>USD\xa069.75" in html
     assert "Expiry Date</dt><dd>17 May 2031" in html
 
 
@@ -183,6 +183,7 @@ def test_profile_may_clear_the_email_when_alerts_are_off(as_customer, customer):
         ({"email": ""}, "email", "E-mail alerts need an e-mail address."),
         ({"low_balance_alert": "-5"}, "low_balance_alert", "Must not be negative."),
         ({"low_balance_alert": "ten"}, "low_balance_alert", "Enter a number, e.g. 10.50."),
+        ({"low_balance_alert": "0.125"}, "low_balance_alert", "USD amounts have at most 2 decimal"),
         ({"first_name": "x" * 81}, "first_name", "At most 80 characters."),
     ],
 )

@@ -17,6 +17,7 @@ from portal.models import (
     Tax,
     utcnow,
 )
+from portal.rules.currency import minor_units, precision_error
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import (
     account_number_error,
@@ -26,7 +27,7 @@ from portal.rules.identifiers import (
     pin_error,
 )
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
-from portal.rules.money import parse_amount
+from portal.rules.money import PLACES, parse_amount
 from portal.rules.translation import TranslationError, parse_rules
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
 from portal.settings.service import get_setting, get_settings
@@ -93,10 +94,14 @@ class _Checker:
         self.clean[field] = value
         return value
 
-    def money(self, field: str) -> Decimal:
-        """An amount (empty = 0)."""
+    def money(self, field: str, currency: str | None = None) -> Decimal:
+        """An amount (empty = 0), at most as fine as the minor unit of `currency` when known."""
         value = self.data.get(field)
-        amount, error = parse_amount(value if value not in (None, "") else "0")
+        known = currency is not None and is_currency(currency)
+        places = minor_units(currency) if known else PLACES
+        amount, error = parse_amount(value if value not in (None, "") else "0", places=places)
+        if error and known and "decimal places" in error:
+            error = precision_error(currency)
         if error:
             self.errors[field] = error
         self.clean[field] = amount if amount is not None else Decimal(0)
@@ -240,7 +245,7 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
         )
 
     account_type = check.choice("account_type", AccountType, "Choose Prepaid or Postpaid.")
-    credit_limit = check.money("credit_limit")
+    credit_limit = check.money("credit_limit", currency)
     # Credit limit means something only for postpaid; a prepaid account always stores 0.
     clean["credit_limit"] = credit_limit if account_type == AccountType.POSTPAID else Decimal(0)
 
@@ -256,7 +261,7 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
             errors["tax_ids"] = "Choose taxes from the list."
     clean["taxes"] = taxes
 
-    check.money("low_balance_alert")
+    check.money("low_balance_alert", currency)
     clean["email_alerts"] = bool(data.get("email_alerts"))
     if clean["email_alerts"] and not clean.get("email") and "email" not in errors:
         errors["email"] = "E-mail alerts need an e-mail address."
