@@ -1206,7 +1206,11 @@ def test_test_a_call_explains_without_writing(as_admin, call_rates):
     assert response.status_code == 200 and "<html" not in response.text
     text = response.text
     assert f"Allowed: up to 990 s to {LONDON} at USD\xa00.60/min (prefix 4420)." in text
-    for figure in ("available funds: 10.00000", "needed to start: 0.40", "max channels: 2"):
+    for figure in (
+        "available funds: USD\xa010.00",
+        "needed to start: USD\xa00.40",
+        "max channels: 2",
+    ):
         assert figure in text, figure
     assert "FAILED" not in text
     assert _no_calls()
@@ -1219,7 +1223,7 @@ def test_test_a_call_shows_the_refusal(as_admin, call_rates):
     response = as_admin.get(f"/accounts/{account.id}/test-call?destination={MOBILE}")
     assert response.status_code == 200 and "<html" in response.text  # a page without htmx
     assert "Refused: NO_SUFFICIENT_FUND." in response.text
-    assert "FAILED" in response.text and "needed to start: 0.60" in response.text
+    assert "FAILED" in response.text and "needed to start: USD\xa00.60" in response.text
     assert _no_calls()
 
 
