@@ -1235,7 +1235,8 @@ def test_test_a_call_shows_figures_in_words_not_python_values(as_admin, call_rat
     assert "expiry date: 17 May 2031, 12:00:00" in text
     other = make_caller("5000000125", call_rates, "10")
     text += as_admin.get(f"/accounts/{other.id}/test-call?destination={LONDON}").text
-    assert "rate: prefix 4420, destination " in text
+    rate = "rate: prefix 4420 (UK London), connect USD\xa00.10, USD\xa00.60/min"
+    assert f"{rate}, increments 30 s then 6 s" in text
     for repr_ in ("False", "True", "None", "{'", "2031-05-17T"):
         assert repr_ not in text, repr_
 
