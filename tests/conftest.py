@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import socket
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from limits.storage import MemoryStorage
+from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -42,12 +44,13 @@ def _postgres_admin_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
-    """Our own database: a temporary SQLite file, or a new PostgreSQL database dropped after."""
+@contextmanager
+def throwaway_database(directory: Path):
+    """A database of our own: a SQLite file in `directory`, or, when DATABASE_URL names a
+    PostgreSQL server, a new database there, dropped (with its connections) afterwards."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
-        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        yield "sqlite:///" + str(directory / "test.sqlite3")
         return
     name = f"portal_test_{secrets.token_hex(4)}"
     server = _postgres_admin_url(url)
@@ -62,6 +65,13 @@ def database_url(tmp_path_factory):
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """Our own database for the session: a temporary SQLite file, or a new PostgreSQL one."""
+    with throwaway_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 def make_test_app(database_url: str, **overrides):
@@ -583,3 +593,55 @@ def reseller_rest(client, tenants):
 
     _row, key = create_key(tenants["a"], "signup", "")
     return Rest(client, key)
+
+
+# --- Browsers: one headless Debian Chromium per session (tests/browser and tests/e2e) ---
+
+# Playwright never downloads a browser here: it drives the system Chromium at CHROMIUM.
+# Without it the browser tests are skipped, or fail when PORTAL_REQUIRE_BROWSER=1 (CI).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000  # generous: CI shares two cores with the database servers
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The system Chromium; skip without it, or fail when PORTAL_REQUIRE_BROWSER=1."""
+    if not Path(CHROMIUM).is_file():
+        reason = f"Chromium not found at {CHROMIUM}; install it with apt-get install chromium"
+        if os.environ.get("PORTAL_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"PORTAL_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def chromium(chromium_executable):
+    """One headless Chromium for the session (a fresh context per test keeps tests apart)."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_for_htmx(page, selector: str) -> None:
+    """Wait until htmx has wired up `selector` (after a boosted navigation swaps the page in)."""
+    # Typing before htmx processed the new element would send no request at all.
+    page.wait_for_function(
+        "selector => document.querySelector(selector)?.['htmx-internal-data']?.initHash",
+        arg=selector,
+    )

@@ -1,35 +1,16 @@
-"""Browser fixtures: the app served for real on a free port, and headless Debian Chromium.
+"""Browser fixtures: the app on a werkzeug thread (Chromium: tests/conftest.py)."""
 
-Playwright never downloads a browser here: it drives the system Chromium at CHROMIUM.
-Without it the browser tests are skipped, or fail when PORTAL_REQUIRE_BROWSER=1 (CI).
-"""
-
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import RateGroup, Role, Status
-from tests.conftest import _empty_all_tables, make_account, make_test_app
+from tests.conftest import TIMEOUT_MS, _empty_all_tables, make_account, make_test_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 30_000  # generous: CI shares two cores with the database servers
 ADMIN_NUMBER = "1000000001"
 
 
@@ -44,31 +25,6 @@ class LiveServer:
     def __call__(self, path: str = "/") -> str:
         """The absolute URL of `path` on this server."""
         return self.url + path
-
-
-@pytest.fixture(scope="session")
-def chromium_executable() -> str:
-    """The system Chromium; skip without it, or fail when PORTAL_REQUIRE_BROWSER=1."""
-    if not Path(CHROMIUM).is_file():
-        reason = f"Chromium not found at {CHROMIUM}; install it with apt-get install chromium"
-        if os.environ.get("PORTAL_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"PORTAL_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def chromium(chromium_executable):
-    """One headless Chromium for the session (a fresh context per test keeps tests apart)."""
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -119,12 +75,3 @@ def page(chromium, live_server):
     finally:
         context.close()
     assert not problems, "\n".join(problems)
-
-
-def wait_for_htmx(page, selector: str) -> None:
-    """Wait until htmx has wired up `selector` (after a boosted navigation swaps the page in)."""
-    # Typing before htmx processed the new element would send no request at all.
-    page.wait_for_function(
-        "selector => document.querySelector(selector)?.['htmx-internal-data']?.initHash",
-        arg=selector,
-    )

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Account, Role
 from portal.passwords import verify_password
-from tests.browser.conftest import wait_for_htmx
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, wait_for_htmx
 
 
 def field(page: Page, label: str):

@@ -7,8 +7,7 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import RateGroup, Role
-from tests.browser.conftest import wait_for_htmx
-from tests.conftest import PASSWORD, make_account
+from tests.conftest import PASSWORD, make_account, wait_for_htmx
 
 RESELLER = "2000000001"
 

@@ -1,0 +1,372 @@
+"""End-to-end fixtures: the portal started as `make run` starts it, driven by Chromium.
+
+One server (gunicorn, 2 sync workers, on its own throwaway database) per test module; one
+Chromium per session (tests/conftest.py). A test fails when the server logged a traceback or
+answered a 5xx, when the page raised a JavaScript error, and when a page it visited is wider
+than the viewport or has a serious or critical axe-core violation at 390 or 1366 px.
+"""
+
+import http.client
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import ROOT, TIMEOUT_MS, free_port, throwaway_database
+
+BIN = Path(sys.executable).parent  # the virtualenv's executables, as `make run` uses them
+ADMIN_EMAIL = "admin@e2e.example.com"
+ADMIN_PASSWORD = "E2e-admin-passw0rd"
+WORKERS = 2
+START_TIMEOUT_S = 60
+WIDTHS = (390, 1366)
+HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
+AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text()
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+}"""
+
+# What `make db` runs before serving.
+SETUP_COMMANDS = (("db", "upgrade"), ("init",))
+
+
+def web_command(port: int, logs: Path) -> list[str]:
+    """gunicorn as `make run` starts it, its access log in a file the tests read."""
+    return [
+        str(BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(WORKERS),
+        "--access-logfile",
+        str(logs / "web-access.log"),
+        # Its own control socket: the default (~/.gunicorn/gunicorn.ctl) is shared by every
+        # gunicorn of the user, and a stopping test server would remove another's.
+        "--control-socket",
+        str(logs.parent / "gunicorn.ctl"),
+        "app:app",
+    ]
+
+
+# The long-running processes `make run` starts, by name: a job consumer is one more entry.
+PROCESSES = {"web": web_command}
+
+TRACEBACK = "Traceback (most recent call last)"
+ACCESS_5XX = re.compile(r'"(?P<request>[A-Z]+ [^"]*)" (?P<status>5\d\d) ')
+
+
+def log_problems(name: str, text: str) -> list[str]:
+    """Tracebacks in a process log, or 5xx answers in an access log (gunicorn's format)."""
+    problems = []
+    if name.endswith("-access.log"):
+        for match in ACCESS_5XX.finditer(text):
+            problems.append(f"{name}: HTTP {match['status']} for {match['request']}")
+        return problems
+    start = text.find(TRACEBACK)
+    while start != -1:
+        problems.append(f"{name}: traceback in the server log:\n" + text[start : start + 3000])
+        start = text.find(TRACEBACK, start + 1)
+    return problems
+
+
+@dataclass
+class Portal:
+    """The running portal: its URL, environment and logs, and the CLI on the same database."""
+
+    url: str
+    env: dict
+    logs: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    sessions: dict[str, dict] = field(default_factory=dict)  # storage_state by login
+    accounts: dict[str, "Login"] = field(default_factory=dict)  # made through the UI, by kind
+    checked: set[tuple] = field(default_factory=set)  # (login, path, page name) already checked
+
+    def __call__(self, path: str = "/") -> str:
+        """The absolute URL of `path`."""
+        return self.url + path
+
+    def flask(self, *args: str) -> str:
+        """Run `flask --app app ARGS` against the same database; its output goes to the log."""
+        completed = subprocess.run(
+            [str(BIN / "flask"), "--app", "app", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        with open(self.logs / "cli.log", "a") as log:
+            log.write(f"$ flask {' '.join(args)}\n{completed.stdout}{completed.stderr}")
+        assert completed.returncode == 0, f"flask {' '.join(args)} failed:\n{completed.stderr}"
+        return completed.stdout
+
+    def log_sizes(self) -> dict[Path, int]:
+        """How far each log has been read."""
+        return {path: path.stat().st_size for path in self.logs.glob("*.log")}
+
+    def problems_since(self, sizes: dict[Path, int]) -> list[str]:
+        """Tracebacks and 5xx answers logged after `sizes` was taken."""
+        problems = []
+        for path in sorted(self.logs.glob("*.log")):
+            with open(path, errors="replace") as log:
+                log.seek(sizes.get(path, 0))
+                problems += log_problems(path.name, log.read())
+        return problems
+
+
+def _wait_until_serving(portal: Portal) -> None:
+    """Poll the login page until it answers; fail with the log when a process died."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for name, process in portal.processes.items():
+            if process.poll() is not None:
+                log = (portal.logs / f"{name}.log").read_text()
+                pytest.fail(f"{name} exited with {process.returncode}:\n{log}", pytrace=False)
+        connection = http.client.HTTPConnection(urlsplit(portal.url).netloc, timeout=5)
+        try:
+            connection.request("GET", "/login")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    pytest.fail(f"the portal did not answer within {START_TIMEOUT_S} s", pytrace=False)
+
+
+def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL after 10 s."""
+    for process in processes.values():
+        process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory):
+    """The portal set up and served as `make run` does, on a database of this module's own."""
+    directory = tmp_path_factory.mktemp("e2e")
+    logs = directory / "logs"
+    logs.mkdir()
+    with throwaway_database(directory) as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            # From the environment, so nothing is written to instance/.
+            "SECRET_KEY": secrets.token_hex(32),
+            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
+            "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+        }
+        # Failed logins counted in this server's memory; mail waits in the outbox.
+        for name in ("REDIS_URL", "MAIL_SERVER", "PORTAL_URL", "FLASK_APP"):
+            env.pop(name, None)
+        port = free_port()
+        portal = Portal(f"http://127.0.0.1:{port}", env, logs)
+        for command in SETUP_COMMANDS:
+            portal.flask(*command)
+        try:
+            for name, command in PROCESSES.items():
+                with open(logs / f"{name}.log", "w") as log:
+                    portal.processes[name] = subprocess.Popen(
+                        command(port, logs),
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+            _wait_until_serving(portal)
+            yield portal
+        finally:
+            _stop(portal.processes)
+
+
+LOG_SIZES = pytest.StashKey[tuple]()
+SESSION = pytest.StashKey["Session"]()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_mark(request):
+    """Note where the server logs stand when a test on the portal starts."""
+    if "portal" in request.fixturenames:
+        portal = request.getfixturevalue("portal")
+        request.node.stash[LOG_SIZES] = (portal, portal.log_sizes())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fail the test (not its teardown) on what the server logged and the pages saw go wrong."""
+    try:
+        return (yield)
+    finally:
+        report = []
+        if LOG_SIZES in item.stash:
+            time.sleep(0.3)  # gunicorn logs a request just after answering it
+            portal, sizes = item.stash[LOG_SIZES]
+            report += portal.problems_since(sizes)
+        if SESSION in item.stash:
+            report += item.stash[SESSION].report()
+        if report:
+            raise AssertionError("\n".join(report))
+
+
+@dataclass
+class Login:
+    """A login: who, and how."""
+
+    label: str
+    identifier: str
+    password: str
+
+
+ADMIN = Login("admin", ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def _path(url: str) -> str:
+    """The path of `url` (query strings are the same page)."""
+    return urlsplit(url).path
+
+
+class Session:
+    """The browser side of a test: pages (one context each), their problems and checks."""
+
+    def __init__(self, browser: Browser, portal: Portal):
+        self.browser = browser
+        self.portal = portal
+        self.contexts = []
+        self.errors: list[str] = []  # 5xx answers and JavaScript errors
+        self.findings: list[str] = []  # layout and accessibility
+        self.navigated: dict[str, str] = {}  # path -> URL, every page a page was shown
+        self.checked: set[str] = set()
+        self.dialogs: list[str] = []
+        self.logins: dict[Page, str] = {}
+
+    def page(self, role: Login | None = None, width: int = 1366) -> Page:
+        """A new page, logged in as `role` (logged in once per module, then its cookies)."""
+        state = self._storage_state(role) if role else None
+        context = self.browser.new_context(
+            viewport={"width": width, "height": 900}, storage_state=state, accept_downloads=True
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        self.contexts.append(context)
+        page = context.new_page()
+        self.logins[page] = role.identifier if role else ""
+        page.on("pageerror", lambda error: self.errors.append(f"JavaScript error: {error}"))
+        page.on("response", self._on_response)
+        page.on("dialog", self._on_dialog)
+        page.on(
+            "framenavigated",
+            lambda frame: (
+                self.navigated.setdefault(_path(frame.url), frame.url)
+                if frame == page.main_frame and frame.url.startswith(self.portal.url)
+                else None
+            ),
+        )
+        return page
+
+    def _on_response(self, response) -> None:
+        if response.status >= 500:
+            self.errors.append(
+                f"HTTP {response.status} for {response.request.method} {response.url}"
+            )
+
+    def _on_dialog(self, dialog) -> None:
+        # hx-confirm asks with window.confirm: the user says yes.
+        self.dialogs.append(dialog.message)
+        dialog.accept()
+
+    def _storage_state(self, role: Login) -> dict:
+        if role.identifier not in self.portal.sessions:
+            page = self.page()
+            page.goto(self.portal("/login"))
+            self.check(page, "Log in")
+            page.get_by_label("Account number or e-mail").fill(role.identifier)
+            page.get_by_label("Password", exact=True).fill(role.password)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).not_to_have_url(re.compile(r"/login"))
+            self.portal.sessions[role.identifier] = page.context.storage_state()
+            page.context.close()
+            self.contexts.remove(page.context)
+        return self.portal.sessions[role.identifier]
+
+    def check(self, page: Page, name: str) -> None:
+        """No horizontal scrolling and no serious axe violation at each width, on this page.
+
+        The same page (login, path, name) is checked once per module: another test passing
+        through the dashboard again sees the page already checked.
+        """
+        page.wait_for_load_state()
+        # A boosted link or form swaps the page in with htmx: check the page it brings.
+        page.wait_for_function(f"() => !document.querySelector('{HTMX_BUSY}')")
+        self.checked.add(_path(page.url))
+        key = (self.logins.get(page, ""), _path(page.url), name)
+        if key in self.portal.checked:
+            return
+        self.portal.checked.add(key)
+        original = page.viewport_size
+        if page.evaluate("typeof window.axe") == "undefined":
+            page.add_script_tag(content=AXE_SOURCE)
+        seen = set()
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": original["height"]})
+            scroll_width, inner_width = page.evaluate(
+                "() => new Promise(done => requestAnimationFrame(() => done("
+                "[document.documentElement.scrollWidth, window.innerWidth])))"
+            )
+            if scroll_width > inner_width:
+                self.findings.append(
+                    f"{name} ({_path(page.url)}) at {width} px: the page is {scroll_width} px "
+                    f"wide, wider than the viewport ({inner_width} px)"
+                )
+            for violation in page.evaluate(AXE_RUN):
+                if violation["id"] in seen:
+                    continue
+                seen.add(violation["id"])
+                self.findings.append(
+                    f"{name} ({_path(page.url)}) at {width} px: axe {violation['impact']} "
+                    f"{violation['id']}: {violation['help']} ({'; '.join(violation['nodes'])})"
+                )
+        page.set_viewport_size(original)
+
+    def report(self) -> list[str]:
+        """What went wrong: 5xx answers, JavaScript errors, layout, axe, unchecked pages."""
+        unchecked = [url for path, url in self.navigated.items() if path not in self.checked]
+        report = list(self.errors)
+        report += self.findings
+        report += [f"visited but never checked (layout, axe): {url}" for url in unchecked]
+        return report
+
+
+@pytest.fixture
+def browse(request, chromium, portal):
+    """Pages on the module's portal; the test fails on what they saw go wrong."""
+    session = Session(chromium, portal)
+    request.node.stash[SESSION] = session
+    yield session
+    for context in session.contexts:
+        context.close()
+
+
+def nav(page: Page, name: str) -> None:
+    """Follow a link of the navigation bar, opening the menu first on a narrow screen."""
+    link = page.locator("header").get_by_role("link", name=name, exact=True)
+    menu = page.locator("header details")
+    if not link.is_visible() and menu.count() and not menu.first.evaluate("d => d.open"):
+        menu.first.locator("summary").click()
+    link.click()
