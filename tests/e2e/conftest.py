@@ -159,8 +159,9 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory):
+def portal(tmp_path_factory, chromium_executable):
     """The portal set up and served as `make run` does, on a database of this module's own."""
+    # chromium_executable first: without a browser the module is skipped before any start-up.
     directory = tmp_path_factory.mktemp("e2e")
     logs = directory / "logs"
     logs.mkdir()
