@@ -1,19 +1,13 @@
 """Call authorization throughput under gunicorn, next to a bare Flask endpoint in the same run."""
 
 import argparse
-import contextlib
 import http.client
 import json
-import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +20,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from bench.common import (  # noqa: E402
     ADMIN_PASSWORD,
     FAST_HASH,
-    ROOT,
+    gunicorn,
     make_app,
     migrate,
     postgres_database,
@@ -98,46 +92,6 @@ def seed(database_url: str, accounts: int, rates: int) -> tuple[str, list[str]]:
     return key, numbers
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def gunicorn(app_spec: str, env: dict, workers: int) -> Iterator[int]:
-    """Serve `app_spec` with gunicorn (sync workers) on a free loopback port; yield the port."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--no-control-socket"]
-    command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), app_spec]
-    # gunicorn's log goes to a file, not a pipe nobody reads (a full pipe would stall workers).
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(  # noqa: S603 (our own command line)
-            command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
-        )
-        try:
-            _wait_for(port, process, log)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_for(port: int, process: subprocess.Popen, log) -> None:
-    """Return once the server accepts connections; raise with its log if it died first."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(log.read().decode(errors="replace")) from None
-            time.sleep(0.1)
-
-
 def load(port: int, path: str, bodies, headers: dict, seconds: float, connections: int) -> dict:
     """POST from `connections` threads for `seconds`; count answers and time each one."""
     deadline = time.perf_counter() + seconds
@@ -204,8 +158,8 @@ def measure(backend: str, database_url: str, args) -> dict:
     env["CALLS_ASYNC_COMMIT"] = "0" if args.durable else "1"
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     with (
-        gunicorn("bench.bare_app:app", env, args.workers) as bare_port,
-        gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as portal_port,
+        gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
+        gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
     ):
         plan = (
             ("bare", bare_port, "/bare", bare_body, json_headers),

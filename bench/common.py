@@ -5,7 +5,9 @@ import logging
 import os
 import re
 import secrets
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -152,3 +154,43 @@ def captured_sql(app: Flask) -> Iterator[list[tuple[str, object]]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(app_spec: str, env: dict, workers: int) -> Iterator[tuple[int, subprocess.Popen]]:
+    """Serve `app_spec` with gunicorn (sync workers) on a free loopback port: (port, master)."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--no-control-socket"]
+    command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), app_spec]
+    # gunicorn's log goes to a file, not a pipe nobody reads (a full pipe would stall workers).
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(  # noqa: S603 (our own command line)
+            command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
+        )
+        try:
+            _wait_for(port, process, log)
+            yield port, process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_for(port: int, process: subprocess.Popen, log) -> None:
+    """Return once the server accepts connections; raise with its log if it died first."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace")) from None
+            time.sleep(0.1)

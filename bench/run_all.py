@@ -1,4 +1,4 @@
-"""Run the create, mass-create, list, rates, billing and authorize benchmarks; print a summary."""
+"""Run the create, mass-create, list, export, rates, billing and authorize benchmarks; summary."""
 
 import argparse
 import json
@@ -14,6 +14,7 @@ from bench import (  # noqa: E402
     bench_authorize,
     bench_billing,
     bench_create,
+    bench_export,
     bench_list,
     bench_mass_create,
     bench_rates,
@@ -84,6 +85,25 @@ def list_rows(results: list[dict]) -> list[tuple[str, str, str]]:
                     f"{row['case']} [{row['matches']} at {large['size']:,}]",
                     f"GET {h1:.2f} -> {h2:.2f} ms ({row['http_ratio']:.2f}x); "
                     f"query {q1:.2f} -> {q2:.2f} ms ({row['query_ratio']:.2f}x)",
+                )
+            )
+    return rows
+
+
+def export_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Summary rows of the customers CSV export benchmark."""
+    rows = []
+    for result in results:
+        name = f"customers CSV export under gunicorn ({result['backend']})"
+        rows.append((name, "baseline GET /accounts/ median", f"{result['list_ms']:.1f} ms"))
+        for encoding in ("plain", "gzip"):
+            part = result[encoding]
+            rows.append(
+                (
+                    name,
+                    f"{result['exported']:,} accounts, {encoding}",
+                    f"{part['seconds']:.2f} s ({part['ratio_to_list']:,.0f}x the list), "
+                    f"{part['megabytes']:.1f} MB, worker peak RSS +{part['peak_growth_mb']:.1f} MB",
                 )
             )
     return rows
@@ -206,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     list_args = ["--repeat", str(args.repeat), "--small", str(args.small)]
     list_args += ["--large", str(args.large)] + (["--postgres"] if args.postgres else [])
     listed = bench_list.main(list_args)
+    print("\n== customers CSV export ==")
+    export_args = ["--count", str(args.large)] + (["--postgres"] if args.postgres else [])
+    exported = bench_export.main(export_args)
     print("\n== rates ==")
     rated = bench_rates.main(["--postgres"] if args.postgres else [])
     print("\n== billing run ==")
@@ -220,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         + mass_rows(massed)
         + api_rows(api_created)
         + list_rows(listed)
+        + export_rows(exported)
         + rates_rows(rated)
         + billing_rows(billed)
         + authorize_rows(authorized)
@@ -233,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
                     "mass_create": massed,
                     "api_create": api_created,
                     "list": listed,
+                    "export": exported,
                     "rates": rated,
                     "billing": billed,
                     "authorize": authorized,

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from portal.extensions import db
 from portal.models import Account, AuditEntry
+from portal.rules.times import utc_text
 
 SECRET_FIELDS = {"password", "password_hash", "pin", "session_token"}
 
@@ -18,8 +19,8 @@ def readable(value):
         return format(value.normalize(), "f")
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, datetime):  # stored UTC, marked so: the log shows it in the reader's zone
+        return utc_text(value)
     if isinstance(value, list | tuple | set):
         return sorted(readable(item) for item in value)
     return str(getattr(value, "name", value))

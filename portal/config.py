@@ -4,6 +4,7 @@ import os
 import secrets
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
 from limits import parse_many
 
 # What is worth compressing: text. Images (PNG, ICO) and fonts in WOFF2 are compressed already.
@@ -74,6 +75,16 @@ def _rate_limit_storage() -> dict:
     }
 
 
+def _locale(name: str, default: str) -> str:
+    """A Babel locale such as "en" or "de_DE" from the environment, checked at start-up."""
+    value = os.environ.get(name, default)
+    try:
+        Locale.parse(value)
+    except (ValueError, UnknownLocaleError) as error:
+        raise ValueError(f"{name}={value!r} is not a locale like {default!r}") from error
+    return value
+
+
 def load_config(instance_path: str) -> dict:
     """Build the configuration mapping for an app whose instance folder is instance_path."""
     Path(instance_path).mkdir(parents=True, exist_ok=True)
@@ -112,6 +123,8 @@ def load_config(instance_path: str) -> dict:
         "MAIL_MESSAGE_ID_DOMAIN": os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "portal.local"),
         # The portal's public address, for links in e-mails (else the request's host).
         "PORTAL_URL": os.environ.get("PORTAL_URL", "").rstrip("/"),
+        # How amounts read on pages, documents and e-mails (Babel: separators, code position).
+        "PORTAL_LOCALE": _locale("PORTAL_LOCALE", "en"),
         "INVOICE_DUE_DAYS": int(os.environ.get("INVOICE_DUE_DAYS", "15")),
         # A call reserves at most this many seconds of credit; longer calls re-authorize.
         "CALL_RESERVE_SECONDS": int(os.environ.get("CALL_RESERVE_SECONDS", "3600")),

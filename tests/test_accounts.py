@@ -217,7 +217,16 @@ BAD_INPUTS = [
     ({"status": "deleted"}, "status", "Not a valid choice"),
     ({"rate_group_id": ""}, "rate_group_id", "Choose a rate group"),
     ({"account_type": "postpaid", "credit_limit": "-5"}, "credit_limit", "Must not be negative"),
-    ({"account_type": "postpaid", "credit_limit": "1.123456"}, "credit_limit", "5 decimal places"),
+    (
+        {"account_type": "postpaid", "credit_limit": "1.123"},
+        "credit_limit",
+        "USD amounts have at most 2 decimal places",
+    ),
+    (
+        {"low_balance_alert": "0.125"},
+        "low_balance_alert",
+        "USD amounts have at most 2 decimal places",
+    ),
     ({"credit_limit": "lots"}, "credit_limit", "Not a valid decimal"),
     ({"low_balance_alert": "-1"}, "low_balance_alert", "Must not be negative"),
     ({"low_balance_alert": "1e20"}, "low_balance_alert", "Too large"),
@@ -362,7 +371,8 @@ def test_credit_limit_partial_follows_the_account_type(as_admin):
 
 def test_expiry_partial_shows_the_date_valid_days_give(as_admin):
     html = body(as_admin.get("/accounts/partials/expiry?valid_days=10", headers=HX))
-    assert (utcnow() + timedelta(days=10)).strftime("%Y-%m-%d") in html
+    expiry = utcnow() + timedelta(days=10)
+    assert f"{expiry.day} {expiry:%b %Y}" in html  # e.g. 11 Dec 2026
 
 
 def test_regenerate_controls_follow_the_configuration(as_admin):
@@ -507,7 +517,7 @@ def test_list_shows_balance_type_and_status(as_admin, admin, default_rate_group)
     account.balance = Decimal("12.34567")
     db.session.commit()
     html = body(as_admin.get("/accounts/"))
-    assert "12.34567 USD" in html and "Prepaid" in html and "Active" in html
+    assert "USD\xa012.35" in html and "Prepaid" in html and "Active" in html
 
 
 def test_reseller_sees_only_its_own_customers(user, admin, reseller, default_rate_group):
@@ -681,3 +691,84 @@ def test_a_nul_in_a_search_is_a_400_not_an_error(as_admin, rest):
         assert "The request could not be understood." in body(response)
     response = rest.get("/accounts?q=ann%00")
     assert response.status_code == 400 and response.is_json
+
+
+def test_create_reseller_page_highlights_resellers_and_its_errors_speak_of_resellers(as_admin):
+    page = body(as_admin.get("/accounts/new/reseller"))
+    current = re.findall(r'<a href="([^"]+)" aria-current="page">([^<]+)</a>', page)
+    assert current == [("/accounts/resellers/", "Resellers")]
+    response = as_admin.post(
+        "/accounts/new/reseller",
+        {"first_name": "Rita", "rate_group_id": ""},
+        token_from="/accounts/new/reseller",
+    )
+    html = body(response)
+    assert response.status_code == 422
+    assert "without one the reseller cannot make calls" in html
+    assert "the customer" not in html and "to the customer" not in html
+
+
+def test_create_customer_page_still_highlights_create_customer(as_admin):
+    page = body(as_admin.get(FORM))
+    current = re.findall(r'<a href="([^"]+)" aria-current="page">([^<]+)</a>', page)
+    assert current == [(FORM, "Create Customer")]
+
+
+def test_every_described_field_has_help_tied_to_its_input(as_admin, default_rate_group, vat):
+    html = body(as_admin.get(FORM))
+    for field in (
+        "status",
+        "valid_days",
+        "create_sip_device",
+        "billing_schedule",
+        "currency",
+        "account_type",
+        "email_alerts",
+    ):
+        tag = re.search(rf'<(?:input|select)[^>]*\bid="{field}"[^>]*>', html).group(0)
+        assert f'aria-describedby="help-{field}"' in tag, tag
+        assert re.search(rf'<small class="help" id="help-{field}">[^<]{{20,}}</small>', html)
+    # Tax is a group of checkboxes: the group carries the description.
+    group = re.search(r'<div class="field" id="field-tax_ids"[^>]*>', html).group(0)
+    assert 'role="group"' in group and 'aria-describedby="help-tax_ids"' in group
+    assert re.search(r'id="help-tax_ids">[^<]{20,}<', html)
+
+
+def test_fields_with_errors_are_invalid_and_the_summary_takes_the_focus(as_admin, payload):
+    html = body(create(as_admin, {**payload, "max_channels": "-1", "email": "not-an-address"}))
+    for field in ("max_channels", "email"):
+        tag = re.search(rf'<input[^>]*\bid="{field}"[^>]*>', html).group(0)
+        assert 'aria-invalid="true"' in tag
+        assert f"error-{field}-1" in re.search(r'aria-describedby="([^"]+)"', tag).group(1)
+        assert f'<p class="error" id="error-{field}-1" role="alert">' in html
+    first_name = re.search(r'<input[^>]*\bid="first_name"[^>]*>', html).group(0)
+    assert "aria-invalid" not in first_name
+    assert re.search(r'<p class="error-summary" role="alert" tabindex="-1" autofocus>', html)
+
+
+def test_no_tax_yet_links_to_the_taxes_page(as_admin, default_rate_group):
+    html = body(as_admin.get(FORM))
+    block = re.search(r'id="field-tax_ids".*?</p>', html, re.S).group(0)
+    assert "None defined yet" in block and 'href="/configuration/taxes/"' in block
+
+
+def test_deactivate_asks_for_confirmation_and_activate_does_not(as_admin, customer):
+    page = body(as_admin.get(f"/accounts/{customer.id}"))
+    form = re.search(rf'<form method="post" action="/accounts/{customer.id}/status"[^>]*>', page)
+    assert 'hx-confirm="Deactivate account 1000000004? It can no longer log in' in form.group(0)
+    customer.status = Status.INACTIVE
+    db.session.commit()
+    page = body(as_admin.get(f"/accounts/{customer.id}"))
+    form = re.search(rf'<form method="post" action="/accounts/{customer.id}/status"[^>]*>', page)
+    assert "hx-confirm" not in form.group(0)
+
+
+def test_every_page_has_a_skip_link_a_main_landmark_and_a_favicon(as_admin, client):
+    page = body(as_admin.get("/accounts/"))
+    assert '<a class="skip-link" href="#main">Skip to main content</a>' in page
+    assert '<main id="main"' in page
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page).group(1)
+    response = client.get(icon)
+    assert response.status_code == 200 and b"<svg" in response.get_data()
+    menu = re.search(r"<details class=\"menu\">\s*<summary>Menu</summary>", page)
+    assert menu, "the navigation folds into a Menu button without JavaScript"

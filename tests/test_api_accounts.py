@@ -385,6 +385,15 @@ def test_payment_and_charge_move_the_balance_and_issue_receipts(rest, customer, 
     assert [entry["kind"] for entry in body["entries"]] == ["charge", "tax"]
 
 
+def test_amounts_are_plain_decimals_at_the_minor_unit(rest, customer):
+    customer.balance = Decimal("1234.5")
+    customer.low_balance_alert = Decimal("0.125")  # finer than a cent: shown rounded half-up
+    db.session.commit()
+    body = rest.get(f"/accounts/{customer.id}").get_json()
+    # For machines: no code, no grouping, the currency's decimals.
+    assert (body["balance"], body["low_balance_alert"]) == ("1234.50", "0.13")
+
+
 @pytest.mark.parametrize(
     ("amount", "status"),
     [("0", 422), ("-5", 422), ("1e3", 422), (10, 422), ("10.123", 422), ("", 422)],

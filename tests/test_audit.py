@@ -2,11 +2,15 @@
 
 import html
 import json
+import re
+from datetime import datetime
 
 from sqlalchemy import select
 
+from portal import audit
 from portal.extensions import db
 from portal.models import AuditEntry
+from portal.templating import datetime_text
 from tests.conftest import Browser
 
 FORM = "/accounts/new"
@@ -136,3 +140,31 @@ def test_only_admins_read_the_log(app, subadmin, reseller, customer):
         user = Browser(app.test_client())
         user.login(account.account_number)
         assert user.get("/audit/").status_code == 403
+
+
+def test_the_log_shows_changes_in_words_not_python_values(as_admin, default_rate_group, vat):
+    data = customer_form(default_rate_group.id, tax_ids=[str(vat.id)])
+    as_admin.post(FORM, data, token_from=FORM)
+    page = html.unescape(as_admin.get("/audit/").get_data(as_text=True))
+    changes = re.search(r'<td class="changes">(.*?)</td>', page, re.S).group(1)
+    text = " ".join(re.sub(r"<[^>]+>", " ", changes).split())
+    assert "email alerts : none → No" in text
+    assert "taxes : none → VAT" in text
+    for repr_ in ("False", "True", "None", "['VAT']", "[]"):
+        assert repr_ not in text, text
+
+
+def test_times_in_the_log_are_shown_in_the_readers_timezone(as_admin, admin, customer):
+    admin.timezone = "Asia/Kolkata"
+    moment = datetime(2026, 3, 29, 0, 30)
+    change = [None, audit.readable(moment)]
+    audit.record(admin, "update", "customer", customer, changes={"expiry_date": change})
+    db.session.commit()
+    (entry,) = entries()
+    assert entry.changes["expiry_date"][1] == "2026-03-29T00:30Z"  # stored in UTC, marked so
+    page = html.unescape(as_admin.get("/audit/").get_data(as_text=True))
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "expiry date : none → 29 Mar 2026, 06:00:00" in shown
+    assert "2026-03-29T00:30Z" not in page
+    assert datetime_text(entry.created_at, "Asia/Kolkata") in page
+    assert "Times are in Asia/Kolkata." in page

@@ -114,7 +114,7 @@ def test_payments_and_charges_move_a_prepaid_balance_exactly(as_admin, customer)
     assert post_money(as_admin, customer, "charges", "0.05", "Setup fee").status_code == 303
     assert balance_of(customer.id) == Decimal("0.25")
     page = body(as_admin.get(f"/accounts/{customer.id}"))
-    assert '<dd id="balance">0.25 USD</dd>' in page
+    assert '<dd id="balance">USD\xa00.25</dd>' in page
     assert page.count("Charge recorded. R-000003 issued.") == 1  # flashed once, not twice
     assert "Top-up" in page and "Setup fee" in page
     kinds = db.session.scalars(
@@ -132,7 +132,7 @@ def test_postpaid_balance_is_what_is_owed(as_admin, postpaid_customer):
     assert account.available_funds == Decimal("82.5")  # credit limit 100 - owed 17.5
     assert documents_of(account.id) == []  # postpaid: no receipt, the invoice comes later
     page = body(as_admin.get(f"/accounts/{account.id}"))
-    assert '<dd id="available">82.50 USD</dd>' in page
+    assert '<dd id="available">USD\xa082.50</dd>' in page
 
 
 def test_htmx_post_answers_with_the_refreshed_money_panel(as_admin, customer):
@@ -140,7 +140,13 @@ def test_htmx_post_answers_with_the_refreshed_money_panel(as_admin, customer):
     assert response.status_code == 200
     text = body(response)
     assert '<section id="money-panel"' in text and "<html" not in text
-    assert '<dd id="balance">7.25 USD</dd>' in text
+    assert '<dd id="balance">USD\xa07.25</dd>' in text
+    # The account summary above the panel is swapped in the same answer (out of band).
+    assert '<dl class="facts" id="summary-money" hx-swap-oob="true">' in text
+    assert '<dd id="summary-balance">USD\xa07.25</dd>' in text
+    assert '<dd id="summary-available">USD\xa07.25</dd>' in text
+    # Receipts list their total and what was paid, each with its currency.
+    assert text.count('<td class="num">USD\xa07.25</td>') == 2
     assert "Payment recorded. R-000001 issued." in text
     # The notice was not also flashed: the next full page does not repeat it.
     assert "Payment recorded" not in body(as_admin.get(f"/accounts/{customer.id}"))
@@ -336,7 +342,7 @@ def test_prepaid_charge_gives_a_receipt_with_tax_lines_at_once(as_admin, custome
     assert "VAT (20% + 0.1)" in text and "2.10" in text and "12.10" in text
     assert "Bill to:" in text and customer.account_number in text
     # Printable: the stylesheet hides the navigation and the print button on paper.
-    assert 'href="/static/css/portal.css"' in text and 'class="no-print"' in text
+    assert 'href="/static/css/portal.css?v=' in text and 'class="no-print"' in text
     css = as_admin.get("/static/css/portal.css").get_data(as_text=True)
     assert "@media print" in css and ".no-print" in css
 
@@ -671,8 +677,15 @@ def test_type_and_currency_are_locked_once_money_is_booked(as_admin, admin, cust
 
 
 def test_amounts_show_in_the_currency_s_own_decimals(app):
-    money = app.jinja_env.filters["money"]
-    assert money(Decimal("997"), "JPY") == "997"
-    assert money(Decimal("12.5"), "USD") == "12.50"
-    assert money(Decimal("1.234"), "BHD") == "1.234"
-    assert money(Decimal("0.00125"), "USD") == "0.00125"  # sub-cent rates are never hidden
+    money, rate = app.jinja_env.filters["money"], app.jinja_env.filters["rate"]
+    assert money(Decimal("997"), "JPY") == "JPY\xa0997"
+    assert money(Decimal("12.5"), "USD") == "USD\xa012.50"
+    assert money(Decimal("1.234"), "BHD") == "BHD\xa01.234"
+    assert money(Decimal("0.00125"), "USD") == "USD\xa00.00"  # an amount: the minor unit
+    assert rate(Decimal("0.00125"), "USD") == "USD\xa00.00125"  # a rate keeps its digits
+    assert money(None, "USD") == ""
+
+
+def test_the_locale_setting_changes_separators(app):
+    app.config["PORTAL_LOCALE"] = "de_DE"
+    assert app.jinja_env.filters["money"](Decimal("1234.5"), "EUR") == "1.234,50\xa0EUR"

@@ -5,7 +5,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from xml.etree import ElementTree
 
@@ -252,7 +252,7 @@ def test_last_used_is_written_at_most_once_a_minute_and_listed(as_admin, client,
     api.authorize()
     first = db.session.get(ApiKey, row.id).last_used_at
     assert first is not None and utcnow() - first < timedelta(minutes=1)
-    assert first.strftime("%Y-%m-%d %H:%M") in as_admin.get("/api-keys/").text
+    assert f"{first.day} {first:%b %Y, %H:%M:%S}" in as_admin.get("/api-keys/").text
     api.authorize()  # within the minute: no new write
     assert db.session.get(ApiKey, row.id).last_used_at == first
     db.session.get(ApiKey, row.id).last_used_at = first - timedelta(minutes=2)
@@ -1205,7 +1205,7 @@ def test_test_a_call_explains_without_writing(as_admin, call_rates):
     response = as_admin.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200 and "<html" not in response.text
     text = response.text
-    assert f"Allowed: up to 990 s to {LONDON} at 0.60000/min (prefix 4420)." in text
+    assert f"Allowed: up to 990 s to {LONDON} at USD\xa00.60/min (prefix 4420)." in text
     for figure in ("available funds: 10.00000", "needed to start: 0.40", "max channels: 2"):
         assert figure in text, figure
     assert "FAILED" not in text
@@ -1221,6 +1221,19 @@ def test_test_a_call_shows_the_refusal(as_admin, call_rates):
     assert "Refused: NO_SUFFICIENT_FUND." in response.text
     assert "FAILED" in response.text and "needed to start: 0.60" in response.text
     assert _no_calls()
+
+
+def test_test_a_call_shows_figures_in_words_not_python_values(as_admin, call_rates):
+    account = make_caller("5000000124", None, "10", expiry_date=datetime(2031, 5, 17, 12, 0))
+    response = as_admin.get(f"/accounts/{account.id}/test-call?destination={LONDON}")
+    text = response.text
+    assert "deleted: No" in text and "rate group: none" in text
+    assert "expiry date: 17 May 2031, 12:00:00" in text
+    other = make_caller("5000000125", call_rates, "10")
+    text += as_admin.get(f"/accounts/{other.id}/test-call?destination={LONDON}").text
+    assert "rate: prefix 4420, destination " in text
+    for repr_ in ("False", "True", "None", "{'", "2031-05-17T"):
+        assert repr_ not in text, repr_
 
 
 def test_test_a_call_refuses_a_bad_number(as_admin, call_rates):
@@ -1244,7 +1257,9 @@ def test_call_records_on_the_account_page_and_in_the_customer_portal(
     api.authorize(call_id="c1", account=account.account_number, destination=LONDON)
     api.end("c1", 47)
     api.authorize(call_id="c2", account=account.account_number, destination="33")  # refused
-    row = re.compile(rf"{LONDON}</td>\s*<td class=\"num\">47 s</td>\s*<td class=\"num\">0\.58")
+    row = re.compile(
+        rf"{LONDON}</td>\s*<td class=\"num\">47 s</td>\s*<td class=\"num\">USD\xa00\.58<"
+    )
     assert row.search(as_admin.get(f"/accounts/{account.id}").text)
     customer = Browser(app.test_client())
     customer.login(account.account_number)

@@ -4,6 +4,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
@@ -53,8 +54,8 @@ def test_receipt_mail_arrives_at_once(as_admin, customer, vat, smtp_server):
     assert first["Subject"] == "Receipt R-000001 for account 1000000004"
     assert second["Subject"] == "Receipt R-000002 for account 1000000004"
     text = words(second)
-    assert "Charge: 10.00 USD" in text and "VAT (20% + 0.1): 2.10 USD" in text
-    assert "Total: 12.10 USD" in text and "Available funds now: 37.90 USD" in text
+    assert "Charge: USD 10.00" in text and "VAT (20% + 0.1): USD 2.10" in text
+    assert "Total: USD 12.10" in text and "Available funds now: USD 37.90" in text
     assert all(row.sent_at is not None and row.attempts == 1 for row in outbox())
 
 
@@ -69,9 +70,9 @@ def test_invoice_mail_arrives_after_the_billing_run(app, admin, postpaid_custome
     assert message.envelope_to == ["postpaid@example.com"]
     assert message["Subject"] == "Invoice INV-000001 for account 1000000006"
     text = words(message)
-    assert "Hello Paula," in text and "invoice INV-000001 of 2026-03-05" in text
-    assert "Line rental: 40.00 USD" in text and "VAT (20% + 0.1): 8.10 USD" in text
-    assert "Total: 48.10 USD" in text and "Due by 2026-03-20: 48.10 USD" in text
+    assert "Hello Paula," in text and "invoice INV-000001 of 5 Mar 2026" in text
+    assert "Line rental: USD 40.00" in text and "VAT (20% + 0.1): USD 8.10" in text
+    assert "Total: USD 48.10" in text and "Due by 20 Mar 2026: USD 48.10" in text
 
 
 def test_low_balance_mail_once_per_crossing(app, admin, customer, smtp_server):
@@ -96,8 +97,8 @@ def test_low_balance_mail_once_per_crossing(app, admin, customer, smtp_server):
     alerts = [m for m in smtp_server.inbox.messages() if m["Subject"].startswith("Low balance")]
     assert len(alerts) == 2
     assert alerts[0].envelope_to == ["customer@example.com"]
-    assert "are down to 5.00 USD, at or below your alert level of 5.00 USD" in words(alerts[0])
-    assert "are down to 4.00 USD" in words(alerts[1])
+    assert "are down to USD 5.00, at or below your alert level of USD 5.00" in words(alerts[0])
+    assert "are down to USD 4.00" in words(alerts[1])
 
 
 def test_low_balance_needs_alerts_on_and_an_email(app, admin, customer, smtp_server):
@@ -123,7 +124,7 @@ def test_postpaid_low_balance_counts_the_credit_limit(admin, postpaid_customer, 
     mail.deliver_now(posted.mail)
     (alert,) = smtp_server.inbox.messages()
     assert alert.envelope_to == ["postpaid@example.com"]
-    assert "are down to 10.00 USD" in words(alert)
+    assert "are down to USD 10.00" in words(alert)
 
 
 def test_server_down_keeps_mail_until_mail_send_delivers_each_once(
@@ -228,7 +229,7 @@ def test_invoice_taxes_that_cross_the_alert_level_send_the_alert(
     assert result.exit_code == 0, result.output
     # The invoice adds VAT 17.10: available 100 - 102.10 = -2.10.
     alerts = [m for m in smtp_server.inbox.messages() if m["Subject"].startswith("Low balance")]
-    assert len(alerts) == 1 and "are down to -2.10 USD" in words(alerts[0])
+    assert len(alerts) == 1 and "are down to -USD 2.10" in words(alerts[0])
     assert subjects(smtp_server.inbox)[0] == "Invoice INV-000001 for account 1000000006"
 
 
@@ -278,3 +279,18 @@ def test_an_unexpected_mail_error_does_not_fail_the_committed_payment(
     assert receipt.sent_at is None  # `mail send` delivers it later
     monkeypatch.undo()
     assert mail.send_pending() == (1, 0)
+
+
+def test_a_receipt_mail_dates_the_receipt_in_the_recipients_timezone(app, customer):
+    customer.timezone = "Asia/Kolkata"
+    receipt = SimpleNamespace(
+        display_number="RCPT-000001",
+        issued_at=datetime(2026, 3, 28, 19, 0),  # UTC: already the 29th in Kolkata
+        lines=[],
+        total=Decimal("1.00"),
+        currency="USD",
+    )
+    with app.test_request_context():  # a staff member's request: still the recipient's zone
+        message = mail.queue("receipt", customer.email, "receipt", customer, document=receipt)
+    assert "receipt RCPT-000001 of 29 Mar 2026." in message.body
+    db.session.rollback()

@@ -1,13 +1,15 @@
 """The customer's own pages: dashboard, SIP password reset, profile and password change."""
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from portal.billing.service import add_charge
 from portal.extensions import db
-from portal.models import Account, AccountSearchToken, AccountType, SipDevice
+from portal.models import Account, AccountSearchToken, AccountType, Call, CallStatus, SipDevice
 from portal.rules.email_address import normalize_email
 from tests.conftest import PASSWORD, Browser
 
@@ -44,8 +46,8 @@ def test_dashboard_shows_only_the_customers_own_account(
     assert response.status_code == 200
     assert f"Account {customer.account_number}" in html
     assert customer.name in html
-    assert "Balance</dt><dd>42.50 USD" in html
-    assert "Available funds</dt><dd>42.50 USD" in html
+    assert "Balance</dt><dd>USD\xa042.50" in html
+    assert "Available funds</dt><dd>USD\xa042.50" in html
     assert "Prepaid" in html and "Credit Limit" not in html
     assert "Rate Group</dt><dd>Default" in html
     assert customer_device.username in html and "OldSipSecret0001" in html
@@ -61,9 +63,9 @@ def test_dashboard_shows_postpaid_credit_and_expiry(as_customer, customer):
     db.session.commit()
     html = as_customer.get("/my/").get_data(as_text=True)
     assert "Postpaid" in html
-    assert "Credit Limit</dt><dd>100.00 USD" in html
-    assert "Available funds</dt><dd>69.75 USD" in html
-    assert "Expiry Date</dt><dd>2031-05-17" in html
+    assert "Credit Limit</dt><dd>USD\xa0100.00" in html
+    assert "Available funds</dt><dd>USD\xa069.75" in html
+    assert "Expiry Date</dt><dd>17 May 2031" in html
 
 
 def test_reset_sip_password_without_javascript(
@@ -181,6 +183,7 @@ def test_profile_may_clear_the_email_when_alerts_are_off(as_customer, customer):
         ({"email": ""}, "email", "E-mail alerts need an e-mail address."),
         ({"low_balance_alert": "-5"}, "low_balance_alert", "Must not be negative."),
         ({"low_balance_alert": "ten"}, "low_balance_alert", "Enter a number, e.g. 10.50."),
+        ({"low_balance_alert": "0.125"}, "low_balance_alert", "USD amounts have at most 2 decimal"),
         ({"first_name": "x" * 81}, "first_name", "At most 80 characters."),
     ],
 )
@@ -316,3 +319,26 @@ def test_normalize_email(raw, expected):
     value, error = normalize_email(raw)
     assert value == expected[0]
     assert (error is None) if expected[1] is None else (expected[1] in error)
+
+
+def test_a_customer_in_kolkata_sees_times_shifted_and_the_zone_named(as_customer, admin, customer):
+    customer.timezone = "Asia/Kolkata"
+    (entry,) = add_charge(admin, customer, "2.5", "Monthly fee").entries
+    entry.created_at = datetime(2026, 3, 29, 0, 30)  # stored in UTC
+    db.session.add(
+        Call(
+            call_id="kolkata-1",
+            account_id=customer.id,
+            destination="442071234567",
+            status=CallStatus.ENDED,
+            started_at=datetime(2026, 3, 28, 19, 15),
+            duration_seconds=61,
+            cost=Decimal("0.10"),
+        )
+    )
+    db.session.commit()
+    page = as_customer.get("/my/").get_data(as_text=True)
+    assert "29 Mar 2026, 06:00:00" in page  # the charge: 00:30 UTC + 5:30
+    assert "29 Mar 2026, 00:45:00" in page  # the call: 19:15 UTC the day before + 5:30
+    assert "00:30" not in page and "19:15" not in page
+    assert page.count("Times are in Asia/Kolkata.") == 1

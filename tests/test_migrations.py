@@ -1,30 +1,54 @@
 """Migrations: the schema they build matches the models, and data survives the money rewrite."""
 
+from datetime import date
 from decimal import Decimal
 
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import text
+from sqlalchemy import func, text
 
 from portal import MIGRATIONS_DIR
+from portal.billing.run import bill_account
 from portal.billing.service import add_payment
 from portal.extensions import db
-from portal.models import Account, AccountType, Role
+from portal.models import (
+    Account,
+    AccountType,
+    Document,
+    DocumentStatus,
+    EntryKind,
+    LedgerEntry,
+    Role,
+)
 from tests.conftest import make_account, make_test_app
 
 
-def _insert_account(balance: str, low_balance_alert: str) -> None:
-    """Account 7, inserted as an older schema (no model of today) stores it."""
+def _insert_account(
+    balance: str,
+    low_balance_alert: str,
+    account_id: int = 7,
+    currency: str = "USD",
+    account_type: str = "prepaid",
+) -> None:
+    """An account (7 unless told), inserted as an older schema (no model of today) stores it."""
     db.session.execute(
         text(
             "INSERT INTO accounts (id, account_number, role, password_hash, first_name,"
             " last_name, company, country, timezone, status, max_channels, number_translation,"
             " valid_days, billing_schedule, currency, account_type, credit_limit, balance,"
             " low_balance_alert, email_alerts, created_at, updated_at, tenant_path,"
-            " session_token, low_balance_alerted) VALUES (7, '1234567890', 'customer', 'x', '',"
-            " '', '', 'US', 'UTC', 'active', 0, '', 30, 'daily', 'USD', 'prepaid', 0,"
-            " :balance, :alert, 0, '2026-01-01', '2026-01-01', '', 't', 0)"
+            " session_token, low_balance_alerted) VALUES (:id, :number, 'customer', 'x', '',"
+            " '', '', 'US', 'UTC', 'active', 0, '', 30, 'daily', :currency, :type, 0,"
+            " :balance, :alert, 0, '2026-01-01', '2026-01-01', '', :token, 0)"
         ),
-        {"balance": balance, "alert": low_balance_alert},  # text: NUMERIC affinity converts
+        {  # text: NUMERIC affinity converts
+            "id": account_id,
+            "number": f"12345678{account_id:02d}",
+            "currency": currency,
+            "type": account_type,
+            "balance": balance,
+            "alert": low_balance_alert,
+            "token": f"t{account_id}",
+        },
     )
 
 
@@ -34,7 +58,8 @@ def test_sqlite_money_is_rewritten_exactly_and_back(tmp_path):
         upgrade(directory=MIGRATIONS_DIR, revision="0a7085c4dc41")
         _insert_account("12.34567", "0.1")  # as the float-backed schema stored it
         db.session.commit()
-        upgrade(directory=MIGRATIONS_DIR)
+        # The conversion alone (the next revision rounds the balance to the minor unit).
+        upgrade(directory=MIGRATIONS_DIR, revision="8e3f4a5b6c7d")
         account = db.session.scalar(db.select(Account))
         assert account.balance == Decimal("12.34567")
         assert account.low_balance_alert == Decimal("0.1")
@@ -90,6 +115,66 @@ def test_live_call_counters_are_filled_from_the_live_calls(tmp_path):
         downgrade(directory=MIGRATIONS_DIR, revision="7c1d2e3f4a5b")
         columns = [row[1] for row in db.session.execute(text("PRAGMA table_info(accounts)"))]
         assert "live_calls" not in columns and "reserved" not in columns
+        db.engine.dispose()
+
+
+def _insert_entry(account_id: int, kind: str, units: int, document_id=None) -> None:
+    """A ledger entry as the schema before 9a1b2c3d4e5f stored it (integer units on SQLite)."""
+    db.session.execute(
+        text(
+            "INSERT INTO ledger_entries (account_id, kind, amount, currency, description,"
+            " created_at, document_id) VALUES (:id, :kind, :units, 'JPY', '', '2026-01-01',"
+            " :document_id)"
+        ),
+        {"id": account_id, "kind": kind, "units": units, "document_id": document_id},
+    )
+
+
+def test_legacy_fractions_are_written_off_and_rounded_on_the_next_invoice(tmp_path):
+    app = make_test_app(f"sqlite:///{tmp_path}/fractions.sqlite3")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="8e3f4a5b6c7d")
+        db.session.execute(text("INSERT INTO settings VALUES ('tax_decimal_places', '3')"))
+        _insert_account("1695625", "0")  # prepaid USD 16.95625 (units), from 5-decimal calls
+        # Postpaid JPY: invoiced 13.5 (13 paid, 0.5 due forever), then an unbilled 11.5 call.
+        _insert_account("1200000", "0", account_id=8, currency="JPY", account_type="postpaid")
+        db.session.execute(
+            text(
+                "INSERT INTO documents (id, kind, issuer_key, number, account_id, issued_at,"
+                " billing_date, currency, subtotal, tax_total, total, amount_paid, status)"
+                " VALUES (1, 'invoice', 0, 1, 8, '2026-01-01', '2025-12-31', 'JPY', 1350000, 0,"
+                " 1350000, 1300000, 'partial')"
+            )
+        )
+        db.session.execute(text("INSERT INTO document_sequences VALUES (0, 'invoice', 2)"))
+        _insert_entry(8, "usage", 1350000, document_id=1)
+        _insert_entry(8, "payment", -1300000)
+        _insert_entry(8, "usage", 1150000)
+        db.session.commit()
+        upgrade(directory=MIGRATIONS_DIR)
+        assert db.session.execute(text("SELECT COUNT(*) FROM settings")).scalar() == 0
+        prepaid, postpaid = db.session.get(Account, 7), db.session.get(Account, 8)
+        assert prepaid.balance == Decimal("16.96")  # the fraction in the customer's favour
+        assert postpaid.balance == Decimal("11.5")  # 0.5 owed written off; 11.5 still unbilled
+        roundings = db.session.scalars(
+            db.select(LedgerEntry.amount)
+            .where(LedgerEntry.kind == EntryKind.ROUNDING)
+            .order_by(LedgerEntry.account_id)
+        ).all()
+        assert roundings == [Decimal("0.00375"), Decimal("-0.5")]
+        assert db.session.get(Document, 1).status == DocumentStatus.PAID
+        # The next invoice rounds the unbilled call half-up and is payable exactly.
+        invoice = bill_account(postpaid, date(2026, 1, 2)).document
+        assert invoice.total == Decimal(12)
+        add_payment(None, postpaid, "12")
+        db.session.refresh(invoice)
+        assert invoice.status == DocumentStatus.PAID and postpaid.balance == 0
+        ledger = db.select(func.sum(LedgerEntry.amount)).where(LedgerEntry.account_id == 8)
+        assert db.session.scalar(ledger) == 0  # the balance is still its ledger's sum
+        db.session.remove()
+        downgrade(directory=MIGRATIONS_DIR, revision="8e3f4a5b6c7d")
+        kinds = db.session.execute(text("SELECT DISTINCT kind FROM ledger_entries")).scalars()
+        assert "rounding" not in set(kinds)
         db.engine.dispose()
 
 

@@ -1,10 +1,13 @@
 """Pure rules, tested without a client: identifiers, translation, locale, rating, tax."""
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 
+from portal.rules.calls import call_cost, charged_cost, max_duration, minimum_to_call
+from portal.rules.currency import format_money, format_rate, plain_amount, round_money
 from portal.rules.identifiers import (
     NumberSpaceExhausted,
     account_number_error,
@@ -18,7 +21,9 @@ from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
 from portal.rules.money import parse_amount
 from portal.rules.rating import RateRow, RateTable, find_rate
 from portal.rules.tax import tax_for, tax_lines
+from portal.rules.times import from_utc_text, in_zone, local_day, utc_text
 from portal.rules.translation import TranslationError, parse_rules, translate
+from portal.templating import calendar_date_text, datetime_text, human, local_date_text
 
 
 def test_ten_thousand_generated_numbers_are_ten_digits_and_unique():
@@ -233,17 +238,131 @@ def test_parse_amount_with_a_maximum():
     assert parse_amount("100.01", maximum=Decimal(100))[1] == "Must be at most 100."
 
 
+NBSP = "\xa0"  # between the ISO code and the digits: the amount never wraps apart
+
+
 @pytest.mark.parametrize(
-    ("value", "currency", "grouping", "text"),
+    ("value", "currency", "text"),
     [
-        ("1234.5", "USD", False, "1234.50"),
-        ("1234.5", "USD", True, "1,234.50"),
-        ("1500", "JPY", False, "1500"),
-        ("0.125", "USD", False, "0.125"),
-        ("-6.1", "BHD", False, "-6.100"),
+        ("1234.5", "USD", "USD 1,234.50"),
+        ("0.125", "USD", "USD 0.13"),  # half-up, not half-even (0.12)
+        ("0.0625", "USD", "USD 0.06"),
+        ("16.95625", "GBP", "GBP 16.96"),
+        ("1500", "JPY", "JPY 1,500"),
+        ("11.5", "JPY", "JPY 12"),
+        ("1.2345", "KWD", "KWD 1.235"),
+        ("1.26125", "KWD", "KWD 1.261"),
+        ("-6.1", "BHD", "-BHD 6.100"),
+        ("-0.5", "USD", "-USD 0.50"),
+        ("0", "USD", "USD 0.00"),
+        ("0", "JPY", "JPY 0"),
+        ("-0.001", "USD", "USD 0.00"),  # no "-USD 0.00"
+        ("1.25", "IQD", "IQD 1.250"),  # ISO 4217 says 3 decimals (CLDR says 0)
+        ("12345678901234567890.125", "USD", "USD 12,345,678,901,234,567,890.13"),
+        ("-98765432109876543210", "KWD", "-KWD 98,765,432,109,876,543,210.000"),
     ],
 )
-def test_amount_text_shows_the_currencys_decimals(value, currency, grouping, text):
-    from portal.rules.currency import amount_text
+def test_money_reads_with_its_currency_at_the_minor_unit(value, currency, text):
+    assert format_money(Decimal(value), currency) == text.replace(" ", NBSP, 1)
 
-    assert amount_text(Decimal(value), currency, grouping) == text
+
+def test_a_stored_utc_time_in_asia_kolkata_is_five_and_a_half_hours_later():
+    local = in_zone(datetime(2026, 3, 29, 0, 30), "Asia/Kolkata")
+    assert (local.date(), local.hour, local.minute) == (date(2026, 3, 29), 6, 0)
+    assert local_day(datetime(2026, 3, 28, 19, 0), "Asia/Kolkata") == date(2026, 3, 29)
+
+
+def test_new_york_wall_clock_follows_its_daylight_saving_change():
+    # US clocks go forward on 8 March 2026 at 02:00 local (07:00 UTC): EST -5 becomes EDT -4.
+    before = in_zone(datetime(2026, 3, 8, 6, 30), "America/New_York")
+    after = in_zone(datetime(2026, 3, 8, 7, 30), "America/New_York")
+    assert (before.hour, before.minute, before.tzname()) == (1, 30, "EST")
+    assert (after.hour, after.minute, after.tzname()) == (3, 30, "EDT")
+    # On 29 March 2026 00:30 UTC it is still the 28th in New York, 20:30 EDT.
+    late = in_zone(datetime(2026, 3, 29, 0, 30), "America/New_York")
+    assert (late.day, late.hour, late.minute) == (28, 20, 30)
+
+
+def test_an_unknown_or_empty_zone_shows_utc():
+    assert in_zone(datetime(2026, 3, 29, 0, 30), "Mars/Olympus").hour == 0
+    assert in_zone(datetime(2026, 3, 29, 0, 30), "").hour == 0
+
+
+def test_babel_formats_a_time_in_the_zone_given_and_a_calendar_date_unshifted():
+    moment = datetime(2026, 3, 29, 0, 30)
+    assert datetime_text(moment, "Asia/Kolkata") == "29 Mar 2026, 06:00:00"
+    assert datetime_text(moment, "America/New_York") == "28 Mar 2026, 20:30:00"
+    assert local_date_text(moment, "America/New_York") == "28 Mar 2026"
+    assert calendar_date_text(date(2026, 3, 29)) == "29 Mar 2026"
+    assert datetime_text(None) == "" and calendar_date_text(None) == ""
+
+
+def test_values_are_shown_in_words_never_as_python_reprs():
+    assert [human(True), human(False), human(None), human([]), human(["VAT", "GST"])] == [
+        "Yes",
+        "No",
+        "none",
+        "none",
+        "VAT, GST",
+    ]
+    assert human({"prefix": "44", "connect_cost": "0"}) == "prefix 44, connect cost 0"
+
+
+def test_a_time_written_as_utc_text_reads_back_and_other_text_does_not():
+    assert utc_text(datetime(2026, 3, 29, 0, 30, 59)) == "2026-03-29T00:30Z"
+    assert from_utc_text("2026-03-29T00:30Z") == datetime(2026, 3, 29, 0, 30)
+    for text in ("2026-03-29 00:30", "Anne", "2026-13-29T00:30Z", ""):
+        assert from_utc_text(text) is None
+
+
+def test_money_follows_the_locale():
+    assert format_money(Decimal("1234.5"), "EUR", "de_DE") == f"1.234,50{NBSP}EUR"
+    assert format_money(Decimal("1234567.5"), "USD", "hi") == f"USD{NBSP}12,34,567.50"
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [
+        ("0.0125", "USD", "USD 0.0125"),  # a per-minute price keeps its sub-cent digits
+        ("0.6", "USD", "USD 0.60"),
+        ("0.5", "JPY", "JPY 0.5"),
+        ("1", "JPY", "JPY 1"),
+        ("0.01234", "KWD", "KWD 0.01234"),
+        ("0.1", "KWD", "KWD 0.100"),
+    ],
+)
+def test_rates_show_up_to_five_decimals(value, currency, text):
+    assert format_rate(Decimal(value), currency) == text.replace(" ", NBSP, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [
+        ("1234.5", "USD", "1234.50"),
+        ("16.95625", "GBP", "16.96"),
+        ("11.5", "JPY", "12"),
+        ("-6.1", "BHD", "-6.100"),
+        ("12345678901234567890.125", "USD", "12345678901234567890.13"),
+    ],
+)
+def test_machines_get_plain_decimals_at_the_minor_unit(value, currency, text):
+    assert plain_amount(Decimal(value), currency) == text
+
+
+def test_rounding_is_half_up_at_the_minor_unit():
+    assert round_money(Decimal("0.125"), "USD") == Decimal("0.13")
+    assert round_money(Decimal("-0.125"), "USD") == Decimal("-0.13")  # away from zero
+    assert round_money(Decimal("2.5"), "JPY") == Decimal(3)
+    assert round_money(Decimal("0.0125"), "BHD") == Decimal("0.013")
+
+
+def test_a_calls_charge_is_its_rated_cost_rounded_to_the_minor_unit():
+    rate = RateRow("81", "Japan", Decimal("2.25"), Decimal(15), 1, 1)
+    assert call_cost(rate, 37) == Decimal("11.5")  # rating keeps its 5 decimals
+    assert charged_cost(rate, 37, "JPY") == Decimal(12)
+    assert charged_cost(rate, 36, "JPY") == Decimal(11)  # 11.25
+    # Funds of 11 JPY buy 36 s (charged 11), not 37 s (charged 12): the balance never goes
+    # below zero by a rounding; without the currency only 35 s (11.00 exactly) would fit.
+    assert max_duration(rate, Decimal(11), 3600, "JPY") == 36
+    assert max_duration(rate, Decimal(11), 3600) == 35
+    assert minimum_to_call(rate, "JPY") == Decimal(3)  # 2.5 rounds up

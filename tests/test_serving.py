@@ -107,3 +107,11 @@ def test_an_edited_static_file_gets_a_new_url_in_debug_mode(database_url, _migra
         after = url_for("static", filename="css/portal.css")
     assert before != after
     assert after.endswith("v=" + hashlib.sha256(Path(stylesheet).read_bytes()).hexdigest()[:12])
+
+
+def test_compression_can_be_left_to_a_proxy(database_url, _migrated, monkeypatch):
+    monkeypatch.setenv("COMPRESS_RESPONSES", "0")
+    response = make_test_app(database_url).test_client().get("/login", headers=GZIP)
+    assert response.status_code == 200
+    assert "Content-Encoding" not in response.headers
+    assert "<form" in response.get_data(as_text=True)

@@ -47,6 +47,9 @@ def test_page_groups_settings_with_help(as_admin):
     ):
         assert f"<legend>{legend}</legend>" in page
     assert "Digits in a calling-card PIN." in page
+    # Taxes round at each currency's own minor unit: no global setting can make them finer
+    # or coarser (a BHD tax rounded to 2 places was wrong).
+    assert "Tax rounding" not in page and "tax_decimal_places" not in page
 
 
 def test_admin_changes_lengths_and_the_form_follows(as_admin, default_rate_group):

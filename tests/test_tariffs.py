@@ -3,6 +3,7 @@
 import html
 import io
 import random
+import re
 from decimal import Decimal
 
 import pytest
@@ -34,6 +35,8 @@ def upload(user, group, content: bytes, mode="replace"):
     """Post a CSV file to the import form."""
     page = f"{URL}{group.id}"
     data = {"file": (io.BytesIO(content), "rates.csv"), "mode": mode}
+    if mode == "replace":
+        data["confirm_replace"] = "y"
     return user.post(
         f"{URL}{group.id}/import", data, token_from=page, content_type="multipart/form-data"
     )
@@ -339,6 +342,32 @@ def test_merge_adds_and_overwrites_but_keeps_the_rest(as_admin, default_rate_gro
     replace = CSV_HEADER + "33,France,0,0.02,60,60\n"
     upload(as_admin, default_rate_group, replace.encode(), mode="replace")
     assert [r.prefix for r in rates_of(default_rate_group)] == ["33"]
+
+
+def test_merge_is_the_import_default_and_replacing_needs_the_box_ticked(
+    as_admin, default_rate_group
+):
+    page = text(as_admin.get(f"{URL}{default_rate_group.id}"))
+    merge = re.search(r'<input[^>]*value="merge"[^>]*>', page).group(0)
+    replace = re.search(r'<input[^>]*value="replace"[^>]*>', page).group(0)
+    assert "checked" in merge and "checked" not in replace
+    upload(as_admin, default_rate_group, GOOD_CSV.encode())
+    kept = [r.prefix for r in rates_of(default_rate_group)]
+    page = f"{URL}{default_rate_group.id}"
+    data = {"file": (io.BytesIO(b"prefix,cost_per_minute\n33,0.02\n"), "r.csv"), "mode": "replace"}
+    response = as_admin.post(
+        page + "/import", data, token_from=page, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422
+    assert "Tick this box to replace all rates" in text(response)
+    assert [r.prefix for r in rates_of(default_rate_group)] == kept  # nothing replaced
+
+
+def test_deactivating_a_rate_group_asks_first(as_admin, default_rate_group):
+    page = text(as_admin.get(f"{URL}{default_rate_group.id}"))
+    action = f"{URL}{default_rate_group.id}/status"
+    form = re.search(rf'<form method="post" action="{action}"[^>]*>', page).group(0)
+    assert 'hx-confirm="Deactivate rate group Default? Accounts using it can no longer' in form
 
 
 def test_export_neutralises_spreadsheet_formulas_and_imports_back(as_admin, default_rate_group):

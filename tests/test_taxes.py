@@ -1,6 +1,7 @@
 """Configuration -> Taxes: list, create, edit, deactivate, validated and scoped to the owner."""
 
 import html
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,6 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Status, Tax
-from portal.settings.service import save_settings
 from portal.taxes.service import taxes_on
 
 URL = "/configuration/taxes/"
@@ -112,8 +112,14 @@ def test_customers_cannot_manage_taxes(user, customer, vat):
     assert user.get(f"{URL}{vat.id}/edit").status_code == 403
 
 
-def test_tax_rounding_follows_the_configuration(app, vat):
-    # 20 % of 0.33 is 0.066, plus 0.1 fixed = 0.166.
-    assert taxes_on(Decimal("0.33"), [vat]).total == Decimal("0.17")
-    save_settings({"tax_decimal_places": 3})
-    assert taxes_on(Decimal("0.33"), [vat]).total == Decimal("0.166")
+def test_tax_rounds_at_the_currencys_minor_unit(app, vat):
+    # 20 % of 0.33 is 0.066, plus 0.1 fixed = 0.166: a cent in USD, a fils in BHD.
+    assert taxes_on(Decimal("0.33"), [vat], "USD").total == Decimal("0.17")
+    assert taxes_on(Decimal("0.33"), [vat], "BHD").total == Decimal("0.166")
+    assert taxes_on(Decimal("0.33"), [vat], "JPY").total == Decimal("0")
+
+
+def test_deactivating_a_tax_asks_first(as_admin, vat):
+    page = text(as_admin.get(URL))
+    form = re.search(rf'<form method="post" action="{URL}{vat.id}/status"[^>]*>', page).group(0)
+    assert 'hx-confirm="Deactivate tax VAT? It can no longer be chosen for accounts."' in form

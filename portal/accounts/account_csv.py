@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -44,6 +44,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
 MAX_REPORTED_ERRORS = 200
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_FIRST = frozenset(FORMULA_STARTS)
 
 
 @dataclass(frozen=True)
@@ -181,42 +182,69 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-# What account_cells reads of an account (an Account or a row of these columns).
+# What account_cells reads of an account, in this order.
 EXPORTED_ATTRIBUTES = [
     name for name in COLUMNS if name not in ("password", "create_sip_device", "tax_ids")
 ]
 
 
-def account_cells(account, has_sip_device: bool, tax_ids: Iterable[int]) -> list:
-    """One account as the import columns (never its password hash or SIP password)."""
-    values = {
-        "reseller_id": account.reseller_id or "",
-        "account_number": account.account_number,
-        "password": "",
-        "pin": account.pin or "",
-        "first_name": account.first_name,
-        "last_name": account.last_name,
-        "company": account.company,
-        "telephone": account.telephone or "",
-        "country": account.country,
-        "timezone": account.timezone,
-        "status": account.status.value,
-        "max_channels": account.max_channels,
-        "number_translation": account.number_translation,
-        "valid_days": account.valid_days,
-        "create_sip_device": "yes" if has_sip_device else "no",
-        "rate_group_id": account.rate_group_id or "",
-        "billing_schedule": account.billing_schedule.value,
-        "billing_day": account.billing_day or "",
-        "currency": account.currency,
-        "account_type": account.account_type.value,
-        "credit_limit": _plain(account.credit_limit),
-        "tax_ids": " ".join(str(tax_id) for tax_id in tax_ids),
-        "low_balance_alert": _plain(account.low_balance_alert),
-        "email_alerts": "yes" if account.email_alerts else "no",
-        "email": account.email or "",
-    }
-    return [_safe_cell(str(values[name])) for name in COLUMNS]
+def account_cells(values: Sequence, has_sip_device: bool, tax_ids: Iterable[int]) -> list:
+    """One account (its EXPORTED_ATTRIBUTES values) as the import columns, without secrets."""
+    # In COLUMNS order. Free text gets _safe_cell; the other cells (ids, whole numbers, enum
+    # values, ISO codes, yes/no) cannot start with a formula character. An export does this
+    # 100,000 times: plain unpacking, no dict, no attribute lookups on a row.
+    (
+        reseller_id,
+        account_number,
+        pin,
+        first_name,
+        last_name,
+        company,
+        telephone,
+        country,
+        timezone,
+        status,
+        max_channels,
+        number_translation,
+        valid_days,
+        rate_group_id,
+        billing_schedule,
+        billing_day,
+        currency,
+        account_type,
+        credit_limit,
+        low_balance_alert,
+        email_alerts,
+        email,
+    ) = values
+    safe = _safe_cell
+    return [
+        reseller_id or "",
+        safe(account_number),
+        "",
+        safe(pin or ""),
+        safe(first_name),
+        safe(last_name),
+        safe(company),
+        safe(telephone or ""),
+        country,
+        timezone,
+        status.value,
+        max_channels,
+        safe(number_translation),
+        valid_days,
+        "yes" if has_sip_device else "no",
+        rate_group_id or "",
+        billing_schedule.value,
+        billing_day or "",
+        currency,
+        account_type.value,
+        safe(_plain(credit_limit)),
+        " ".join(map(str, tax_ids)),
+        safe(_plain(low_balance_alert)),
+        "yes" if email_alerts else "no",
+        safe(email or ""),
+    ]
 
 
 def write_csv(header: list[str], rows: Iterable[list]) -> Iterator[str]:
@@ -226,7 +254,7 @@ def write_csv(header: list[str], rows: Iterable[list]) -> Iterator[str]:
 
 def _safe_cell(text: str) -> str:
     """Neutralise spreadsheet formulas (CSV injection) with a leading apostrophe."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text[:1] in FORMULA_FIRST else text
 
 
 def _unsafe_cell(text: str) -> str:

@@ -278,7 +278,7 @@ def export_accounts(actor: Account, query: str = "") -> Iterator[str]:
     has_device = exists().where(SipDevice.account_id == Account.id).label("has_sip_device")
     columns = [getattr(Account, name) for name in account_csv.EXPORTED_ATTRIBUTES]
     statement = filter_accounts(visible_customers(actor), query).with_only_columns(
-        Account.id, *columns, has_device
+        *columns, has_device, Account.id
     )
     return account_csv.write_csv(account_csv.COLUMNS, _exported_rows(db.engine, statement))
 
@@ -286,15 +286,17 @@ def export_accounts(actor: Account, query: str = "") -> Iterator[str]:
 def _exported_rows(engine, statement) -> Iterator[list]:
     """The cells of each account `statement` selects, read batch by batch, with its tax ids."""
     for batch in keyset_batches(engine, statement, Account.id, descending=True):
-        tax_ids: dict[int, list[int]] = {}
+        # The taxes of the batch's id range (newest first: the first id is the highest), one
+        # indexed range read; a range, not a list of 1,000 ids, which costs more to build.
         taxes = (
             select(account_taxes.c.account_id, Tax.id)
             .join(Tax, Tax.id == account_taxes.c.tax_id)
-            .where(account_taxes.c.account_id.in_([row.id for row in batch]))
+            .where(account_taxes.c.account_id.between(batch[-1].id, batch[0].id))
             .order_by(account_taxes.c.account_id, Tax.priority, Tax.id)
         )
+        tax_ids: dict[int, list[int]] = {}
         with engine.connect() as connection:
-            for account_id, tax_id in connection.execute(taxes):
+            for account_id, tax_id in connection.execute(taxes).all():
                 tax_ids.setdefault(account_id, []).append(tax_id)
-        for row in batch:
-            yield account_csv.account_cells(row, row.has_sip_device, tax_ids.get(row.id, ()))
+        for *values, has_device, account_id in batch:
+            yield account_csv.account_cells(values, has_device, tax_ids.get(account_id, ()))

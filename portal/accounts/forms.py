@@ -84,8 +84,18 @@ class CustomerForm(ServiceForm):
     company = StringField("Company")
     telephone = StringField("Telephone", description="Stored in international E.164 form.")
     country = LongSelectField("Country", country_choices, default="US")
-    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
-    status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
+    timezone = LongSelectField(
+        "Timezone",
+        timezone_choices,
+        default="UTC",
+        description="The portal and e-mails show this account's times in this zone.",
+    )
+    status = SelectField(
+        "Status",
+        choices=STATUS_CHOICES,
+        default=Status.ACTIVE.value,
+        description="An inactive account can neither log in nor make calls.",
+    )
     max_channels = IntegerField(
         "Max Channels",
         default=0,
@@ -106,8 +116,19 @@ class CustomerForm(ServiceForm):
         render_kw={"readonly": True, "disabled": True},
         description="No new calls after this date; follows Valid Days.",
     )
-    valid_days = IntegerField("Valid Days", default=3650, validators=[REQUIRED])
-    create_sip_device = BooleanField("Create SIP Device", default=True)
+    valid_days = IntegerField(
+        "Valid Days",
+        default=3650,
+        validators=[REQUIRED],
+        description="Days the account stays valid; changing it moves the expiry date to today "
+        "plus this many days.",
+    )
+    create_sip_device = BooleanField(
+        "Create SIP Device",
+        default=True,
+        description="Creates a SIP device with the account: user name = account number, "
+        "its own SIP password.",
+    )
     rate_group_id = SelectField(
         "Rate Group", description="Without a rate group no calls are possible."
     )
@@ -115,15 +136,25 @@ class CustomerForm(ServiceForm):
         "Billing Schedule",
         choices=SCHEDULE_CHOICES,
         default=BillingSchedule.MONTHLY.value,
+        description="How often invoices are generated: every day, or monthly on the billing day.",
     )
     billing_day = IntegerField(
         "Billing Day",
         validators=[Optional()],
         description="Day of the month (1-28) the invoice is generated.",
     )
-    currency = LongSelectField("Currency", currency_choices, default="USD")
+    currency = LongSelectField(
+        "Currency",
+        currency_choices,
+        default="USD",
+        description="Every amount of this account (balance, rates, documents) is in this currency.",
+    )
     account_type = SelectField(
-        "Account Type", choices=TYPE_CHOICES, default=AccountType.PREPAID.value
+        "Account Type",
+        choices=TYPE_CHOICES,
+        default=AccountType.PREPAID.value,
+        description="Prepaid: pays in advance, a receipt for every charge. "
+        "Postpaid: pays invoices generated on the billing day, up to its credit limit.",
     )
     credit_limit = DecimalField(
         "Credit Limit",
@@ -132,7 +163,9 @@ class CustomerForm(ServiceForm):
         validators=[Optional()],
         description="Postpaid only.",
     )
-    tax_ids = MultiCheckboxField("Tax", coerce=int)
+    tax_ids = MultiCheckboxField(
+        "Tax", coerce=int, description="Taxes applied to this account's charges and calls."
+    )
     low_balance_alert = DecimalField(
         "Low Balance Alert",
         default=0,
@@ -140,7 +173,10 @@ class CustomerForm(ServiceForm):
         validators=[Optional()],
         description="Notify when available funds fall to this amount.",
     )
-    email_alerts = BooleanField("Enable Email Alerts?")
+    email_alerts = BooleanField(
+        "Enable Email Alerts?",
+        description="E-mail the address below when available funds fall to the low balance alert.",
+    )
     email = StringField(
         "Email Address",
         description="Receives low credit notifications; can be used to log in.",
@@ -195,6 +231,10 @@ class ResellerForm(CustomerForm):
 
     pin = None
     create_sip_device = None
+    password = StringField(
+        "Password",
+        description="Give it to the reseller to log into the portal. Shown once.",
+    )
 
 
 class MassCreateForm(CustomerForm):
@@ -228,8 +268,18 @@ class StaffForm(ServiceForm):
     last_name = StringField("Last Name")
     email = StringField("Email Address", description="Can be used to log in.")
     telephone = StringField("Telephone", description="International format, e.g. +1 212 555 0100.")
-    timezone = LongSelectField("Timezone", timezone_choices, default="UTC")
-    status = SelectField("Status", choices=STATUS_CHOICES, default=Status.ACTIVE.value)
+    timezone = LongSelectField(
+        "Timezone",
+        timezone_choices,
+        default="UTC",
+        description="The portal and e-mails show this account's times in this zone.",
+    )
+    status = SelectField(
+        "Status",
+        choices=STATUS_CHOICES,
+        default=Status.ACTIVE.value,
+        description="An inactive account can neither log in nor make calls.",
+    )
     send_welcome = CustomerForm.send_welcome
     send_password = CustomerForm.send_password
 

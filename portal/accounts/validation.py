@@ -17,6 +17,7 @@ from portal.models import (
     Tax,
     utcnow,
 )
+from portal.rules.currency import minor_units, precision_error
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import (
     account_number_error,
@@ -26,7 +27,7 @@ from portal.rules.identifiers import (
     pin_error,
 )
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
-from portal.rules.money import parse_amount
+from portal.rules.money import PLACES, parse_amount
 from portal.rules.translation import TranslationError, parse_rules
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
 from portal.settings.service import get_setting, get_settings
@@ -93,10 +94,14 @@ class _Checker:
         self.clean[field] = value
         return value
 
-    def money(self, field: str) -> Decimal:
-        """An amount (empty = 0)."""
+    def money(self, field: str, currency: str | None = None) -> Decimal:
+        """An amount (empty = 0), at most as fine as the minor unit of `currency` when known."""
         value = self.data.get(field)
-        amount, error = parse_amount(value if value not in (None, "") else "0")
+        known = currency is not None and is_currency(currency)
+        places = minor_units(currency) if known else PLACES
+        amount, error = parse_amount(value if value not in (None, "") else "0", places=places)
+        if error and known and "decimal places" in error:
+            error = precision_error(currency)
         if error:
             self.errors[field] = error
         self.clean[field] = amount if amount is not None else Decimal(0)
@@ -184,7 +189,7 @@ def _owner(check: _Checker, actor: Account, account: Account | None) -> Account 
     return reseller
 
 
-def _billing(check: _Checker, owner: Account | None) -> None:
+def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
     """The calling and billing fields of customers and resellers."""
     data, errors, clean = check.data, check.errors, check.clean
     check.text("company", 120)
@@ -212,7 +217,9 @@ def _billing(check: _Checker, owner: Account | None) -> None:
             )
         )
     if rate_group is None:
-        errors["rate_group_id"] = "Choose a rate group: without one the customer cannot call."
+        errors["rate_group_id"] = (
+            f"Choose a rate group: without one the {role.label.lower()} cannot make calls."
+        )
     clean["rate_group"] = rate_group
 
     schedule = check.choice("billing_schedule", BillingSchedule, "Choose Daily or Monthly.")
@@ -238,7 +245,7 @@ def _billing(check: _Checker, owner: Account | None) -> None:
         )
 
     account_type = check.choice("account_type", AccountType, "Choose Prepaid or Postpaid.")
-    credit_limit = check.money("credit_limit")
+    credit_limit = check.money("credit_limit", currency)
     # Credit limit means something only for postpaid; a prepaid account always stores 0.
     clean["credit_limit"] = credit_limit if account_type == AccountType.POSTPAID else Decimal(0)
 
@@ -254,7 +261,7 @@ def _billing(check: _Checker, owner: Account | None) -> None:
             errors["tax_ids"] = "Choose taxes from the list."
     clean["taxes"] = taxes
 
-    check.money("low_balance_alert")
+    check.money("low_balance_alert", currency)
     clean["email_alerts"] = bool(data.get("email_alerts"))
     if clean["email_alerts"] and not clean.get("email") and "email" not in errors:
         errors["email"] = "E-mail alerts need an e-mail address."
@@ -270,7 +277,7 @@ def clean_account(
     number = _identity(check, role, account, limits)
     if role in BILLED_ROLES:
         check.clean["owner"] = _owner(check, actor, account)
-        _billing(check, check.clean["owner"])
+        _billing(check, check.clean["owner"], role)
     if role == Role.CUSTOMER:
         pin = str(data.get("pin") or "").strip()
         error = pin_error(pin, limits["pin_length"])

@@ -35,6 +35,7 @@ from portal.security import (
     visible_accounts,
     visible_resellers,
 )
+from portal.templating import datetime_text, local_date_text
 from portal.transactions import ValidationFailed
 from portal.web import apply_errors, posted_status
 
@@ -56,7 +57,7 @@ def _expiry_text(valid_days) -> str:
     """The expiry date a number of valid days gives, for display."""
     if not isinstance(valid_days, int) or not 1 <= valid_days <= 36500:
         return ""
-    return expiry_for(valid_days).strftime("%Y-%m-%d")
+    return local_date_text(expiry_for(valid_days))
 
 
 def _apply_defaults(form) -> None:
@@ -136,9 +137,9 @@ def _render_form(form, role: Role, account: Account | None, status: int):
     """The create/edit page of an account of `role`."""
     if "first_used" in form:
         used = account.first_used if account else None
-        form.first_used.data = used.strftime("%Y-%m-%d %H:%M") if used else "Not used yet"
+        form.first_used.data = datetime_text(used) if used else "Not used yet"
         if account and form.valid_days.data == account.valid_days and account.expiry_date:
-            form.expiry_date.data = account.expiry_date.strftime("%Y-%m-%d")
+            form.expiry_date.data = local_date_text(account.expiry_date)
         else:
             form.expiry_date.data = _expiry_text(form.valid_days.data)
     template = "accounts/staff_form.html" if role in STAFF else "accounts/form.html"

@@ -19,7 +19,7 @@ from portal.api.openapi import document, operation, parse_body, parse_query
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.models import Account, RateGroup, Role, Status, Tax
-from portal.rules.currency import amount_text
+from portal.rules.currency import plain_amount
 from portal.rules.identifiers import NumberSpaceExhausted
 from portal.security import CREATABLE, STAFF, visible_accounts, visible_rate_groups, visible_taxes
 
@@ -58,9 +58,9 @@ def account_json(account: Account) -> dict:
         billing_day=account.billing_day,
         currency=currency,
         account_type=account.account_type,
-        credit_limit=amount_text(account.credit_limit, currency),
-        balance=amount_text(account.balance, currency),
-        low_balance_alert=amount_text(account.low_balance_alert, currency),
+        credit_limit=plain_amount(account.credit_limit, currency),
+        balance=plain_amount(account.balance, currency),
+        low_balance_alert=plain_amount(account.low_balance_alert, currency),
         email_alerts=account.email_alerts,
         tax_ids=sorted(tax.id for tax in account.taxes),
         sip_devices=[
@@ -304,7 +304,7 @@ def _money(account_id: int, book):
                 schemas.EntryOut(
                     id=entry.id,
                     kind=entry.kind.value,
-                    amount=amount_text(entry.amount, currency),
+                    amount=plain_amount(entry.amount, currency),
                     description=entry.description,
                 )
                 for entry in posted.entries
@@ -313,11 +313,11 @@ def _money(account_id: int, book):
                 id=document.id,
                 kind=document.kind.value,
                 number=document.display_number,
-                total=amount_text(document.total, currency),
+                total=plain_amount(document.total, currency),
             )
             if document
             else None,
-            balance=amount_text(account.balance, currency),
+            balance=plain_amount(account.balance, currency),
         ).model_dump(mode="json")
 
     response, posted = run_once(

@@ -16,6 +16,7 @@ from portal.billing.service import (
     check_low_balance,
     issue,
     post,
+    post_delta,
     settle,
     unapplied_payments,
 )
@@ -32,9 +33,11 @@ from portal.models import (
     Role,
     Status,
 )
+from portal.rules.currency import round_money
 from portal.transactions import transaction
 
 BILLED_KINDS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.ADJUSTMENT)
+ROUNDING_TEXT = "Rounding to the currency's minor unit"
 
 
 @dataclass
@@ -170,8 +173,15 @@ def bill_account(account, day: date) -> Posted | None:
         )
         if not entries:
             return None
-        lines = _lines(entries)
+        lines = [
+            (text, round_money(amount, account.currency), t) for text, amount, t in _lines(entries)
+        ]
         subtotal = sum((amount for _, amount, _ in lines), Decimal(0))
+        # Entries posted before amounts were rounded when posted can be finer than the minor
+        # unit: one Rounding entry makes the ledger movement equal the rounded lines.
+        rounding = subtotal - sum((entry.amount for entry in entries), Decimal(0))
+        if rounding:
+            entries.append(post_delta(account, EntryKind.ROUNDING, rounding, ROUNDING_TEXT))
         taxes = _tax_lines(account, subtotal) if subtotal > 0 else []
         for name, amount, _ in taxes:
             entries.append(post(account, EntryKind.TAX, amount, name))

@@ -20,10 +20,9 @@ from portal.models import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.rules.currency import minor_units
+from portal.rules.currency import minor_units, precision_error, quantum, round_money
 from portal.rules.money import MAX_MONEY, parse_amount
 from portal.rules.tax import tax_lines
-from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
 
 # Kinds that raise what a customer owes (postpaid) or lower its funds (prepaid).
@@ -46,12 +45,7 @@ def clean_amount(value, currency: str, field_name: str = "amount") -> Decimal:
         error = "Must be more than 0."
     if error:
         if "decimal places" in error:
-            places = minor_units(currency)
-            error = (
-                f"{currency} amounts have at most {places} decimal places."
-                if places
-                else f"{currency} amounts are whole numbers."
-            )
+            error = precision_error(currency)
         raise ValidationFailed({field_name: error})
     return amount
 
@@ -75,7 +69,11 @@ def _check_range(balance: Decimal) -> None:
 
 def post(account: Account, kind: EntryKind, amount: Decimal, description: str, author=None):
     """Add a ledger entry and move the balance atomically (inside the caller's transaction)."""
-    delta = effect(account, kind, amount)
+    return post_delta(account, kind, effect(account, kind, amount), description, author)
+
+
+def post_delta(account: Account, kind: EntryKind, delta: Decimal, description: str, author=None):
+    """Add a ledger entry moving the balance by the signed `delta` (in the caller's transaction)."""
     _check_range(account.balance + delta)
     # One UPDATE ... SET balance = balance + delta: it locks the row until commit, so concurrent
     # postings queue up instead of overwriting each other's read-modify-write.
@@ -139,6 +137,8 @@ def issue(
     due_date=None,
 ) -> Document:
     """Create a numbered document with its (description, amount, is_tax) lines."""
+    # Every line at the currency's minor unit, half-up; the totals are sums of printed lines.
+    lines = [(d, round_money(a, account.currency), t) for d, a, t in lines]
     subtotal = sum((amount for _, amount, is_tax in lines if not is_tax), Decimal(0))
     tax_total = sum((amount for _, amount, is_tax in lines if is_tax), Decimal(0))
     issuer = issuer_key(account)
@@ -166,10 +166,8 @@ def issue(
 
 
 def _tax_lines(account: Account, amount: Decimal) -> list[tuple[str, Decimal, bool]]:
-    """The account's taxes on `amount`, each rounded half-up once, never finer than its currency."""
-    # One rounding only: rounding to the tax setting and then to the currency can round twice
-    # (0.125 -> 0.13 -> 0.1 in JPY-like cases) and Decimal.quantize defaults to half-even.
-    places = min(get_setting("tax_decimal_places"), minor_units(account.currency))
+    """The account's taxes on `amount`, each rounded half-up once at its currency's minor unit."""
+    places = minor_units(account.currency)
     return [
         (
             f"{line.name} ({line.rate.normalize():f}% + {line.fixed_amount.normalize():f})",
@@ -213,7 +211,9 @@ def settle(document: Document, amount: Decimal) -> Decimal:
     # Never below 0: a credit invoice (total <= 0) takes nothing and must not turn paid negative.
     applied = max(min(amount, document.balance_due), Decimal(0))
     document.amount_paid += applied
-    if document.balance_due <= 0:
+    # Below one minor unit nothing can be paid: only invoices issued before totals were
+    # rounded (13.5 JPY) leave such a rest, and it was written off (migration 9a1b2c3d4e5f).
+    if document.balance_due < quantum(document.currency):
         document.status = DocumentStatus.PAID
     elif document.amount_paid > 0:
         document.status = DocumentStatus.PARTIAL

@@ -45,7 +45,10 @@ def _money_action(account_id: int, prefix: str, operation, done: str):
             db.session.refresh(account)
             # Not flashed: the page's layout would show it again on the next full page load.
             context = money_context(account)
-            return render_fragment("billing/_money.html", notice=f"{done}.{note}", **context)
+            # The summary above the panel shows the same balance: swapped in the same answer.
+            return render_fragment(
+                "billing/_money.html", notice=f"{done}.{note}", summary=True, **context
+            )
     if is_htmx():
         response = render_fragment("billing/_money.html", **money_context(account, **forms))
     else:  # without JavaScript: the whole account page, with the errors in its money panel

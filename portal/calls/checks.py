@@ -181,7 +181,7 @@ def decide(
     funds = available_funds(account.account_type, account.balance, account.credit_limit)
     usable = funds - reserved
     if rate is not None:
-        needed = minimum_to_call(rate)
+        needed = minimum_to_call(rate, account.currency)
         decision.needed = needed
         decision.check(
             "funds",
@@ -206,4 +206,4 @@ def decide(
         return
     decision.allowed = True
     cap = current_app.config["CALL_RESERVE_SECONDS"]
-    decision.max_duration_seconds = max_duration(rate, usable, cap)
+    decision.max_duration_seconds = max_duration(rate, usable, cap, account.currency)

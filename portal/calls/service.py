@@ -20,7 +20,7 @@ from portal.calls.checks import (
 )
 from portal.extensions import db
 from portal.models import Account, Call, CallStatus, EntryKind, utcnow
-from portal.rules.calls import call_cost
+from portal.rules.calls import charged_cost
 from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
 from portal.writers import one_writer
@@ -172,7 +172,7 @@ def _record(
         )
     async_commit = current_app.config["CALLS_ASYNC_COMMIT"]
     if decision.allowed:
-        reserve = call_cost(rate, decision.max_duration_seconds)
+        reserve = charged_cost(rate, decision.max_duration_seconds, account.currency)
         values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
     binds = {f"call_{name}": value for name, value in values.items()}
     binds["call_account_id"] = account.id if account else None
@@ -254,9 +254,12 @@ def end_call(
         return posted
     # The softswitch cuts the call at max_duration; never bill past what was reserved.
     seconds = max(0, min(duration_seconds, call.max_duration_seconds))
-    cost = call_cost(_call_rate(call), seconds)
     with one_writer() as writer, transaction():
         writer.acquire()
+        # Rated in 5 decimals, debited at the currency's minor unit (the call's cost is what
+        # the ledger shows); a balance so stays payable exactly (no 11.5 JPY).
+        currency = db.session.scalar(select(Account.currency).where(Account.id == call.account_id))
+        cost = charged_cost(_call_rate(call), seconds, currency)
         # Claim the call: of concurrent ends of the same call, only one still finds it live.
         claimed = db.session.execute(
             update(Call)

@@ -107,6 +107,7 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
         accounts.c.max_channels,
         accounts.c.first_used,
         accounts.c.account_type,
+        accounts.c.currency,
         accounts.c.balance,
         accounts.c.credit_limit,
         accounts.c.live_calls,

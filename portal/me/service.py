@@ -10,6 +10,7 @@ from portal.accounts.validation import email_in_use
 from portal.extensions import db
 from portal.models import Account, SipDevice
 from portal.passwords import hash_password, verify_password
+from portal.rules.currency import minor_units, precision_error
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import password_error
 from portal.rules.locale import to_e164
@@ -40,7 +41,12 @@ def _clean_profile(account: Account, data: dict) -> dict:
         except ValueError as error:
             errors["telephone"] = str(error)
 
-    amount, error = parse_amount(str(data.get("low_balance_alert") or "").strip() or "0")
+    amount, error = parse_amount(
+        str(data.get("low_balance_alert") or "").strip() or "0",
+        places=minor_units(account.currency),
+    )
+    if error and "decimal places" in error:
+        error = precision_error(account.currency)
     if error:
         errors["low_balance_alert"] = error
     clean["low_balance_alert"] = amount

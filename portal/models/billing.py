@@ -19,6 +19,9 @@ class EntryKind(enum.StrEnum):
     USAGE = "usage"
     ADJUSTMENT = "adjustment"
     TAX = "tax"
+    # The difference between entries finer than the currency's minor unit (made before amounts
+    # were rounded when posted) and the rounded lines of the document, or balance, they end in.
+    ROUNDING = "rounding"
 
     @property
     def label(self) -> str:

@@ -129,16 +129,6 @@ def _definitions() -> list[SettingDefinition]:
             64,
         ),
         SettingDefinition(
-            "tax_decimal_places",
-            "Tax rounding (decimal places)",
-            "Each tax line is rounded half-up to this many places.",
-            "Billing",
-            "int",
-            2,
-            0,
-            5,
-        ),
-        SettingDefinition(
             "company_name",
             "Company name",
             "Shown on invoices and receipts.",

@@ -1,7 +1,14 @@
 """Rate group, rate and rate import forms."""
 
 from flask_wtf.file import FileField, FileRequired
-from wtforms import IntegerField, RadioField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    ValidationError,
+)
 from wtforms.validators import InputRequired, Length
 
 from portal.accounts.forms import STATUS_CHOICES, LongSelectField, choices
@@ -61,5 +68,17 @@ class RateImportForm(PortalForm):
                 ("merge", "Add, and overwrite same prefixes"),
             ]
         ),
-        default="replace",
+        default="merge",
     )
+    # Replacing deletes every rate of the group: asked on the server, so it holds without JS.
+    confirm_replace = BooleanField(
+        "Yes, delete every existing rate of this group first",
+        description="Needed only for “Replace all rates”.",
+    )
+
+    def validate_confirm_replace(self, field) -> None:
+        """Replacing all rates needs the box ticked."""
+        if self.mode.data == "replace" and not field.data:
+            raise ValidationError(
+                "Tick this box to replace all rates, or choose “Add, and overwrite same prefixes”."
+            )

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -160,18 +160,11 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def write_rates(rates: Iterable) -> Iterator[str]:
-    """The CSV text of `rates` (header first), chunk by chunk, for streaming."""
+def write_rates(rates: Iterable[Sequence]) -> Iterator[str]:
+    """The CSV text of `rates` (rows of the HEADER fields, in order), chunk by chunk."""
     rows = (
-        [
-            rate.prefix,
-            _safe_cell(rate.destination),
-            plain(rate.connect_cost),
-            plain(rate.cost_per_minute),
-            rate.initial_increment,
-            rate.increment,
-        ]
-        for rate in rates
+        [prefix, _safe_cell(destination), plain(connect), plain(per_minute), initial, increment]
+        for prefix, destination, connect, per_minute, initial, increment in rates
     )
     return csv_chunks(HEADER, rows)
 

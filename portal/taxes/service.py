@@ -5,10 +5,10 @@ from decimal import Decimal
 from portal import audit
 from portal.extensions import db
 from portal.models import Account, Status, Tax
+from portal.rules.currency import minor_units
 from portal.rules.money import parse_amount
 from portal.rules.tax import TaxBreakdown, tax_lines
 from portal.security import owner_id_for
-from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
 
 TAX_FIELDS = ("name", "rate", "fixed_amount", "priority", "status")
@@ -85,6 +85,6 @@ def set_tax_status(actor: Account | None, tax: Tax, status: Status) -> None:
             audit.record(actor, action, "tax", tax, changes={"status": [old.value, status.value]})
 
 
-def taxes_on(amount: Decimal, taxes) -> TaxBreakdown:
-    """The tax lines of `amount` with the configured rounding."""
-    return tax_lines(amount, taxes, get_setting("tax_decimal_places"))
+def taxes_on(amount: Decimal, taxes, currency: str) -> TaxBreakdown:
+    """The tax lines of `amount`, each rounded half-up at the minor unit of `currency`."""
+    return tax_lines(amount, taxes, minor_units(currency))

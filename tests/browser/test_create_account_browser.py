@@ -93,7 +93,7 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     # The markup in the name is shown as text, never run.
     expect(page.locator("main")).to_contain_text(f"{FIRST_NAME} Lovelace")
     expect(page.locator("main")).to_contain_text("Monthly, day 15")
-    expect(page.locator("main")).to_contain_text("250.50 USD")
+    expect(page.locator("main")).to_contain_text("USD 250.50")
     expect(page.locator("main script")).to_have_count(0)
     assert dialogs == []
 

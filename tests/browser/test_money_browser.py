@@ -27,19 +27,23 @@ def test_admin_records_money_in_place_and_prints_the_receipt(page: Page, live_se
     panel.locator("#payment-amount").fill("12.345")
     panel.get_by_role("button", name="Add payment / refill").click()
     expect(panel.get_by_role("alert")).to_have_text("USD amounts have at most 2 decimal places.")
-    expect(panel.locator("#balance")).to_have_text("0.00 USD")
+    expect(panel.locator("#balance")).to_have_text("USD 0.00")
 
     wait_for_htmx(page, "#money-panel form")
     panel.locator("#payment-amount").fill("12.50")
     panel.get_by_role("button", name="Add payment / refill").click()
-    expect(panel.locator("#balance")).to_have_text("12.50 USD")
+    expect(panel.locator("#balance")).to_have_text("USD 12.50")
+    # The account summary above the panel follows in the same swap.
+    expect(page.locator("#summary-balance")).to_have_text("USD 12.50")
+    expect(page.locator("#summary-available")).to_have_text("USD 12.50")
     expect(page.get_by_text("Payment recorded. R-000001 issued.")).to_have_count(1)
 
     wait_for_htmx(page, "#money-panel form")
     panel.locator("#charge-amount").fill("2.25")
     panel.locator("#charge-description").fill("Number porting")
     panel.get_by_role("button", name="Add charge").click()
-    expect(panel.locator("#balance")).to_have_text("10.25 USD")
+    expect(panel.locator("#balance")).to_have_text("USD 10.25")
+    expect(page.locator("#summary-balance")).to_have_text("USD 10.25")
     expect(page.get_by_text("Charge recorded. R-000002 issued.")).to_have_count(1)
 
     panel.get_by_role("link", name="R-000002").click()
