@@ -159,8 +159,9 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory):
+def portal(tmp_path_factory, chromium_executable):
     """The portal set up and served as `make run` does, on a database of this module's own."""
+    # chromium_executable first: without a browser the module is skipped before any start-up.
     directory = tmp_path_factory.mktemp("e2e")
     logs = directory / "logs"
     logs.mkdir()
@@ -363,10 +364,14 @@ def browse(request, chromium, portal):
         context.close()
 
 
-def nav(page: Page, name: str) -> None:
-    """Follow a link of the navigation bar, opening the menu first on a narrow screen."""
-    link = page.locator("header").get_by_role("link", name=name, exact=True)
+def in_menu(page: Page, control):
+    """`control` of the top bar, opening its menu first when a narrow screen folds it away."""
     menu = page.locator("header details")
-    if not link.is_visible() and menu.count() and not menu.first.evaluate("d => d.open"):
+    if not control.is_visible() and menu.count() and not menu.first.evaluate("d => d.open"):
         menu.first.locator("summary").click()
-    link.click()
+    return control
+
+
+def nav(page: Page, name: str) -> None:
+    """Follow a link of the navigation bar (through the menu on a narrow screen)."""
+    in_menu(page, page.locator("header").get_by_role("link", name=name, exact=True)).click()

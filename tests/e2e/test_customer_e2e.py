@@ -5,7 +5,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import wait_for_htmx
-from tests.e2e.conftest import ADMIN, Login, nav
+from tests.e2e.conftest import ADMIN, Login, in_menu, nav
 from tests.e2e.steps import create_account, field, main
 
 PHONE = 390
@@ -91,7 +91,7 @@ def test_customer_uses_their_own_pages_on_a_phone(browse, portal):
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(portal("/my/"))
     browse.check(page, "My account after logging in again")
-    page.locator("header").get_by_role("button", name="Log out").click()
+    in_menu(page, page.locator("header").get_by_role("button", name="Log out")).click()
     expect(page).to_have_url(re.compile(r"/login"))
     expect(main(page)).to_contain_text("You are logged out.")
     browse.check(page, "Logged out")
