@@ -28,7 +28,7 @@ db: setup
 	$(BIN)/flask --app app init
 
 run: db
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - app:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --control-socket instance/gunicorn.ctl --access-logfile - app:app
 
 # Development server with the reloader and the interactive debugger: never expose it.
 dev: db
