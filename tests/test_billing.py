@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from portal.billing import run as billing_run
 from portal.billing.run import run_billing
 from portal.billing.service import add_charge, add_payment, post
+from portal.config import load_config
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -684,6 +685,14 @@ def test_amounts_show_in_the_currency_s_own_decimals(app):
     assert money(Decimal("0.00125"), "USD") == "USD\xa00.00"  # an amount: the minor unit
     assert rate(Decimal("0.00125"), "USD") == "USD\xa00.00125"  # a rate keeps its digits
     assert money(None, "USD") == ""
+
+
+def test_an_unknown_locale_is_refused_at_start_up(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_LOCALE", "xx_YY")
+    with pytest.raises(ValueError, match="PORTAL_LOCALE='xx_YY' is not a locale"):
+        load_config(str(tmp_path))
+    monkeypatch.setenv("PORTAL_LOCALE", "de_DE")
+    assert load_config(str(tmp_path))["PORTAL_LOCALE"] == "de_DE"
 
 
 def test_the_locale_setting_changes_separators(app):

@@ -1206,7 +1206,11 @@ def test_test_a_call_explains_without_writing(as_admin, call_rates):
     assert response.status_code == 200 and "<html" not in response.text
     text = response.text
     assert f"Allowed: up to 990 s to {LONDON} at USD\xa00.60/min (prefix 4420)." in text
-    for figure in ("available funds: 10.00000", "needed to start: 0.40", "max channels: 2"):
+    for figure in (
+        "available funds: USD\xa010.00",
+        "needed to start: USD\xa00.40",
+        "max channels: 2",
+    ):
         assert figure in text, figure
     assert "FAILED" not in text
     assert _no_calls()
@@ -1219,7 +1223,7 @@ def test_test_a_call_shows_the_refusal(as_admin, call_rates):
     response = as_admin.get(f"/accounts/{account.id}/test-call?destination={MOBILE}")
     assert response.status_code == 200 and "<html" in response.text  # a page without htmx
     assert "Refused: NO_SUFFICIENT_FUND." in response.text
-    assert "FAILED" in response.text and "needed to start: 0.60" in response.text
+    assert "FAILED" in response.text and "needed to start: USD\xa00.60" in response.text
     assert _no_calls()
 
 
@@ -1231,7 +1235,8 @@ def test_test_a_call_shows_figures_in_words_not_python_values(as_admin, call_rat
     assert "expiry date: 17 May 2031, 12:00:00" in text
     other = make_caller("5000000125", call_rates, "10")
     text += as_admin.get(f"/accounts/{other.id}/test-call?destination={LONDON}").text
-    assert "rate: prefix 4420, destination " in text
+    rate = "rate: prefix 4420 (UK London), connect USD\xa00.10, USD\xa00.60/min"
+    assert f"{rate}, increments 30 s then 6 s" in text
     for repr_ in ("False", "True", "None", "{'", "2031-05-17T"):
         assert repr_ not in text, repr_
 
