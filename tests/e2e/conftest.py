@@ -255,7 +255,7 @@ class Session:
         self.findings: list[str] = []  # layout and accessibility
         self.navigated: dict[str, str] = {}  # path -> URL, every page a page was shown
         self.checked: set[str] = set()
-        self.dialogs: list[str] = []
+        self.dialogs: list[str] = []  # the confirmations asked (and accepted)
         self.logins: dict[Page, str] = {}
 
     def page(self, role: Login | None = None, width: int = 1366) -> Page:

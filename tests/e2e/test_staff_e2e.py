@@ -262,6 +262,7 @@ def test_admin_builds_a_rate_group_and_a_tax(browse, portal, tmp_path):
         "button", name="Deactivate"
     ).click()
     expect(main(page)).to_contain_text('Tax "VAT" is now inactive.')
+    assert any("VAT" in question for question in browse.dialogs), browse.dialogs
     browse.check(page, "Taxes after deactivating one")
 
 
@@ -308,6 +309,7 @@ def test_admin_creates_and_revokes_an_api_key(browse, portal):
         "button", name="Revoke"
     ).click()
     expect(main(page)).to_contain_text('API key "fs1" revoked.')
+    assert any("fs1" in question for question in browse.dialogs), browse.dialogs
     browse.check(page, "API keys after revoking one")
     answer = page.request.get(
         portal("/api/v1/accounts"), headers={"Authorization": f"Bearer {key}"}
