@@ -268,18 +268,8 @@ class StaffForm(ServiceForm):
     last_name = StringField("Last Name")
     email = StringField("Email Address", description="Can be used to log in.")
     telephone = StringField("Telephone", description="International format, e.g. +1 212 555 0100.")
-    timezone = LongSelectField(
-        "Timezone",
-        timezone_choices,
-        default="UTC",
-        description="The portal and e-mails show this account's times in this zone.",
-    )
-    status = SelectField(
-        "Status",
-        choices=STATUS_CHOICES,
-        default=Status.ACTIVE.value,
-        description="An inactive account can neither log in nor make calls.",
-    )
+    timezone = CustomerForm.timezone
+    status = CustomerForm.status
     send_welcome = CustomerForm.send_welcome
     send_password = CustomerForm.send_password
 
