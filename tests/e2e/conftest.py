@@ -6,14 +6,12 @@ answered a 5xx, when the page raised a JavaScript error, and when a page it visi
 than the viewport or has a serious or critical axe-core violation at 390 or 1366 px.
 """
 
-import http.client
 import os
 import re
 import secrets
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,12 +19,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ROOT, TIMEOUT_MS, free_port, throwaway_database
+from tests.servers import BIN, SETUP_COMMANDS, Served
 
-BIN = Path(sys.executable).parent  # the virtualenv's executables, as `make run` uses them
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "E2e-admin-passw0rd"
-WORKERS = 2
-START_TIMEOUT_S = 60
 WIDTHS = (390, 1366)
 HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
 AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text()
@@ -38,60 +34,15 @@ AXE_RUN = """async () => {
                 nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
 }"""
 
-# What `make db` runs before serving.
-SETUP_COMMANDS = (("db", "upgrade"), ("init",))
 
-
-def web_command(port: int, logs: Path) -> list[str]:
-    """gunicorn as `make run` starts it, its access log in a file the tests read."""
-    return [
-        str(BIN / "gunicorn"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(WORKERS),
-        "--access-logfile",
-        str(logs / "web-access.log"),
-        # Its own control socket: the default (~/.gunicorn/gunicorn.ctl) is shared by every
-        # gunicorn of the user, and a stopping test server would remove another's.
-        "--control-socket",
-        str(logs.parent / "gunicorn.ctl"),
-        "app:app",
-    ]
-
-
-# The long-running processes `make run` starts, by name: a job consumer is one more entry.
-PROCESSES = {"web": web_command}
-
-TRACEBACK = "Traceback (most recent call last)"
-ACCESS_5XX = re.compile(r'"(?P<request>[A-Z]+ [^"]*)" (?P<status>5\d\d) ')
-
-
-def log_problems(name: str, text: str) -> list[str]:
-    """Tracebacks in a process log, or 5xx answers in an access log (gunicorn's format)."""
-    problems = []
-    if name.endswith("-access.log"):
-        for match in ACCESS_5XX.finditer(text):
-            problems.append(f"{name}: HTTP {match['status']} for {match['request']}")
-        return problems
-    start = text.find(TRACEBACK)
-    while start != -1:
-        problems.append(f"{name}: traceback in the server log:\n" + text[start : start + 3000])
-        start = text.find(TRACEBACK, start + 1)
-    return problems
-
-
-@dataclass
-class Portal:
+class Portal(Served):
     """The running portal: its URL, environment and logs, and the CLI on the same database."""
 
-    url: str
-    env: dict
-    logs: Path
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    sessions: dict[str, dict] = field(default_factory=dict)  # storage_state by login
-    accounts: dict[str, "Login"] = field(default_factory=dict)  # made through the UI, by kind
-    checked: set[tuple] = field(default_factory=set)  # (login, path, page name) already checked
+    def __init__(self, port: int, env: dict, logs: Path):
+        super().__init__(port, env, logs)
+        self.sessions: dict[str, dict] = {}  # storage_state by login
+        self.accounts: dict[str, Login] = {}  # made through the UI, by kind
+        self.checked: set[tuple] = set()  # (login, path, page name) already checked
 
     def __call__(self, path: str = "/") -> str:
         """The absolute URL of `path`."""
@@ -111,51 +62,6 @@ class Portal:
             log.write(f"$ flask {' '.join(args)}\n{completed.stdout}{completed.stderr}")
         assert completed.returncode == 0, f"flask {' '.join(args)} failed:\n{completed.stderr}"
         return completed.stdout
-
-    def log_sizes(self) -> dict[Path, int]:
-        """How far each log has been read."""
-        return {path: path.stat().st_size for path in self.logs.glob("*.log")}
-
-    def problems_since(self, sizes: dict[Path, int]) -> list[str]:
-        """Tracebacks and 5xx answers logged after `sizes` was taken."""
-        problems = []
-        for path in sorted(self.logs.glob("*.log")):
-            with open(path, errors="replace") as log:
-                log.seek(sizes.get(path, 0))
-                problems += log_problems(path.name, log.read())
-        return problems
-
-
-def _wait_until_serving(portal: Portal) -> None:
-    """Poll the login page until it answers; fail with the log when a process died."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for name, process in portal.processes.items():
-            if process.poll() is not None:
-                log = (portal.logs / f"{name}.log").read_text()
-                pytest.fail(f"{name} exited with {process.returncode}:\n{log}", pytrace=False)
-        connection = http.client.HTTPConnection(urlsplit(portal.url).netloc, timeout=5)
-        try:
-            connection.request("GET", "/login")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-        finally:
-            connection.close()
-    pytest.fail(f"the portal did not answer within {START_TIMEOUT_S} s", pytrace=False)
-
-
-def _stop(processes: dict[str, subprocess.Popen]) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL after 10 s."""
-    for process in processes.values():
-        process.terminate()
-    for process in processes.values():
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -178,24 +84,14 @@ def portal(tmp_path_factory, chromium_executable):
         # Failed logins counted in this server's memory; mail waits in the outbox.
         for name in ("REDIS_URL", "MAIL_SERVER", "PORTAL_URL", "FLASK_APP"):
             env.pop(name, None)
-        port = free_port()
-        portal = Portal(f"http://127.0.0.1:{port}", env, logs)
+        portal = Portal(free_port(), env, logs)
         for command in SETUP_COMMANDS:
             portal.flask(*command)
+        portal.start()
         try:
-            for name, command in PROCESSES.items():
-                with open(logs / f"{name}.log", "w") as log:
-                    portal.processes[name] = subprocess.Popen(
-                        command(port, logs),
-                        cwd=ROOT,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-            _wait_until_serving(portal)
             yield portal
         finally:
-            _stop(portal.processes)
+            portal.stop()
 
 
 LOG_SIZES = pytest.StashKey[tuple]()

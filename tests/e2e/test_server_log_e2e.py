@@ -1,6 +1,6 @@
 """The e2e fixture's reading of the server logs: what makes a test fail."""
 
-from tests.e2e.conftest import log_problems
+from tests.servers import log_problems
 
 ACCESS_LOG = (
     '127.0.0.1 - - [01/Dec/2026:00:10:00 +0000] "GET /accounts/ HTTP/1.1" 200 5120 "-" "Chrome"\n'

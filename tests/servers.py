@@ -1,0 +1,133 @@
+"""The portal's processes as `make run` starts them (gunicorn, 2 sync workers), for tests.
+
+Shared by tests/e2e (the browser suite) and tests/served (downloads without a browser): each
+starts the same command lines, waits the same way and reads the logs for the same problems.
+"""
+
+import http.client
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent  # the virtualenv's executables, as `make run` uses them
+WORKERS = 2
+START_TIMEOUT_S = 60
+
+# What `make db` runs before serving.
+SETUP_COMMANDS = (("db", "upgrade"), ("init",))
+
+
+def web_command(port: int, logs: Path) -> list[str]:
+    """gunicorn as `make run` starts it, its access log in a file the tests read."""
+    return [
+        str(BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(WORKERS),
+        "--access-logfile",
+        str(logs / "web-access.log"),
+        # Its own control socket: the default (~/.gunicorn/gunicorn.ctl) is shared by every
+        # gunicorn of the user, and a stopping test server would remove another's.
+        "--control-socket",
+        str(logs / "gunicorn.ctl"),
+        "app:app",
+    ]
+
+
+# The long-running processes `make run` starts, by name: a job consumer is one more entry.
+PROCESSES = {"web": web_command}
+
+TRACEBACK = "Traceback (most recent call last)"
+ACCESS_5XX = re.compile(r'"(?P<request>[A-Z]+ [^"]*)" (?P<status>5\d\d) ')
+
+
+def log_problems(name: str, text: str) -> list[str]:
+    """Tracebacks in a process log, or 5xx answers in an access log (gunicorn's format)."""
+    problems = []
+    if name.endswith("-access.log"):
+        for match in ACCESS_5XX.finditer(text):
+            problems.append(f"{name}: HTTP {match['status']} for {match['request']}")
+        return problems
+    start = text.find(TRACEBACK)
+    while start != -1:
+        problems.append(f"{name}: traceback in the server log:\n" + text[start : start + 3000])
+        start = text.find(TRACEBACK, start + 1)
+    return problems
+
+
+class Served:
+    """The processes of one running portal, their logs, and what the logs have shown."""
+
+    def __init__(self, port: int, env: dict, logs: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.env = env
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        """Start every process of PROCESSES and wait until the portal answers."""
+        try:
+            for name, command in PROCESSES.items():
+                with open(self.logs / f"{name}.log", "w") as log:
+                    self.processes[name] = subprocess.Popen(  # noqa: S603 (our own command)
+                        command(self.port, self.logs),
+                        cwd=ROOT,
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_serving(self) -> None:
+        """Poll the login page until it answers; fail with the log when a process died."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    log = (self.logs / f"{name}.log").read_text()
+                    pytest.fail(f"{name} exited with {process.returncode}:\n{log}", pytrace=False)
+            connection = http.client.HTTPConnection(f"127.0.0.1:{self.port}", timeout=5)
+            try:
+                connection.request("GET", "/login")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                connection.close()
+        pytest.fail(f"the portal did not answer within {START_TIMEOUT_S} s", pytrace=False)
+
+    def stop(self) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL after 10 s."""
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def log_sizes(self) -> dict[Path, int]:
+        """How far each log has been read."""
+        return {path: path.stat().st_size for path in self.logs.glob("*.log")}
+
+    def problems_since(self, sizes: dict[Path, int]) -> list[str]:
+        """Tracebacks and 5xx answers logged after `sizes` was taken."""
+        problems = []
+        for path in sorted(self.logs.glob("*.log")):
+            with open(path, errors="replace") as log:
+                log.seek(sizes.get(path, 0))
+                problems += log_problems(path.name, log.read())
+        return problems
