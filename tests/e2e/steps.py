@@ -126,3 +126,16 @@ def rate_group_id(page: Page, name: str) -> str:
     """The id of the rate group `name`, from its link on the Rate Groups page."""
     href = main(page).get_by_role("link", name=name, exact=True).get_attribute("href")
     return re.search(r"/(\d+)$", href.rstrip("/")).group(1)
+
+
+def open_document(browse: Session, page: Page, number: str, kind: str, line: str = "") -> None:
+    """Open the newest document whose number starts with `number`, then its print view."""
+    main(page).get_by_role("link", name=re.compile(rf"^{number}")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(kind)
+    if line:
+        expect(main(page)).to_contain_text(line)
+    browse.check(page, kind)
+    # Printed, the page is the document alone: no navigation.
+    page.emulate_media(media="print")
+    expect(page.locator("header nav")).to_be_hidden()
+    page.emulate_media(media="screen")

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for_htmx
 from tests.e2e.conftest import ADMIN, Login, in_menu, nav
-from tests.e2e.steps import create_account, field, main
+from tests.e2e.steps import create_account, field, main, open_document
 
 PHONE = 390
 
@@ -45,12 +45,7 @@ def test_customer_uses_their_own_pages_on_a_phone(browse, portal):
     browse.check(page, "My account after a SIP reset")
 
     # The receipt's print view.
-    main(page).get_by_role("link", name=re.compile(r"^R-")).first.click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Receipt")
-    browse.check(page, "My receipt")
-    page.emulate_media(media="print")
-    expect(page.locator("header nav")).to_be_hidden()
-    page.emulate_media(media="screen")
+    open_document(browse, page, "R-", "Receipt")
 
     # Profile: a new telephone number, saved in E.164 form.
     nav(page, "Profile")

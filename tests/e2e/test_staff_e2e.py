@@ -16,6 +16,7 @@ from tests.e2e.steps import (
     field,
     main,
     open_create_form,
+    open_document,
     rate_group_id,
     read_csv,
     write_csv,
@@ -376,12 +377,7 @@ def test_admin_takes_money_tests_a_call_and_prints_a_receipt(browse, portal):
     browse.check(page, "Customer page after a SIP reset")
 
     # The receipt of the charge, and its print view.
-    main(page).get_by_role("link", name=re.compile(r"^R-")).first.click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Receipt")
-    expect(main(page)).to_contain_text("Number porting")
-    browse.check(page, "Receipt")
-    page.emulate_media(media="print")
-    expect(page.locator("header nav")).to_be_hidden()
+    open_document(browse, page, "R-", "Receipt", "Number porting")
 
 
 def test_billing_run_invoices_a_postpaid_customer(browse, portal):
@@ -408,12 +404,7 @@ def test_billing_run_invoices_a_postpaid_customer(browse, portal):
     assert "1 invoiced" in output, output
     page.reload()
     browse.check(page, "Postpaid customer page with an invoice")
-    main(page).get_by_role("link", name=re.compile(r"^I")).first.click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Invoice")
-    expect(main(page)).to_contain_text("Number porting")
-    browse.check(page, "Invoice")
-    page.emulate_media(media="print")
-    expect(page.locator("header nav")).to_be_hidden()
+    open_document(browse, page, "I", "Invoice", "Number porting")
 
 
 def test_sub_admin_manages_customers_without_the_admin_pages(browse, portal):
