@@ -23,7 +23,6 @@ from portal.rules.rating import RateRow, RateTable, find_rate
 from portal.rules.tax import tax_for, tax_lines
 from portal.rules.times import from_utc_text, in_zone, local_day, utc_text
 from portal.rules.translation import TranslationError, parse_rules, translate
-from portal.templating import calendar_date_text, datetime_text, human, local_date_text
 
 
 def test_ten_thousand_generated_numbers_are_ten_digits_and_unique():
@@ -286,26 +285,6 @@ def test_new_york_wall_clock_follows_its_daylight_saving_change():
 def test_an_unknown_or_empty_zone_shows_utc():
     assert in_zone(datetime(2026, 3, 29, 0, 30), "Mars/Olympus").hour == 0
     assert in_zone(datetime(2026, 3, 29, 0, 30), "").hour == 0
-
-
-def test_babel_formats_a_time_in_the_zone_given_and_a_calendar_date_unshifted():
-    moment = datetime(2026, 3, 29, 0, 30)
-    assert datetime_text(moment, "Asia/Kolkata") == "29 Mar 2026, 06:00:00"
-    assert datetime_text(moment, "America/New_York") == "28 Mar 2026, 20:30:00"
-    assert local_date_text(moment, "America/New_York") == "28 Mar 2026"
-    assert calendar_date_text(date(2026, 3, 29)) == "29 Mar 2026"
-    assert datetime_text(None) == "" and calendar_date_text(None) == ""
-
-
-def test_values_are_shown_in_words_never_as_python_reprs():
-    assert [human(True), human(False), human(None), human([]), human(["VAT", "GST"])] == [
-        "Yes",
-        "No",
-        "none",
-        "none",
-        "VAT, GST",
-    ]
-    assert human({"prefix": "44", "connect_cost": "0"}) == "prefix 44, connect cost 0"
 
 
 def test_a_time_written_as_utc_text_reads_back_and_other_text_does_not():
