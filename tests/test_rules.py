@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from portal.rules.calls import call_cost, charged_cost, max_duration, minimum_to_call
-from portal.rules.currency import format_money, format_rate, plain_amount, round_money
+from portal.rules.currency import (
+    format_money,
+    format_rate,
+    parse_money,
+    plain_amount,
+    round_money,
+)
 from portal.rules.identifiers import (
     NumberSpaceExhausted,
     account_number_error,
@@ -345,3 +351,11 @@ def test_a_calls_charge_is_its_rated_cost_rounded_to_the_minor_unit():
     assert max_duration(rate, Decimal(11), 3600, "JPY") == 36
     assert max_duration(rate, Decimal(11), 3600) == 35
     assert minimum_to_call(rate, "JPY") == Decimal(3)  # 2.5 rounds up
+
+
+def test_an_amount_is_parsed_no_finer_than_its_currency():
+    assert parse_money("13", "JPY") == (Decimal(13), None)
+    assert parse_money("13.5", "JPY") == (None, "JPY amounts are whole numbers.")
+    assert parse_money("0.125", "KWD") == (Decimal("0.125"), None)
+    assert parse_money("0.125", "USD") == (None, "USD amounts have at most 2 decimal places.")
+    assert parse_money("ten", "USD")[1] == "Enter a number, e.g. 10.50."

@@ -17,7 +17,7 @@ from portal.models import (
     Tax,
     utcnow,
 )
-from portal.rules.currency import minor_units, precision_error
+from portal.rules.currency import parse_money
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import (
     account_number_error,
@@ -27,7 +27,7 @@ from portal.rules.identifiers import (
     pin_error,
 )
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
-from portal.rules.money import PLACES, parse_amount
+from portal.rules.money import parse_amount
 from portal.rules.translation import TranslationError, parse_rules
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
 from portal.settings.service import get_setting, get_settings
@@ -97,11 +97,11 @@ class _Checker:
     def money(self, field: str, currency: str | None = None) -> Decimal:
         """An amount (empty = 0), at most as fine as the minor unit of `currency` when known."""
         value = self.data.get(field)
-        known = currency is not None and is_currency(currency)
-        places = minor_units(currency) if known else PLACES
-        amount, error = parse_amount(value if value not in (None, "") else "0", places=places)
-        if error and known and "decimal places" in error:
-            error = precision_error(currency)
+        value = value if value not in (None, "") else "0"
+        if currency is not None and is_currency(currency):
+            amount, error = parse_money(value, currency)
+        else:  # the currency field's own error is reported; check at the finest precision
+            amount, error = parse_amount(value)
         if error:
             self.errors[field] = error
         self.clean[field] = amount if amount is not None else Decimal(0)

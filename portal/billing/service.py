@@ -20,8 +20,8 @@ from portal.models import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.rules.currency import minor_units, precision_error, quantum, round_money
-from portal.rules.money import MAX_MONEY, parse_amount
+from portal.rules.currency import minor_units, parse_money, quantum, round_money
+from portal.rules.money import MAX_MONEY
 from portal.rules.tax import tax_lines
 from portal.transactions import ValidationFailed, transaction
 
@@ -40,12 +40,10 @@ class Posted:
 
 def clean_amount(value, currency: str, field_name: str = "amount") -> Decimal:
     """A positive amount within the precision of `currency`, or ValidationFailed on `field_name`."""
-    amount, error = parse_amount(value, places=minor_units(currency))
+    amount, error = parse_money(value, currency)
     if error is None and amount == 0:
         error = "Must be more than 0."
     if error:
-        if "decimal places" in error:
-            error = precision_error(currency)
         raise ValidationFailed({field_name: error})
     return amount
 

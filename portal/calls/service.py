@@ -256,10 +256,10 @@ def end_call(
     seconds = max(0, min(duration_seconds, call.max_duration_seconds))
     with one_writer() as writer, transaction():
         writer.acquire()
+        account = db.session.get(Account, call.account_id)
         # Rated in 5 decimals, debited at the currency's minor unit (the call's cost is what
         # the ledger shows); a balance so stays payable exactly (no 11.5 JPY).
-        currency = db.session.scalar(select(Account.currency).where(Account.id == call.account_id))
-        cost = charged_cost(_call_rate(call), seconds, currency)
+        cost = charged_cost(_call_rate(call), seconds, account.currency)
         # Claim the call: of concurrent ends of the same call, only one still finds it live.
         claimed = db.session.execute(
             update(Call)
@@ -280,7 +280,6 @@ def end_call(
         db.session.execute(
             statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
         )
-        account = db.session.get(Account, call.account_id)
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         if cost > 0:
             posted.entries.append(

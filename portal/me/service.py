@@ -10,11 +10,10 @@ from portal.accounts.validation import email_in_use
 from portal.extensions import db
 from portal.models import Account, SipDevice
 from portal.passwords import hash_password, verify_password
-from portal.rules.currency import minor_units, precision_error
+from portal.rules.currency import parse_money
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import password_error
 from portal.rules.locale import to_e164
-from portal.rules.money import parse_amount
 from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
 
@@ -41,12 +40,9 @@ def _clean_profile(account: Account, data: dict) -> dict:
         except ValueError as error:
             errors["telephone"] = str(error)
 
-    amount, error = parse_amount(
-        str(data.get("low_balance_alert") or "").strip() or "0",
-        places=minor_units(account.currency),
+    amount, error = parse_money(
+        str(data.get("low_balance_alert") or "").strip() or "0", account.currency
     )
-    if error and "decimal places" in error:
-        error = precision_error(account.currency)
     if error:
         errors["low_balance_alert"] = error
     clean["low_balance_alert"] = amount

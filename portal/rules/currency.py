@@ -8,6 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from babel import Locale
 from babel.numbers import NumberPattern, format_decimal, parse_pattern
 
+from portal.rules.money import parse_amount
+
 # pycountry has no minor units; ISO 4217 lists these exceptions to the usual 2 decimals.
 # CLDR (Babel's get_currency_precision) differs for a few (IQD 0, ISK 0...): ISO decides here,
 # because what is posted and paid must match what banks and payment providers accept.
@@ -67,6 +69,14 @@ def precision_error(currency: str) -> str:
     if not places:
         return f"{currency} amounts are whole numbers."
     return f"{currency} amounts have at most {places} decimal places."
+
+
+def parse_money(value, currency: str) -> tuple[Decimal | None, str | None]:
+    """(amount, None) for an amount no finer than the minor unit of `currency`, else (None, why)."""
+    amount, error = parse_amount(value)
+    if error is None and not is_whole_minor(amount, currency):
+        return None, precision_error(currency)
+    return amount, error
 
 
 def is_whole_minor(amount: Decimal, currency: str) -> bool:
