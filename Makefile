@@ -27,8 +27,9 @@ db: setup
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app init
 
+# The Procfile's processes: gunicorn and the job consumer, stopped together by Ctrl-C.
 run: db
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --control-socket instance/gunicorn.ctl --access-logfile - app:app
+	HOST=$(HOST) WORKERS=$(WORKERS) $(BIN)/honcho start --port $(PORT) --procfile Procfile
 
 # Development server with the reloader and the interactive debugger: never expose it.
 dev: db

@@ -75,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errors(app)
     register_template_filters(app)
     register_cli(app)
+    bind_jobs(app)
     return app
 
 
@@ -172,6 +173,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.billing import bp as billing_bp
     from portal.calls import bp as calls_bp
     from portal.dashboard import bp as dashboard_bp
+    from portal.jobs import bp as jobs_bp
     from portal.me import bp as me_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
@@ -189,6 +191,7 @@ def register_blueprints(app: Flask) -> None:
         me_bp,
         apikeys_bp,
         calls_bp,
+        jobs_bp,
         api_bp,
     ):
         app.register_blueprint(blueprint)
@@ -219,6 +222,14 @@ def register_errors(app: Flask) -> None:
             title="Session expired",
             message="The form's security token was missing or expired. Reload and try again.",
         ), 400
+
+
+def bind_jobs(app: Flask) -> None:
+    """Register the job handlers and periodic tasks, and run tasks inside this app."""
+    from portal.background.engine import bind
+    from portal.jobs import tasks  # noqa: F401  (the handlers and periodic tasks register)
+
+    bind(app)
 
 
 def register_cli(app: Flask) -> None:

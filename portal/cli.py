@@ -1,5 +1,6 @@
 """Flask commands: init (first start) and create-admin."""
 
+import logging
 import os
 
 import click
@@ -14,6 +15,7 @@ from portal.tariffs.service import ensure_default_rate_group
 def register(app: Flask) -> None:
     """Attach the commands to the app."""
     register_money(app)
+    register_jobs(app)
 
     @app.cli.command("init")
     def init_command():
@@ -109,3 +111,26 @@ def register_money(app: Flask) -> None:
     app.cli.add_command(calls)
     app.cli.add_command(billing)
     app.cli.add_command(mail_group)
+
+
+def register_jobs(app: Flask) -> None:
+    """`flask jobs worker`: the consumer that runs background jobs and the periodic work."""
+    from flask.cli import AppGroup
+
+    jobs = AppGroup("jobs", help="Background jobs and periodic work.")
+
+    @jobs.command("worker")
+    @click.option("--workers", default=2, show_default=True, help="Jobs run at the same time.")
+    def worker(workers: int):
+        """Run jobs as they are queued, and the periodic tasks (billing, mail, reaper, purge)."""
+        from portal.background.engine import huey, shared
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        # One machine's SQLite queue: a lock left by a killed consumer is cleared at start.
+        # On Redis the locks expire instead (another server's consumer may hold one now).
+        consumer = huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=True, flush_locks=not shared()
+        )
+        consumer.run()
+
+    app.cli.add_command(jobs)

@@ -81,6 +81,8 @@ def make_test_app(database_url: str, **overrides):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "SECRET_KEY": "test-secret",
+        # Jobs run as they are queued, in the test's process (a real consumer: tests/e2e).
+        "JOBS_IMMEDIATE": True,
     }
     config.update(overrides)
     return create_app(config)

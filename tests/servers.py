@@ -1,4 +1,4 @@
-"""The portal's processes as `make run` starts them (gunicorn, 2 sync workers), for tests.
+"""The portal's processes as `make run` starts them (gunicorn and the job consumer), for tests.
 
 Shared by tests/e2e (the browser suite) and tests/served (downloads without a browser): each
 starts the same command lines, waits the same way and reads the logs for the same problems.
@@ -41,8 +41,13 @@ def web_command(port: int, logs: Path) -> list[str]:
     ]
 
 
-# The long-running processes `make run` starts, by name: a job consumer is one more entry.
-PROCESSES = {"web": web_command}
+def worker_command(_port: int, _logs: Path) -> list[str]:
+    """The job consumer as the Procfile starts it."""
+    return [str(BIN / "flask"), "--app", "app", "jobs", "worker"]
+
+
+# The long-running processes `make run` starts (the Procfile's), by name.
+PROCESSES = {"web": web_command, "worker": worker_command}
 
 TRACEBACK = "Traceback (most recent call last)"
 ACCESS_5XX = re.compile(r'"(?P<request>[A-Z]+ [^"]*)" (?P<status>5\d\d) ')
@@ -68,6 +73,10 @@ class Served:
     def __init__(self, port: int, env: dict, logs: Path):
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
+        # The job queue of this portal only: its own SQLite file unless a test names Redis.
+        env = {**env, "JOBS_SQLITE_PATH": str(logs / "jobs.sqlite3")}
+        if "JOBS_REDIS_URL" not in env:
+            env.pop("REDIS_URL", None)
         self.env = env
         self.logs = logs
         self.processes: dict[str, subprocess.Popen] = {}

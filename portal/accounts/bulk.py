@@ -1,7 +1,8 @@
 """Bulk account operations (web views and API): mass create, CSV import and export."""
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import insert, select
@@ -61,6 +62,14 @@ _UNIQUE_FIELDS = (
     ("account_number", "count", "An account number was taken meanwhile; nothing was created."),
 )
 CREDENTIAL_COLUMNS = ["account_number", "password", "pin", "sip_username", "sip_password"]
+# Work a page answers at once (under about 2 s); more becomes a background job.
+INLINE_COUNT = 500
+INLINE_CHOSEN_PASSWORDS = 10
+Progress = Callable[..., None]
+
+
+def _no_progress(_done: int, _total: int | None = None) -> None:
+    """Progress reports of work run inline go nowhere."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,16 @@ class BulkResult:
         )
         return "".join(account_csv.write_csv(CREDENTIAL_COLUMNS, rows))
 
+    def to_json(self) -> bytes:
+        """The result as JSON, kept for its one reading on the job's page."""
+        return json.dumps([asdict(c) for c in self.credentials]).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "BulkResult":
+        """The result to_json saved."""
+        credentials = [Credential(**values) for values in json.loads(data)]
+        return cls([c.account_id for c in credentials], credentials)
+
 
 class ImportFailed(ValidationFailed):
     """A file with problems: nothing was imported; `line_errors` says where and why."""
@@ -114,8 +133,8 @@ def _check_actor(actor: Account) -> None:
         raise PermissionError(f"a {actor.role.value} cannot create customers")
 
 
-def mass_create(actor: Account, data: dict) -> BulkResult:
-    """Create `count` customers with generated numbers, passwords and PINs, all or none."""
+def check_mass_create(actor: Account, data: dict) -> dict:
+    """The checked values of a mass create (what each account gets), or ValidationFailed."""
     _check_actor(actor)
     errors = {name: "Unknown field." for name in data if name not in MASS_FIELDS}
     count = data.get("count")
@@ -136,6 +155,14 @@ def mass_create(actor: Account, data: dict) -> BulkResult:
         errors = {**failed.errors, **errors}
     if errors:
         raise ValidationFailed(errors)
+    return clean
+
+
+def mass_create(actor: Account, data: dict, progress: Progress = _no_progress) -> BulkResult:
+    """Create `count` customers with generated numbers, passwords and PINs, all or none."""
+    clean = check_mass_create(actor, data)
+    count = data["count"]
+    settings = get_settings(["account_number_length", "pin_length"])
     numbers = draw_numbers(count, settings["account_number_length"])
     pins = draw_pins(count, settings["pin_length"])
     entries = []
@@ -148,19 +175,26 @@ def mass_create(actor: Account, data: dict) -> BulkResult:
         "owner": [None, owner.account_number if owner else "admins"],
         "rate_group": [None, clean["rate_group"].name],
     }
-    return _save(actor, entries, "mass create", summary)
+    return _save(actor, entries, "mass create", summary, progress)
 
 
-def _save(actor, entries: list[tuple[dict, str, str | None]], action: str, summary) -> BulkResult:
+def _save(
+    actor,
+    entries: list[tuple[dict, str, str | None]],
+    action: str,
+    summary,
+    progress: Progress = _no_progress,
+) -> BulkResult:
     """Insert checked accounts, their SIP devices, taxes, tokens and audit entries, all or none."""
     # entries: (cleaned values, password, its hash or None = a generated secret to hash fast).
     # The rows come from the same builders as a single create; they go in as multi-row INSERTs
     # because the ORM's per-object bookkeeping would cost more than the inserts themselves.
     now = utcnow()
-    rows = [
-        account_values(Role.CUSTOMER, clean, password_hash or hash_generated_secret(password), now)
-        for clean, password, password_hash in entries
-    ]
+    rows = []
+    for done, (clean, password, password_hash) in enumerate(entries, 1):
+        password_hash = password_hash or hash_generated_secret(password)
+        rows.append(account_values(Role.CUSTOMER, clean, password_hash, now))
+        progress(done, len(entries))
     credentials, devices, taxes, tokens, entries_audit = [], [], [], [], []
     with transaction(_UNIQUE_FIELDS):
         ids = db.session.scalars(
@@ -214,7 +248,18 @@ def _save(actor, entries: list[tuple[dict, str, str | None]], action: str, summa
     return BulkResult(list(ids), credentials)
 
 
-def import_accounts(actor: Account, source) -> BulkResult:
+def chosen_passwords(source) -> tuple[int, int]:
+    """(lines, lines with a chosen password) of an account CSV: what an import would cost."""
+    parsed = account_csv.parse_file(source)
+    return len(parsed.rows), sum("password" in values for _line, values in parsed.rows)
+
+
+def runs_inline(lines: int, chosen: int) -> bool:
+    """Whether an import or mass create is small enough to run within the page's request."""
+    return lines <= INLINE_COUNT and chosen <= INLINE_CHOSEN_PASSWORDS
+
+
+def import_accounts(actor: Account, source, progress: Progress = _no_progress) -> BulkResult:
     """Create customers from a CSV (str, bytes or file); every line checked first, all or none."""
     _check_actor(actor)
     parsed = account_csv.parse_file(source)
@@ -263,12 +308,13 @@ def import_accounts(actor: Account, source) -> BulkResult:
     if parsed.error_count:
         raise ImportFailed(parsed.errors, parsed.error_count)
     # A password someone chose gets the configured slow hash; a generated one the fast one.
-    entries = [
-        (clean, password, None if generated else hash_password(password))
-        for clean, password, generated in entries
-    ]
-    summary = {"count": [None, len(entries)]}
-    return _save(actor, entries, "import", summary)
+    # Hashing is nearly all of the work, so it is what the progress counts.
+    hashed = []
+    for done, (clean, password, generated) in enumerate(entries, 1):
+        hashed.append((clean, password, None if generated else hash_password(password)))
+        progress(done, len(entries))
+    summary = {"count": [None, len(hashed)]}
+    return _save(actor, hashed, "import", summary)
 
 
 def export_accounts(actor: Account, query: str = "") -> Iterator[str]:

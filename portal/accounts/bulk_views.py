@@ -6,25 +6,30 @@ from flask import Response, current_app, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from portal.accounts import bp
+from portal.accounts import account_csv, bp
 from portal.accounts.account_csv import COLUMNS, MAX_FILE_BYTES, MAX_ROWS
 from portal.accounts.bulk import (
     MAX_COUNT,
     BulkResult,
     ImportFailed,
+    check_mass_create,
+    chosen_passwords,
     export_accounts,
     import_accounts,
     mass_create,
+    runs_inline,
 )
 from portal.accounts.forms import AccountImportForm, MassCreateForm
 from portal.accounts.views import _apply_defaults, _chosen_owner_id
+from portal.background import records
+from portal.htmx import redirect_to
 from portal.models import utcnow
 from portal.security import MANAGERS, roles_required
 from portal.transactions import ValidationFailed
 from portal.web import apply_errors
 
 
-def _credentials_page(result: BulkResult, title: str):
+def credentials_page(result: BulkResult, title: str):
     """The one answer that shows the new secrets: a table and the CSV, inside this page only."""
     # The CSV rides in a data: link of this POST answer, so it is never stored on the server,
     # in the session or behind a GET address that could be fetched again.
@@ -55,12 +60,23 @@ def mass_create_page():
         _apply_defaults(form)
         return render_template("accounts/mass_create.html", form=form, max_count=MAX_COUNT)
     if form.validate():
+        data = form.service_data()
         try:
-            result = mass_create(current_user, form.service_data())
+            if runs_inline(data["count"], 0):
+                result = mass_create(current_user, data)
+                return credentials_page(result, f"{len(result.account_ids)} customers created")
+            check_mass_create(current_user, data)  # the form's errors at once, not on a job page
         except ValidationFailed as failed:
             apply_errors(form, failed.errors)
         else:
-            return _credentials_page(result, f"{len(result.account_ids)} customers created")
+            job = records.start(
+                current_user,
+                "mass_create",
+                f"Mass create of {data['count']:,} customers",
+                params=data,
+                total=data["count"],
+            )
+            return redirect_to(url_for("jobs.show", job_id=job.id))
     return render_template("accounts/mass_create.html", form=form, max_count=MAX_COUNT), 422
 
 
@@ -86,15 +102,29 @@ def import_csv():
         return _render_import(form)
     if not form.validate_on_submit():
         return _render_import(form, status=422)
+    upload = form.file.data
+    data = account_csv.read_source(upload)
+    lines, chosen = chosen_passwords(data)
+    if not runs_inline(lines, chosen):
+        # Chosen passwords get the slow hash: that work goes to a job consumer, not this worker.
+        filename = (upload.filename or "customers.csv")[:100]
+        job = records.start(
+            current_user,
+            "customer_import",
+            f"Import of {filename} ({lines:,} lines)",
+            total=lines,
+            files={records.INPUT: (filename, data)},
+        )
+        return redirect_to(url_for("jobs.show", job_id=job.id))
     try:
-        result = import_accounts(current_user, form.file.data)
+        result = import_accounts(current_user, data)
     except ImportFailed as failed:
         form.file.errors = list(failed.errors.values())
         return _render_import(form, failed, 422)
     except ValidationFailed as failed:
         form.file.errors = list(failed.errors.values())
         return _render_import(form, status=422)
-    return _credentials_page(result, f"{len(result.account_ids)} customers imported")
+    return credentials_page(result, f"{len(result.account_ids)} customers imported")
 
 
 @bp.route("/export.csv")

@@ -25,6 +25,7 @@ from portal.models.billing import (
     OutboxMessage,
 )
 from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
+from portal.models.job import Job, JobFile, JobStatus
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -45,6 +46,9 @@ __all__ = [
     "DocumentStatus",
     "EntryKind",
     "IdempotencyRecord",
+    "Job",
+    "JobFile",
+    "JobStatus",
     "LedgerEntry",
     "OutboxMessage",
     "Rate",
