@@ -7,7 +7,7 @@ import pytest
 from portal.api.keys import create_key
 from portal.billing.service import add_payment
 from portal.extensions import db
-from portal.models import Rate, Role, SipDevice
+from portal.models import Job, JobFile, Rate, Role, SipDevice
 from tests.conftest import Browser, make_account, make_test_app
 
 OK, LOGIN, FORBIDDEN, NOT_FOUND = "ok", "login", 403, 404
@@ -135,6 +135,15 @@ MATRIX = {
         ("/accounts/{customer}/test-call", ADMINS_RECORD),
         ("/accounts/{customer}/test-call?destination=4420", ADMINS_RECORD),
     ],
+    ("jobs.index", "GET"): [("/jobs/", MANAGERS)],
+    ("jobs.show", "GET"): [("/jobs/{job}", ADMINS_RECORD)],
+    ("jobs.progress", "GET"): [("/jobs/{job}/progress", ADMINS_RECORD)],
+    ("jobs.download", "GET"): [("/jobs/{job}/download", ADMINS_RECORD)],
+    # The new passwords: for the one who started the job only, not even another staff member.
+    ("jobs.credentials", "POST"): [
+        ("/jobs/{job}/credentials", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND))
+    ],
+    ("jobs.billing_run", "POST"): [("/jobs/billing-run", ADMIN)],
     ("api.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
     ("api.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
     ("api.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
@@ -203,6 +212,14 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     db.session.commit()
     receipt = add_payment(admin, customer, "10").document
     api_key, _ = create_key(admin, "fs1", "")
+    job = Job(kind="mass_create", label="Mass create", started_by_id=admin.id, status="done")
+    db.session.add(job)
+    db.session.flush()
+    db.session.add_all(
+        JobFile(job_id=job.id, name=name, filename="f.csv", content=content)
+        for name, content in (("output", b"a,b\n"), ("credentials", b"[]"))
+    )
+    db.session.commit()
     return {
         "accounts": {
             "customer": customer,
@@ -222,6 +239,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "device": device.id,
             "other_device": other_device.id,
             "api_key": api_key.id,
+            "job": job.id,
         },
     }
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from huey.exceptions import TaskLockedException
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal.accounts import bulk
 from portal.background import records
@@ -267,3 +267,29 @@ def test_a_periodic_task_does_not_run_while_another_consumer_holds_its_lock(app)
         held.release()
     tasks.reap_calls.call_local()  # free again: it runs
     assert not held.is_locked()
+
+
+def test_an_admin_starts_a_billing_run_that_bills_once(app, as_admin, postpaid_customer):
+    from portal.billing.service import add_charge
+    from portal.models import Document
+
+    add_charge(None, postpaid_customer, "12.50", "Port-in fee")
+    entry_at = utcnow() - timedelta(days=40)  # billed on the last billing day before today
+    db.session.execute(text("UPDATE ledger_entries SET created_at = :at"), {"at": entry_at})
+    db.session.commit()
+    job = job_of(as_admin.post("/jobs/billing-run", {}, token_from="/jobs/"))
+    assert job.status == JobStatus.DONE, job.error
+    assert job.outcome["invoiced"] == 1 and job.outcome["examined"] == 1
+    page = as_admin.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "1 postpaid accounts examined: 1 invoiced, 0 failed." in page
+    again = job_of(as_admin.post("/jobs/billing-run", {}, token_from="/jobs/"))
+    assert again.outcome["invoiced"] == 0
+    assert db.session.scalar(select(func.count()).select_from(Document)) == 1
+
+
+def test_only_admins_start_a_billing_run(app, tenants, subadmin):
+    for account in (subadmin, tenants["a"]):
+        browser = Browser(app.test_client())
+        browser.login(account.account_number)
+        assert browser.post("/jobs/billing-run", {}, token_from="/jobs/").status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0

@@ -9,7 +9,8 @@ from huey import RedisExpireHuey, SqliteHuey
 from huey.api import TaskLock
 
 INSTANCE = Path(__file__).resolve().parents[2] / "instance"
-NAME = "portal"
+# Tests and a second portal on the same Redis use a name of their own.
+NAME = os.environ.get("JOBS_QUEUE_NAME", "portal")
 # How long a task's result waits in Redis: the jobs table keeps what a person needs to see.
 REDIS_RESULT_SECONDS = 3600
 

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
 # A running job whose heartbeat is older than this is dead (its worker was killed or lost).
-STALE_SECONDS = 60
+STALE_SECONDS = int(os.environ.get("JOBS_STALE_SECONDS", "60"))
 MAX_ATTEMPTS = 3
 # The credentials of a mass create or import wait this long for their one reading.
 SECRET_SECONDS = 3600
@@ -37,17 +38,21 @@ Handler = Callable[[Job, Account | None, "Progress"], dict]
 _handlers: dict[str, Handler] = {}
 # Kinds whose work may simply run again after a crash (it never does anything twice).
 _resumable: set[str] = set()
+# Kinds whose work commits as it goes (a billing run: account by account), not all or nothing.
+_incremental: set[str] = set()
 
 
 class JobLost(Exception):
     """The job was given up (its heartbeat stopped) while this worker still ran it."""
 
 
-def register(kind: str, handler: Handler, resumable: bool = False) -> None:
+def register(kind: str, handler: Handler, resumable: bool = False, atomic: bool = True) -> None:
     """Say which function runs jobs of `kind` (portal.jobs.tasks registers them at start-up)."""
     _handlers[kind] = handler
     if resumable:
         _resumable.add(kind)
+    if not atomic:
+        _incremental.add(kind)
 
 
 def start(
@@ -113,10 +118,16 @@ def execute(job_id: int) -> None:
             raise RuntimeError(f"no handler for jobs of kind {job.kind!r}")
         if job.started_by_id and (actor is None or not actor.is_active or actor.is_deleted):
             raise ValidationFailed({"job": "The account that started this job is not active."})
-        with operation():
+        if job.kind in _incremental:
             result = handler(job, actor, progress)
             progress.stop()
-            _finish(job, result, progress)
+            with operation():
+                _finish(job, result, progress)
+        else:
+            with operation():
+                result = handler(job, actor, progress)
+                progress.stop()
+                _finish(job, result, progress)
     except ValidationFailed as failed:
         progress.stop()
         _fail(job_id, str(next(iter(failed.errors.values()))), _failure_details(failed))

@@ -1,7 +1,7 @@
 """The billing run: invoice every postpaid account due on its local billing date, once."""
 
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -223,12 +223,30 @@ def _lines(entries: list[LedgerEntry]) -> list[tuple[str, Decimal, bool]]:
     return lines
 
 
+def _postpaid_count() -> int:
+    """How many accounts a run examines (for its progress)."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Account)
+        .where(
+            Account.role.in_((Role.CUSTOMER, Role.RESELLER)),
+            Account.deleted_at.is_(None),
+            Account.account_type == AccountType.POSTPAID,
+            Account.status == Status.ACTIVE,
+        )
+    )
+
+
 def run_billing(
-    now_utc: datetime | None = None, day: date | None = None, batch_size: int = 500
+    now_utc: datetime | None = None,
+    day: date | None = None,
+    batch_size: int = 500,
+    progress: Callable[..., None] | None = None,
 ) -> RunReport:
     """Invoice every postpaid account on its latest billing date up to today (local) or `day`."""
     now_utc = now_utc or datetime.now(UTC).replace(tzinfo=None)
     report = RunReport()
+    total = _postpaid_count() if progress else 0
     for batch in _postpaid_accounts(batch_size):
         oldest = _oldest_unbilled([account.id for account in batch])
         for account in batch:
@@ -251,4 +269,6 @@ def run_billing(
             else:
                 report.invoiced += 1
                 report.mail_ids.extend(message.id for message in posted.mail)
+        if progress:
+            progress(report.examined, max(total, report.examined))
     return report

@@ -31,8 +31,25 @@ def _mass_create(job: Job, actor: Account, progress) -> dict:
     return {"created": len(result.account_ids)}
 
 
+def _billing_run(job: Job, actor: Account | None, progress) -> dict:
+    """A billing run someone started: account by account, safe to run again after a crash."""
+    report = run_billing(progress=progress)
+    for number, error in report.failed:
+        log.error("Billing of account %s failed: %s", number, error)
+    if report.mail_ids:
+        mail.send_pending(report.mail_ids)
+    return {
+        "examined": report.examined,
+        "invoiced": report.invoiced,
+        "skipped": report.skipped,
+        "failed": len(report.failed),
+        "failures": report.failed[:100],
+    }
+
+
 records.register("customer_import", _import_customers)
 records.register("mass_create", _mass_create)
+records.register("billing_run", _billing_run, resumable=True, atomic=False)
 
 
 # Periodic work. Each task takes a lock of the engine, so with N consumers on N servers each

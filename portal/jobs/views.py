@@ -1,15 +1,15 @@
 """Jobs: the list, one job's page with a progress bar htmx refreshes, its files."""
 
-from flask import Response, abort, render_template, request
+from flask import Response, abort, render_template, request, url_for
 from flask_login import current_user
 
 from portal.accounts.bulk import BulkResult
 from portal.accounts.bulk_views import credentials_page
 from portal.background import records
 from portal.extensions import db
-from portal.htmx import render_fragment, render_page_or_fragment
+from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
 from portal.jobs import bp
-from portal.models import Job
+from portal.models import Job, Role
 from portal.security import MANAGERS, roles_required
 
 PER_PAGE = 25
@@ -87,3 +87,11 @@ def download(job_id: int):
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@bp.route("/billing-run", methods=["POST"])
+@roles_required(Role.ADMIN)
+def billing_run():
+    """Start a billing run now (the consumer also runs one every hour by itself)."""
+    job = records.start(current_user, "billing_run", "Billing run")
+    return redirect_to(url_for("jobs.show", job_id=job.id))
