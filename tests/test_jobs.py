@@ -293,3 +293,16 @@ def test_only_admins_start_a_billing_run(app, tenants, subadmin):
         browser.login(account.account_number)
         assert browser.post("/jobs/billing-run", {}, token_from="/jobs/").status_code == 403
     assert db.session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_job_no_worker_takes_says_so(app, as_admin, admin):
+    job = Job(kind="billing_run", label="Billing run", started_by_id=admin.id)
+    db.session.add(job)
+    db.session.commit()
+    fresh = as_admin.get(f"/jobs/{job.id}/progress").get_data(as_text=True)
+    assert "Waiting for a job worker" in fresh and "no-worker" not in fresh
+    assert 'hx-trigger="every 1s"' in fresh  # polled while it waits
+    job.created_at = utcnow() - timedelta(minutes=2)
+    db.session.commit()
+    late = as_admin.get(f"/jobs/{job.id}/progress").get_data(as_text=True)
+    assert "none is running" in late

@@ -1,5 +1,7 @@
 """Jobs: the list, one job's page with a progress bar htmx refreshes, its files."""
 
+from datetime import timedelta
+
 from flask import Response, abort, render_template, request, url_for
 from flask_login import current_user
 
@@ -9,10 +11,11 @@ from portal.background import records
 from portal.extensions import db
 from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
 from portal.jobs import bp
-from portal.models import Job, Role
+from portal.models import Job, JobStatus, Role, utcnow
 from portal.security import MANAGERS, roles_required
 
 PER_PAGE = 25
+WAITING_WARNING_SECONDS = 30
 
 
 @bp.route("/")
@@ -32,8 +35,11 @@ def index():
 
 def _context(job: Job) -> dict:
     """What the job's page and its progress fragment show."""
+    waiting = utcnow() - job.created_at if job.status == JobStatus.QUEUED else timedelta(0)
     return {
         "job": job,
+        # Queued for long: no consumer runs (`make dev` starts none), or all are busy.
+        "no_worker": waiting > timedelta(seconds=WAITING_WARNING_SECONDS),
         "output": records.file_info(job, records.OUTPUT),
         "credentials": job.started_by_id == current_user.id
         and records.file_info(job, records.CREDENTIALS),
