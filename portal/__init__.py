@@ -173,6 +173,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.calls import bp as calls_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.me import bp as me_bp
+    from portal.outbox import bp as outbox_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
@@ -185,6 +186,7 @@ def register_blueprints(app: Flask) -> None:
         taxes_bp,
         settings_bp,
         auditlog_bp,
+        outbox_bp,
         billing_bp,
         me_bp,
         apikeys_bp,

@@ -9,14 +9,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import select
 
 from portal import mail
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
-from portal.models import Account, OutboxMessage, utcnow
+from portal.models import Account, AuditEntry, OutboxMessage, utcnow
 from portal.settings.service import save_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Browser
 from tests.servers import BIN
 
 MARCH_1 = datetime(2026, 3, 1, 12, 0)
@@ -398,6 +399,116 @@ def test_a_message_is_given_up_only_once_older_than_the_give_up_age(
     message.created_at = now - timedelta(hours=99)
     db.session.commit()
     assert mail.send_pending(now=now) == (1, 0, 1)  # the server is up now
+
+
+def outbox_page(browser: Browser, query: str = "") -> str:
+    """The Mail outbox page's HTML (asserting it opened)."""
+    response = browser.get("/outbox/" + query)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def dashboard(browser: Browser) -> str:
+    """The dashboard's HTML."""
+    response = browser.get("/dashboard/")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def retries_audited() -> list[tuple]:
+    """The audit log's entries of retried mail: (action, account id, status from, to)."""
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.entity_type == "outbox_message").order_by(AuditEntry.id)
+    )
+    return [(e.action, e.account_id, *e.changes["status"]) for e in entries]
+
+
+def test_a_failed_message_is_shown_to_staff_and_retry_now_sends_it(
+    app, as_admin, admin, subadmin, customer, other_customer, tenants, smtp_down
+):
+    old = add_payment(admin, customer, "1").mail[0]
+    fresh = add_payment(admin, other_customer, "1").mail[0]
+    old.created_at = utcnow() - timedelta(hours=73)
+    old.body += "\nYour password: Secret-Passw0rd\n"  # as a welcome mail may hold one
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["mail", "send"])
+    assert result.output.strip() == "Sent 0 messages; 1 waiting for a retry; 1 failed."
+    failed, waiting = outbox()
+    assert failed.failed_at is not None and failed.sent_at is None
+    assert waiting.failed_at is None and waiting.next_attempt_at is not None
+
+    page = outbox_page(as_admin)
+    assert page.index(f'data-message="{fresh.id}"') < page.index(f'data-message="{old.id}"')
+    assert "customer@example.com" in page and "Receipt R-000001 for account 1000000004" in page
+    assert "Failed" in page and "ConnectionRefusedError" in page and "Retry now" in page
+    assert page.count("Retry now") == 1  # only the failed one
+    assert "Secret-Passw0rd" not in page and "Available funds" not in page  # never the text
+    only_failed = outbox_page(as_admin, "?state=failed")
+    assert "customer@example.com" in only_failed and "other@example.com" not in only_failed
+    assert "1 e-mail could not be delivered" in dashboard(as_admin)
+    assert 'href="/outbox/?state=failed"' in dashboard(as_admin)
+
+    sub = Browser(app.test_client())
+    sub.login(subadmin.account_number)
+    assert "1 e-mail could not be delivered" in dashboard(sub)
+    assert "Secret-Passw0rd" not in outbox_page(sub)
+    reseller = Browser(app.test_client())
+    reseller.login(tenants["a"].account_number)
+    assert "could not be delivered" not in dashboard(reseller)
+    assert "Mail outbox" not in dashboard(reseller) and "Mail outbox" in dashboard(as_admin)
+
+    # Retry now while the server is still down: one more try, failed again with its error.
+    retry = f"/outbox/{old.id}/retry"
+    response = as_admin.post(retry, {}, token_from="/outbox/")
+    assert response.status_code == 303
+    assert "refused again: ConnectionRefusedError" in outbox_page(as_admin)
+    assert outbox()[0].failed_at is not None and outbox()[0].attempts == 2
+
+    smtp_down.start()
+    assert as_admin.post(retry, {}, token_from="/outbox/").status_code == 303
+    assert "was sent" in outbox_page(as_admin)
+    (arrived,) = smtp_down.inbox.messages()
+    assert arrived["Message-ID"] == f"<outbox-{old.id}@portal.local>"
+    sent = outbox()[0]
+    assert sent.sent_at is not None and sent.failed_at is None and sent.attempts == 3
+    assert "could not be delivered" not in dashboard(as_admin)
+    assert f'data-message="{old.id}"' not in outbox_page(as_admin)
+    assert retries_audited() == [("update", customer.id, "failed", "waiting")] * 2
+    # Sent: nothing left to retry (gone from the outbox page).
+    assert as_admin.post(retry, {}, token_from="/outbox/").status_code == 404
+    # Without a CSRF token nothing happens.
+    assert as_admin.client.post(f"/outbox/{fresh.id}/retry").status_code == 400
+
+
+def test_retry_now_of_a_message_that_has_not_failed_changes_nothing(as_admin, admin, customer):
+    (message,) = add_payment(admin, customer, "1").mail  # no mail server: just waiting
+    response = as_admin.post(f"/outbox/{message.id}/retry", {}, token_from="/outbox/")
+    assert response.status_code == 303
+    assert "has not failed" in outbox_page(as_admin)
+    assert outbox()[0].attempts == 0 and retries_audited() == []
+
+
+def test_the_outbox_page_goes_back_in_pages(as_admin, admin, customer, monkeypatch):
+    import portal.outbox.views
+
+    monkeypatch.setattr(portal.outbox.views, "PER_PAGE", 2)
+    ids = [add_payment(admin, customer, str(amount)).mail[0].id for amount in (1, 2, 3)]
+    first = outbox_page(as_admin)
+    assert f'data-message="{ids[2]}"' in first and f'data-message="{ids[1]}"' in first
+    assert f'data-message="{ids[0]}"' not in first
+    assert f"/outbox/?before={ids[1]}" in first
+    second = outbox_page(as_admin, f"?before={ids[1]}")
+    assert f'data-message="{ids[0]}"' in second and f'data-message="{ids[1]}"' not in second
+
+
+@pytest.mark.parametrize("role", ["reseller", "customer"])
+def test_only_staff_open_the_outbox(app, role, reseller, customer, admin):
+    (message,) = add_payment(admin, customer, "1").mail
+    browser = Browser(app.test_client())
+    browser.login({"reseller": reseller, "customer": customer}[role].account_number)
+    assert browser.get("/outbox/").status_code == 403
+    response = browser.post(f"/outbox/{message.id}/retry", {}, token_from="/no-such-page")
+    assert response.status_code == 403
 
 
 def test_a_sender_killed_mid_send_leaves_the_message_to_be_retried(
