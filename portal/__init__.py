@@ -175,6 +175,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.dashboard import bp as dashboard_bp
     from portal.jobs import bp as jobs_bp
     from portal.me import bp as me_bp
+    from portal.outbox import bp as outbox_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
@@ -187,6 +188,7 @@ def register_blueprints(app: Flask) -> None:
         taxes_bp,
         settings_bp,
         auditlog_bp,
+        outbox_bp,
         billing_bp,
         me_bp,
         apikeys_bp,

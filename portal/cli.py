@@ -72,11 +72,12 @@ def register_money(app: Flask) -> None:
     def billing_run(day):
         """Invoice every postpaid account due today; safe to run again (nothing is billed twice)."""
         report = run_billing(day=day.date() if day else None)
-        sent, pending = mail.send_pending(report.mail_ids) if report.mail_ids else (0, 0)
+        delivery = mail.send_pending(report.mail_ids) if report.mail_ids else mail.Delivery(0, 0, 0)
+        left = delivery.waiting + delivery.failed
         click.echo(
             f"Examined {report.examined} postpaid accounts: {report.invoiced} invoiced, "
             f"{report.skipped} not due, {len(report.failed)} failed; "
-            f"{sent} invoice mails sent, {pending} left in the outbox."
+            f"{delivery.sent} invoice mails sent, {left} left in the outbox."
         )
         for number, error in report.failed:
             click.echo(f"  account {number}: {error}", err=True)
@@ -85,9 +86,9 @@ def register_money(app: Flask) -> None:
 
     @mail_group.command("send")
     def mail_send():
-        """Send what waits in the outbox (run it from cron; a server that was down is retried)."""
-        sent, pending = mail.send_pending()
-        click.echo(f"Sent {sent} messages; {pending} still pending.")
+        """Send the outbox's due mail (every minute); failed tries are retried for days."""
+        sent, waiting, failed = mail.send_pending()
+        click.echo(f"Sent {sent} messages; {waiting} waiting for a retry; {failed} failed.")
 
     calls = AppGroup("calls", help="Live calls.")
 

@@ -121,6 +121,8 @@ def load_config(instance_path: str) -> dict:
         "MAIL_TIMEOUT": float(os.environ.get("MAIL_TIMEOUT", "10")),
         "MAIL_SEND_AT_ONCE": os.environ.get("MAIL_SEND_AT_ONCE", "1") == "1",
         "MAIL_MESSAGE_ID_DOMAIN": os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "portal.local"),
+        # A message still refused this long after it was queued is marked failed (3 days).
+        "MAIL_GIVE_UP_HOURS": float(os.environ.get("MAIL_GIVE_UP_HOURS", "72")),
         # The portal's public address, for links in e-mails (else the request's host).
         "PORTAL_URL": os.environ.get("PORTAL_URL", "").rstrip("/"),
         # How amounts read on pages, documents and e-mails (Babel: separators, code position).

@@ -2,17 +2,34 @@
 
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import NamedTuple
 
 from flask import current_app, has_request_context, render_template, url_for
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 
+from portal.background.engine import app_context, huey
 from portal.extensions import db
 from portal.models import Account, OutboxMessage, utcnow
 from portal.settings.service import get_setting
 
-MAX_ATTEMPTS = 20
+# After a failed try a message waits 1, 2, 4 ... minutes, then every hour until it is too old
+# (MAIL_GIVE_UP_HOURS): an outage of a few hours costs a few dozen connection attempts.
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MOST = timedelta(hours=1)
+# A claim outlives any send: several SMTP commands, each allowed MAIL_TIMEOUT (see _lease).
+LEASE_LEAST = timedelta(minutes=5)
+LEASE_TIMEOUTS = 10
+
+
+class Delivery(NamedTuple):
+    """What a run left: sent by it, waiting for a retry, failed for good (of the mail it covers)."""
+
+    sent: int
+    waiting: int
+    failed: int
 
 
 def sender_name(account: Account | None) -> str:
@@ -87,46 +104,128 @@ def _email(message: OutboxMessage) -> EmailMessage:
     return email
 
 
-def _claim(message_id: int) -> bool:
-    """Mark one message as being sent, committed before sending: a concurrent sender skips it."""
-    # `mail send` from cron and a web request sending the same new message at once would
-    # otherwise both deliver it. A crash between claim and delivery loses that one message
-    # rather than sending it twice.
+def retry_delay(attempts: int) -> timedelta:
+    """How long a message waits after its `attempts`-th failed try: 1, 2, 4 ... minutes, 1 hour."""
+    doublings = min(max(attempts - 1, 0), 16)  # 2**16 minutes is past the cap already
+    return min(RETRY_FIRST * 2**doublings, RETRY_MOST)
+
+
+def _lease() -> timedelta:
+    """How long a claimed message is left to its sender before another one may try it."""
+    return max(LEASE_LEAST, timedelta(seconds=LEASE_TIMEOUTS * current_app.config["MAIL_TIMEOUT"]))
+
+
+def _unsent():
+    """SQL condition: neither accepted by the server nor given up."""
+    return and_(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+
+
+def _due(now: datetime):
+    """SQL condition: unsent, its backoff over, and no sender holding it."""
+    return and_(
+        _unsent(),
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
+    )
+
+
+def _error_text(error: BaseException) -> str:
+    """An exception as last_error keeps it."""
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def _after_failure(error: BaseException, attempts: int, created_at: datetime, now: datetime):
+    """The columns of a message whose `attempts`-th try failed: a later retry, or failed."""
+    too_old = now - timedelta(hours=current_app.config["MAIL_GIVE_UP_HOURS"])
+    if created_at <= too_old:
+        return {"last_error": _error_text(error), "failed_at": now, "next_attempt_at": None}
+    return {"last_error": _error_text(error), "next_attempt_at": now + retry_delay(attempts)}
+
+
+def _claim(message_id: int, now: datetime) -> bool:
+    """Lease one due message to this sender, committed before sending (with what came before)."""
+    # A concurrent sender (the periodic job, a web request sending what it just queued) skips
+    # it until the lease ends; a sender killed mid-send leaves it to expire, and it is retried.
     claimed = db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None))
-        .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1, last_error="")
+        .where(OutboxMessage.id == message_id, _due(now))
+        .values(claimed_until=now + _lease(), attempts=OutboxMessage.attempts + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     return claimed == 1
 
 
-def _release(message_id: int, error: Exception) -> None:
-    """Put a claimed message back in the queue with why it failed."""
-    db.session.rollback()
+def _mark_sent(message_id: int, now: datetime) -> None:
+    """The server accepted the message (committed with the next claim, or at the end)."""
     db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(sent_at=None, last_error=f"{type(error).__name__}: {error}"[:500])
+        .values(sent_at=now, claimed_until=None, next_attempt_at=None, last_error="")
         .execution_options(synchronize_session=False)
     )
+
+
+def _retry_later(message: OutboxMessage, error: BaseException, now: datetime) -> None:
+    """A claimed message was refused or cut off: release it to retry after its backoff."""
+    db.session.refresh(message)  # its attempts as the claim counted them
+    values = _after_failure(error, message.attempts, message.created_at, now)
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id)
+        .values(claimed_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+class _Untried(NamedTuple):
+    """What postponing a message needs, read before a commit expires the loaded rows."""
+
+    id: int
+    attempts: int
+    created_at: datetime
+
+
+def _untried(messages: list[OutboxMessage]) -> list[_Untried]:
+    """The messages' ids, attempts and ages, as read."""
+    return [_Untried(m.id, m.attempts, m.created_at) for m in messages]
+
+
+def _postpone(messages: list[_Untried], error: BaseException, now: datetime) -> None:
+    """Due messages not tried because the server could not be reached: each counts a try."""
+    # One UPDATE per (attempts, too old) group; a row another sender took meanwhile no longer
+    # matches its attempts or is no longer due, and is left alone.
+    groups: dict[tuple[int, bool], tuple[dict, list[int]]] = {}
+    for message in messages:
+        values = _after_failure(error, message.attempts + 1, message.created_at, now)
+        key = (message.attempts, "failed_at" in values)
+        groups.setdefault(key, (values, []))[1].append(message.id)
+    for (attempts, _too_old), (values, ids) in groups.items():
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts, _due(now))
+            .values(attempts=attempts + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
 
 
-def _pending_batches(ids: list[int] | None, batch_size: int) -> Iterator[list[OutboxMessage]]:
-    """Unsent messages (all, or those of `ids`) by id, `batch_size` at a time."""
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < MAX_ATTEMPTS)
-        .order_by(OutboxMessage.id)
-    )
+def _id_slices(ids: list[int], size: int) -> Iterator[list[int]]:
+    """`ids` sorted, without repeats, `size` at a time."""
+    # A billing run's 100,000 ids in one IN (...) exceed the bind parameter limit of
+    # PostgreSQL (65,535) and SQLite (32,766).
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), size):
+        yield wanted[start : start + size]
+
+
+def _due_batches(
+    ids: list[int] | None, batch_size: int, now: datetime
+) -> Iterator[list[OutboxMessage]]:
+    """Due messages (all, or those of `ids`) by id, `batch_size` at a time."""
+    query = select(OutboxMessage).where(_due(now)).order_by(OutboxMessage.id)
     if ids is not None:
-        # In slices: a billing run's 100,000 ids in one IN (...) exceed the bind parameter
-        # limit of PostgreSQL (65,535) and SQLite (32,766).
-        wanted = sorted(set(ids))
-        for start in range(0, len(wanted), batch_size):
-            chunk = wanted[start : start + batch_size]
+        for chunk in _id_slices(ids, batch_size):
             yield list(db.session.scalars(query.where(OutboxMessage.id.in_(chunk))))
         return
     last_id = 0
@@ -138,75 +237,132 @@ def _pending_batches(ids: list[int] | None, batch_size: int) -> Iterator[list[Ou
         yield batch
 
 
-def _send_batch(messages: list[OutboxMessage]) -> tuple[int, bool]:
-    """Deliver messages over one connection: (how many were sent, whether the server answered)."""
-    by_id = {message.id: message for message in messages}
+def _connection_lost(error: BaseException) -> bool:
+    """Whether a send error ended the connection (a refusal of one message does not)."""
+    # SMTPException is an OSError too: a refusal (4xx/5xx, no SMTPUTF8) leaves the session usable.
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
+
+
+def _send_batch(
+    messages: list[OutboxMessage], clock: Callable[[], datetime]
+) -> tuple[int, Exception | None]:
+    """Deliver messages over one connection: (how many were sent, the error that stopped it)."""
+    untried = _untried(messages)
     db.session.commit()  # nothing of ours stays open while we talk to the server
-    sent = 0
-    untried = list(by_id)
     try:
-        with _connect() as server:
-            for message_id, message in by_id.items():
-                untried.remove(message_id)
-                if not _claim(message_id):
-                    continue  # another sender has it
-                try:
-                    server.send_message(_email(message))
-                except smtplib.SMTPServerDisconnected as error:  # the connection is gone
-                    _release(message_id, error)
-                    raise
-                except smtplib.SMTPException as error:  # refused (SMTPException is an OSError)
-                    _release(message_id, error)
-                except OSError as error:  # the socket failed
-                    _release(message_id, error)
-                    raise
-                except Exception as error:
-                    # Not sendable (an address the server cannot take): this one waits, the
-                    # others go on instead of being blocked behind it.
-                    _release(message_id, error)
-                except BaseException as error:
-                    _release(message_id, error)
-                    raise
-                else:
-                    sent += 1
-    except (OSError, smtplib.SMTPException) as error:  # server down: the rest stay queued
-        db.session.rollback()
-        if untried:
-            db.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(untried), OutboxMessage.sent_at.is_(None))
-                .values(
-                    attempts=OutboxMessage.attempts + 1,
-                    last_error=f"{type(error).__name__}: {error}"[:500],
+        server = _connect()
+    except Exception as error:  # down, refused, or the TLS or login set-up failed
+        _postpone(untried, error, clock())
+        return 0, error
+    sent = 0
+    try:
+        for index, message in enumerate(messages):
+            if not _claim(message.id, clock()):
+                continue  # sent, failed or taken by another sender since it was read
+            try:
+                server.send_message(_email(message))
+            except Exception as error:
+                # Refused, or not sendable here (an address this server cannot take): this one
+                # waits, the others go on instead of being blocked behind it.
+                _retry_later(message, error, clock())
+                if _connection_lost(error):
+                    _postpone(untried[index + 1 :], error, clock())  # commits
+                    return sent, error
+            except BaseException:  # interrupted: give the message back at once, then stop
+                db.session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == message.id)
+                    .values(claimed_until=None)
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            )
-            db.session.commit()
-        return sent, False
-    return sent, True
+                db.session.commit()
+                raise
+            else:
+                _mark_sent(message.id, clock())
+                sent += 1
+        db.session.commit()
+    finally:
+        _close(server)
+    return sent, None
 
 
-def send_pending(ids: list[int] | None = None, batch_size: int = 500) -> tuple[int, int]:
-    """Try to deliver unsent mail (all, or just `ids`): (sent now, still pending)."""
-    sent = pending = 0
-    reachable = bool(current_app.config["MAIL_SERVER"])
-    for batch in _pending_batches(ids, batch_size):
-        if not reachable:  # no server, or it failed on an earlier batch: the rest wait
-            pending += len(batch)
-            continue
-        batch_sent, reachable = _send_batch(batch)
-        sent += batch_sent
-        pending += len(batch) - batch_sent
+def _close(server: smtplib.SMTP) -> None:
+    """Say goodbye to the server; what was sent is committed, so a failing QUIT changes nothing."""
+    try:
+        server.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+    finally:
+        server.close()
+
+
+def _left(ids: list[int] | None, batch_size: int) -> tuple[int, int]:
+    """Unsent messages (all, or those of `ids`): (waiting for a retry, failed for good)."""
+    query = select(func.count(), func.count(OutboxMessage.failed_at)).where(
+        OutboxMessage.sent_at.is_(None)
+    )
+    chunks = [None] if ids is None else list(_id_slices(ids, batch_size))
+    unsent = failed = 0
+    for chunk in chunks:
+        scoped = query if chunk is None else query.where(OutboxMessage.id.in_(chunk))
+        chunk_unsent, chunk_failed = db.session.execute(scoped).one()
+        unsent += chunk_unsent
+        failed += chunk_failed
+    return unsent - failed, failed
+
+
+def send_pending(
+    ids: list[int] | None = None, batch_size: int = 500, now: datetime | None = None
+) -> Delivery:
+    """Deliver the mail that is due (all, or just `ids`): (sent now, waiting, failed for good)."""
+    # `now` fixes the clock (tests drive it forward); by default each step reads the time, so a
+    # long run's leases are counted from when each message is claimed.
+    clock = (lambda: now) if now is not None else utcnow
+    sent = 0
+    if current_app.config["MAIL_SERVER"]:  # else everything waits for a server to be set
+        error = None
+        for batch in _due_batches(ids, batch_size, clock()):
+            if error is None:
+                batch_sent, error = _send_batch(batch, clock)
+                sent += batch_sent
+            else:  # the server failed on an earlier batch: the rest count a try too
+                _postpone(_untried(batch), error, clock())
+    waiting, failed = _left(ids, batch_size)
     db.session.expire_all()
-    return sent, pending
+    return Delivery(sent, waiting, failed)
+
+
+def undeliverable_count() -> int:
+    """How many messages were given up (shown to the staff until retried)."""
+    return db.session.scalar(
+        select(func.count()).where(
+            OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_not(None)
+        )
+    )
+
+
+def retry(message: OutboxMessage) -> None:
+    """Make a failed message due again (in the caller's transaction); one more try, at least."""
+    message.failed_at = None
+    message.next_attempt_at = None
+
+
+@huey.task()
+def send_task(ids: list[int]) -> None:
+    """Deliver these messages on the job consumer (what fails waits for the periodic retry)."""
+    with app_context():
+        send_pending(ids)
 
 
 def deliver_now(messages: list[OutboxMessage]) -> None:
-    """After a commit: try to send these at once; failures stay in the outbox for `mail send`."""
+    """After a commit: have the consumer send these at once; the periodic delivery retries."""
+    # Queued, not sent here: a slow or unreachable mail server never holds a web worker.
     if not messages or not current_app.config["MAIL_SEND_AT_ONCE"]:
         return
     try:
-        send_pending([message.id for message in messages])
+        send_task([message.id for message in messages])
     except Exception:  # the operation is committed: an error page would invite a second payment
         db.session.rollback()
-        current_app.logger.exception("Mail kept in the outbox after an unexpected error")
+        current_app.logger.exception("Mail kept in the outbox for the periodic delivery")

@@ -5,7 +5,9 @@ from typing import TypeVar
 
 from flask import abort, request
 from flask_wtf import FlaskForm
+from sqlalchemy import Select
 
+from portal.extensions import db
 from portal.models import Status
 from portal.transactions import ValidationFailed
 
@@ -71,3 +73,15 @@ def posted_status() -> Status:
         return Status(request.form.get("status", ""))
     except ValueError:
         abort(400)
+
+
+def newest_first(
+    query: Select, id_column, before: int | None, per_page: int
+) -> tuple[list, int | None]:
+    """A page of `query` by id, newest first, below `before`: (rows, the next page's `before`)."""
+    # Keyset paging: the page after stays right while new rows arrive, and costs the same deep in.
+    if before:
+        query = query.where(id_column < before)
+    rows = list(db.session.scalars(query.order_by(id_column.desc()).limit(per_page + 1)))
+    next_before = rows[per_page - 1].id if len(rows) > per_page else None
+    return rows[:per_page], next_before

@@ -1,11 +1,13 @@
 """Fixtures: a migrated throwaway database (SQLite or PostgreSQL), app, client, users per role."""
 
+import asyncio
 import email
 import email.policy
 import os
 import re
 import secrets
 import socket
+import threading
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -387,16 +389,19 @@ def postpaid_customer(app, default_rate_group, vat):
 
 
 class Inbox:
-    """An SMTP handler keeping every message it accepts; addresses in `refuse` get a 550."""
+    """An SMTP handler keeping what it accepts; `refuse` gets a 550, `shut_down_at` a 421."""
 
     def __init__(self):
         self.envelopes = []
         self.refuse: set[str] = set()
+        self.shut_down_at: set[str] = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         """Accept a recipient unless it is to be refused."""
         if address in self.refuse:
             return "550 5.1.1 No such mailbox"
+        if address in self.shut_down_at:
+            return "421 4.3.2 Service shutting down"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -422,14 +427,32 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class HeldInbox(Inbox):
+    """An SMTP handler that takes a message's text, then holds its answer until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived = threading.Event()  # a message's text was received
+        self.released = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        """Keep the text, answer nothing until released (a sender stuck mid-send), then 451."""
+        self.envelopes.append(envelope)
+        self.arrived.set()
+        while not self.released.is_set():
+            await asyncio.sleep(0.05)
+        return "451 4.3.0 Try again later"
+
+
 class SmtpServer:
     """A real SMTP server (aiosmtpd) on loopback, the app's MAIL_SERVER; down until started."""
 
-    def __init__(self, app):
+    def __init__(self, app=None, inbox: Inbox | None = None):
         self.port = free_port()
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
         self.controller = None
-        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=self.port, MAIL_TIMEOUT=5)
+        if app is not None:
+            app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=self.port, MAIL_TIMEOUT=5)
 
     def start(self, **smtp_options) -> None:
         """Start listening on the port the app already points at (options: aiosmtpd's SMTP)."""
@@ -458,6 +481,16 @@ def smtp_server(smtp_down):
     """A running SMTP server the app sends to; `.inbox` holds what arrived."""
     smtp_down.start()
     return smtp_down
+
+
+@pytest.fixture
+def smtp_holding():
+    """A running SMTP server (not the app's) holding each message's answer until `released`."""
+    server = SmtpServer(inbox=HeldInbox())
+    server.start()
+    yield server
+    server.inbox.released.set()
+    server.stop()
 
 
 # --- Calls: the softswitch API (issue 6) ---

@@ -110,6 +110,9 @@ MATRIX = {
     ("settings.edit", "GET"): [("/configuration/", ADMIN)],
     ("settings.edit", "POST"): [("/configuration/", ADMIN)],
     ("auditlog.index", "GET"): [("/audit/", ADMIN)],
+    # The operator's mail: the staff's, all of it (a reseller's customers' mail included).
+    ("outbox.index", "GET"): [("/outbox/", STAFF)],
+    ("outbox.retry", "POST"): [("/outbox/{message}/retry", STAFF)],
     ("billing.payment", "POST"): [("/accounts/{customer}/payments", ADMINS_RECORD)],
     ("billing.charge", "POST"): [("/accounts/{customer}/charges", ADMINS_RECORD)],
     # A receipt of the admins' customer: the customer itself may read it, a reseller may not.
@@ -210,7 +213,7 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     other_device = SipDevice(account_id=other.id, username="1000000005", password="sip-two")
     db.session.add_all([rate, device, other_device])
     db.session.commit()
-    receipt = add_payment(admin, customer, "10").document
+    posted = add_payment(admin, customer, "10")
     api_key, _ = create_key(admin, "fs1", "")
     job = Job(kind="mass_create", label="Mass create", started_by_id=admin.id, status="done")
     db.session.add(job)
@@ -235,7 +238,8 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "group": default_rate_group.id,
             "rate": rate.id,
             "tax": vat.id,
-            "document": receipt.id,
+            "document": posted.document.id,
+            "message": posted.mail[0].id,
             "device": device.id,
             "other_device": other_device.id,
             "api_key": api_key.id,

@@ -6,7 +6,7 @@ from decimal import Decimal
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, text
 
-from portal import MIGRATIONS_DIR
+from portal import MIGRATIONS_DIR, mail
 from portal.billing.run import bill_account
 from portal.billing.service import add_payment
 from portal.extensions import db
@@ -17,6 +17,7 @@ from portal.models import (
     DocumentStatus,
     EntryKind,
     LedgerEntry,
+    OutboxMessage,
     Role,
 )
 from tests.conftest import make_account, make_test_app
@@ -175,6 +176,32 @@ def test_legacy_fractions_are_written_off_and_rounded_on_the_next_invoice(tmp_pa
         downgrade(directory=MIGRATIONS_DIR, revision="8e3f4a5b6c7d")
         kinds = db.session.execute(text("SELECT DISTINCT kind FROM ledger_entries")).scalars()
         assert "rounding" not in set(kinds)
+        db.engine.dispose()
+
+
+def test_mail_given_up_after_20_tries_is_pending_again_and_back(tmp_path):
+    app = make_test_app(f"sqlite:///{tmp_path}/mail.sqlite3")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="9a1b2c3d4e5f")
+        for attempts, sent_at in ((20, None), (1, "2026-01-02")):  # given up; delivered
+            db.session.execute(
+                text(
+                    "INSERT INTO outbox (kind, recipient, subject, body, created_at, sent_at,"
+                    " attempts, last_error) VALUES ('receipt', 'a@example.com', 'S', 'B',"
+                    " '2026-01-01', :sent_at, :attempts, 'SMTPServerDisconnected')"
+                ),
+                {"attempts": attempts, "sent_at": sent_at},
+            )
+        db.session.commit()
+        upgrade(directory=MIGRATIONS_DIR)
+        assert mail.send_pending() == (0, 1, 0)  # no server configured: waiting, not lost
+        pending = db.session.scalar(db.select(OutboxMessage).where(OutboxMessage.attempts == 20))
+        assert (pending.next_attempt_at, pending.claimed_until, pending.failed_at) == (None,) * 3
+        db.session.remove()
+        downgrade(directory=MIGRATIONS_DIR, revision="9a1b2c3d4e5f")
+        columns = [row[1] for row in db.session.execute(text("PRAGMA table_info(outbox)"))]
+        assert "failed_at" not in columns and "next_attempt_at" not in columns
+        assert db.session.execute(text("SELECT COUNT(*) FROM outbox")).scalar() == 2
         db.engine.dispose()
 
 

@@ -8,6 +8,7 @@ from portal.extensions import db
 from portal.htmx import render_page_or_fragment
 from portal.models import Account, AuditEntry, Role
 from portal.security import roles_required
+from portal.web import newest_first
 
 PER_PAGE = 50
 
@@ -23,14 +24,11 @@ def index():
     if number:
         account = db.session.scalar(select(Account).where(Account.account_number == number))
         query = query.where(AuditEntry.account_id == (account.id if account else -1))
-    if before:
-        query = query.where(AuditEntry.id < before)
-    entries = list(db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(PER_PAGE + 1)))
-    next_before = entries[PER_PAGE - 1].id if len(entries) > PER_PAGE else None
+    entries, next_before = newest_first(query, AuditEntry.id, before, PER_PAGE)
     return render_page_or_fragment(
         "auditlog/index.html",
         "auditlog/_entries.html",
-        entries=entries[:PER_PAGE],
+        entries=entries,
         next_before=next_before,
         number=number,
         account=account,

@@ -4,11 +4,13 @@ from flask import render_template
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from portal import mail
 from portal.dashboard import bp
 from portal.extensions import db
 from portal.models import Account, Role, Status
 from portal.security import (
     MANAGERS,
+    STAFF,
     roles_required,
     visible_accounts,
     visible_rate_groups,
@@ -24,7 +26,7 @@ def _count(query) -> int:
 @bp.route("/")
 @roles_required(*MANAGERS)
 def index():
-    """Counts of the caller's accounts by role and status, rate groups and taxes."""
+    """Counts of the caller's accounts by role and status, rate groups and taxes; mail trouble."""
     accounts = visible_accounts(current_user).where(Account.id != current_user.id)
     rows = db.session.execute(
         select(Account.role, Account.status, func.count())
@@ -44,4 +46,6 @@ def index():
         ],
         rate_groups=_count(visible_rate_groups(current_user)),
         taxes=_count(visible_taxes(current_user)),
+        # The staff run the operator's mail server: they see what it could not deliver.
+        undeliverable=mail.undeliverable_count() if current_user.role in STAFF else 0,
     )

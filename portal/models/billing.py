@@ -142,7 +142,7 @@ class DocumentSequence(db.Model):
 
 
 class OutboxMessage(db.Model):
-    """An e-mail to send; kept until the mail server accepted it."""
+    """An e-mail to send; kept until the mail server accepted it, or marked failed for good."""
 
     __tablename__ = "outbox"
 
@@ -156,5 +156,14 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
+    # Not tried again before this time (backoff after a failure); NULL: due at once.
+    next_attempt_at: Mapped[datetime | None]
+    # A sender is talking to the server about it until then; a sender killed mid-send leaves
+    # the lease to expire, and the message is tried again (at least once, never lost).
+    claimed_until: Mapped[datetime | None]
+    # Given up (too old to retry); shown to the staff with last_error.
+    failed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+    account = relationship("Account", foreign_keys=[account_id])
+
+    __table_args__ = (Index("ix_outbox_due", "sent_at", "failed_at", "next_attempt_at", "id"),)

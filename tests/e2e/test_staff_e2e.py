@@ -430,3 +430,6 @@ def test_sub_admin_manages_customers_without_the_admin_pages(browse, portal):
     browse.check(page, "Taxes (sub-admin)")
     nav(page, "API keys")
     browse.check(page, "API keys (sub-admin)")
+    nav(page, "Mail outbox")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mail outbox")
+    browse.check(page, "Mail outbox (sub-admin)")
