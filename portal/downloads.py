@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import Engine, Row, Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -47,3 +47,20 @@ def csv_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def counted(rows: Iterable, progress: Callable[[int], None] | None) -> Iterable:
+    """`rows` unchanged, telling `progress` how many have passed, batch by batch (a job's bar)."""
+    if progress is None:
+        return rows
+    return _counting(rows, progress)
+
+
+def _counting(rows: Iterable, progress: Callable[[int], None]) -> Iterator:
+    """The generator behind counted()."""
+    done = 0
+    for done, row in enumerate(rows, 1):
+        yield row
+        if done % BATCH_ROWS == 0:
+            progress(done)
+    progress(done)

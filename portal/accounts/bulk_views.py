@@ -14,7 +14,9 @@ from portal.accounts.bulk import (
     ImportFailed,
     check_mass_create,
     chosen_passwords,
+    count_exported,
     export_accounts,
+    export_runs_inline,
     import_accounts,
     mass_create,
     runs_inline,
@@ -127,11 +129,35 @@ def import_csv():
     return credentials_page(result, f"{len(result.account_ids)} customers imported")
 
 
+def _search(values) -> str:
+    """The customer list's search, as the list reads it."""
+    return values.get("q", "").strip()[:100]
+
+
+@bp.route("/export", methods=["POST"])
+@roles_required(*MANAGERS)
+def start_export():
+    """Export the customer list (with its search): streamed at once when small, else a job."""
+    query = _search(request.form)
+    rows = count_exported(current_user, query)
+    if export_runs_inline(rows):
+        return redirect_to(url_for("accounts.export_csv", q=query or None))
+    matching = f" matching “{query}”" if query else ""
+    job = records.start(
+        current_user,
+        "customer_export",
+        f"Export of {rows:,} customers{matching}",
+        params={"query": query},
+        total=rows,
+    )
+    return redirect_to(url_for("jobs.show", job_id=job.id))
+
+
 @bp.route("/export.csv")
 @roles_required(*MANAGERS)
 def export_csv():
     """The customer list (with its search) as a CSV in the import format."""
-    query = request.args.get("q", "").strip()[:100]
+    query = _search(request.args)
     # Streamed after this request's session has closed: export_accounts reads on its own.
     return Response(
         export_accounts(current_user, query),

@@ -5,13 +5,16 @@ import logging
 from huey import crontab
 
 from portal import mail
-from portal.accounts.bulk import import_accounts, mass_create
+from portal.accounts.bulk import count_exported, export_accounts, import_accounts, mass_create
 from portal.api.idempotency import purge
 from portal.background import records
 from portal.background.engine import app_context, huey, lock
 from portal.billing.run import run_billing
 from portal.calls.service import reap
 from portal.models import Account, Job
+from portal.tariffs.rate_csv import write_rates
+from portal.tariffs.rate_files import file_name, import_rate_file, rate_group_for
+from portal.tariffs.service import count_rates, exported_rates
 
 log = logging.getLogger(__name__)
 FILENAME = "credentials.csv"
@@ -29,6 +32,37 @@ def _mass_create(job: Job, actor: Account, progress) -> dict:
     result = mass_create(actor, job.arguments, progress=progress)
     records.attach(job, records.CREDENTIALS, FILENAME, result.to_json(), records.SECRET_SECONDS)
     return {"created": len(result.account_ids)}
+
+
+def _attach_export(job: Job, filename: str, chunks, progress) -> dict:
+    """Keep the CSV an export wrote as the job's download; its rows are what progress counted."""
+    content = "".join(chunks).encode("utf-8")
+    records.attach(job, records.OUTPUT, filename, content, records.OUTPUT_SECONDS)
+    return {"rows": progress.done}
+
+
+def _export_customers(job: Job, actor: Account, progress) -> dict:
+    """A customer export: what the actor sees now (its tenant, the list's search), as CSV."""
+    query = job.arguments.get("query", "")
+    progress(0, count_exported(actor, query))
+    chunks = export_accounts(actor, query, progress=progress)
+    return _attach_export(job, "customers.csv", chunks, progress)
+
+
+def _export_rates(job: Job, actor: Account, progress) -> dict:
+    """A rate group's export, if the actor still manages the group."""
+    group = rate_group_for(actor, job.arguments["group_id"])
+    progress(0, count_rates(group))
+    chunks = write_rates(exported_rates(group, progress=progress))
+    return _attach_export(job, f"rates-{file_name(group)}.csv", chunks, progress)
+
+
+def _import_rates(job: Job, actor: Account, progress) -> dict:
+    """A large rate file: every line checked, then all rates saved or none."""
+    group = rate_group_for(actor, job.arguments["group_id"])
+    data = records.input_file(job)
+    imported = import_rate_file(actor, group, data, job.arguments["replace"], progress)
+    return {"imported": imported, "rate_group": group.name, "rate_group_id": group.id}
 
 
 def _billing_run(job: Job, actor: Account | None, progress) -> dict:
@@ -49,6 +83,10 @@ def _billing_run(job: Job, actor: Account | None, progress) -> dict:
 
 records.register("customer_import", _import_customers)
 records.register("mass_create", _mass_create)
+# An export may simply run again after a crash: it writes nothing but its own file.
+records.register("customer_export", _export_customers, resumable=True)
+records.register("rate_export", _export_rates, resumable=True)
+records.register("rate_import", _import_rates)
 records.register("billing_run", _billing_run, resumable=True, atomic=False)
 
 

@@ -31,6 +31,11 @@ class CsvError:
     column: str | None
     message: str
 
+    @property
+    def field(self) -> str | None:
+        """The column, by the name a job's page reads a line error's column under."""
+        return self.column
+
 
 @dataclass
 class ParsedRates:
@@ -66,6 +71,11 @@ def _seconds(text: str, minimum: int) -> tuple[int | None, str | None]:
     if not minimum <= value <= MAX_INCREMENT:
         return None, f"Must be from {minimum} to {MAX_INCREMENT} seconds."
     return value, None
+
+
+def line_count(data: bytes) -> int:
+    """About how many rates a file holds (its lines after the header), without reading it."""
+    return data.rstrip(b"\r\n").count(b"\n")
 
 
 def parse_rates(data: bytes) -> ParsedRates:

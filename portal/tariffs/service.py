@@ -1,6 +1,6 @@
 """Rate group and rate operations: create, edit, (de)activate, rates, CSV import, lookup."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 
 from portal import audit
-from portal.downloads import keyset_batches
+from portal.downloads import counted, keyset_batches
 from portal.extensions import db
 from portal.models import Account, Rate, RateGroup, Status
 from portal.rules.locale import is_currency
@@ -30,6 +30,7 @@ GROUP_FIELDS = ("name", "currency", "status")
 INSERT_CHUNK = 5000
 DELETE_CHUNK = 500
 RATE_UNIQUE = (("prefix", "prefix", "This rate group already has a rate for this prefix."),)
+Progress = Callable[..., None]
 
 
 def _owner_condition(owner_id: int | None):
@@ -228,7 +229,11 @@ def delete_rate(actor: Account | None, rate: Rate) -> None:
 
 
 def import_rates(
-    actor: Account | None, group: RateGroup, rows: list[RateRow], replace: bool
+    actor: Account | None,
+    group: RateGroup,
+    rows: list[RateRow],
+    replace: bool,
+    progress: Progress | None = None,
 ) -> int:
     """Save validated rows in one transaction: replace all rates, or add/overwrite by prefix."""
     with transaction(RATE_UNIQUE):
@@ -258,10 +263,19 @@ def import_rates(
                     for row in rows[start : start + INSERT_CHUNK]
                 ],
             )
+            if progress is not None:
+                progress(min(start + INSERT_CHUNK, len(rows)), len(rows))
     return len(rows)
 
 
-def exported_rates(group: RateGroup) -> Iterator[Row]:
+def count_rates(group: RateGroup) -> int:
+    """How many rates the group has."""
+    return db.session.scalar(
+        select(func.count()).select_from(Rate).where(Rate.rate_group_id == group.id)
+    )
+
+
+def exported_rates(group: RateGroup, progress: Progress | None = None) -> Iterator[Row]:
     """The group's rates ordered by prefix, as plain rows read in batches while they are sent."""
     # The statement and engine are taken now; the rows are read as the response is sent, after
     # the request's session has closed (portal.downloads.keyset_batches).
@@ -273,7 +287,8 @@ def exported_rates(group: RateGroup) -> Iterator[Row]:
         Rate.initial_increment,
         Rate.increment,
     ).where(Rate.rate_group_id == group.id)
-    return (row for batch in keyset_batches(db.engine, statement, Rate.prefix) for row in batch)
+    rows = (row for batch in keyset_batches(db.engine, statement, Rate.prefix) for row in batch)
+    return iter(counted(rows, progress))
 
 
 _PREFIX_BINDS = [f"prefix_{i}" for i in range(MAX_PREFIX_LENGTH + 1)]

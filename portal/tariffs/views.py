@@ -5,20 +5,28 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from portal.background import records
 from portal.extensions import db
 from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
 from portal.models import Rate, RateGroup
 from portal.security import MANAGERS, get_rate_group_or_404, roles_required, visible_rate_groups
 from portal.tariffs import bp
 from portal.tariffs.forms import RateForm, RateGroupForm, RateImportForm
-from portal.tariffs.rate_csv import MAX_FILE_BYTES, parse_rates, write_rates
+from portal.tariffs.rate_csv import MAX_FILE_BYTES, line_count, write_rates
+from portal.tariffs.rate_files import (
+    RateImportFailed,
+    export_runs_inline,
+    file_name,
+    import_rate_file,
+    import_runs_inline,
+)
 from portal.tariffs.service import (
     accounts_using,
     add_rate,
+    count_rates,
     create_rate_group,
     delete_rate,
     exported_rates,
-    import_rates,
     lookup_rate,
     set_rate_group_status,
     update_rate,
@@ -111,9 +119,7 @@ def _render_show(group, rate_form=None, import_form=None, report=None, status=20
     query = "".join(ch for ch in request.args.get("q", "") if ch.isdigit())[:32]
     after = request.args.get("after")
     rates, next_after = _rates_page(group, query, after)
-    total = db.session.scalar(
-        select(func.count()).select_from(Rate).where(Rate.rate_group_id == group.id)
-    )
+    total = count_rates(group)
     response = render_page_or_fragment(
         "tariffs/show.html",
         "tariffs/_rates.html",
@@ -185,12 +191,45 @@ def import_csv(group_id: int):
     form = RateImportForm()
     if not form.validate_on_submit():
         return _render_show(group, import_form=form, status=422)
-    parsed = parse_rates(form.file.data.read(MAX_FILE_BYTES + 1))
-    if not parsed.ok:
-        return _render_show(group, import_form=form, report=parsed, status=422)
-    count = import_rates(current_user, group, parsed.rows, replace=form.mode.data == "replace")
+    upload = form.file.data
+    data = upload.read(MAX_FILE_BYTES + 1)
+    replace = form.mode.data == "replace"  # the form checked the box that confirms it
+    if not import_runs_inline(data):
+        filename = (upload.filename or "rates.csv")[:100]
+        lines = line_count(data)
+        job = records.start(
+            current_user,
+            "rate_import",
+            f"Import of {filename} into “{group.name}” ({lines:,} lines)",
+            params={"group_id": group.id, "replace": replace},
+            total=lines,
+            files={records.INPUT: (filename, data)},
+        )
+        return redirect_to(url_for("jobs.show", job_id=job.id))
+    try:
+        count = import_rate_file(current_user, group, data, replace)
+    except RateImportFailed as failed:
+        return _render_show(group, import_form=form, report=failed.parsed, status=422)
     flash(f"Imported {count} rates into “{group.name}”.", "success")
     return redirect_to(url_for("tariffs.show", group_id=group.id))
+
+
+@bp.route("/<int:group_id>/export", methods=["POST"])
+@roles_required(*MANAGERS)
+def start_export(group_id: int):
+    """Export the group's rates: streamed at once when few, else made by a job."""
+    group = get_rate_group_or_404(current_user, group_id)
+    rows = count_rates(group)
+    if export_runs_inline(rows):
+        return redirect_to(url_for("tariffs.export_csv", group_id=group.id))
+    job = records.start(
+        current_user,
+        "rate_export",
+        f"Export of {rows:,} rates of “{group.name}”",
+        params={"group_id": group.id},
+        total=rows,
+    )
+    return redirect_to(url_for("jobs.show", job_id=job.id))
 
 
 @bp.route("/<int:group_id>/export.csv")
@@ -198,11 +237,10 @@ def import_csv(group_id: int):
 def export_csv(group_id: int):
     """Download the group's rates in the import format."""
     group = get_rate_group_or_404(current_user, group_id)
-    filename = "".join(ch if ch.isalnum() else "-" for ch in group.name) or "rates"
     return Response(
         write_rates(exported_rates(group)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{file_name(group)}.csv"'},
     )
 
 

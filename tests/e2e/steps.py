@@ -98,9 +98,10 @@ def account_of(browse: Session, creator: Login, kind: str) -> Login:
 
 
 def download(page: Page, link_name: str, tmp_path: Path) -> Path:
-    """Click the link named `link_name` and wait for the whole file it downloads."""
+    """Click the link (or form button) named `link_name`; wait for the whole file it gets."""
     with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as info:
-        page.get_by_role("link", name=link_name).first.click()
+        link = page.get_by_role("link", name=link_name)
+        link.or_(page.get_by_role("button", name=link_name)).first.click()
     failure = info.value.failure()
     assert failure is None, f"the download of {link_name!r} failed: {failure}"
     target = tmp_path / info.value.suggested_filename
