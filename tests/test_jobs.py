@@ -306,3 +306,25 @@ def test_a_job_no_worker_takes_says_so(app, as_admin, admin):
     db.session.commit()
     late = as_admin.get(f"/jobs/{job.id}/progress").get_data(as_text=True)
     assert "none is running" in late
+
+
+def test_the_hourly_billing_leaves_a_row_only_when_it_billed(app, as_admin, postpaid_customer):
+    from portal.billing.service import add_charge
+
+    tasks.hourly_billing.call_local()
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0
+    add_charge(None, postpaid_customer, "12.50", "Port-in fee")
+    db.session.execute(
+        text("UPDATE ledger_entries SET created_at = :at"), {"at": utcnow() - timedelta(days=40)}
+    )
+    db.session.commit()
+    tasks.hourly_billing.call_local()
+    job = db.session.scalar(select(Job))
+    assert (job.label, job.status, job.started_by_id) == (
+        "Hourly billing run",
+        JobStatus.DONE,
+        None,
+    )
+    page = as_admin.get("/jobs/").get_data(as_text=True)
+    assert "Hourly billing run" in page and "Scheduler" in page
+    assert "1 invoiced" in as_admin.get(f"/jobs/{job.id}").get_data(as_text=True)

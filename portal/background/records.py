@@ -82,6 +82,23 @@ def start(
     return job
 
 
+def record_finished(kind: str, label: str, result: dict, started_at: datetime) -> Job:
+    """A done job of the scheduler's (the operator's tenant), for the Jobs page's history."""
+    now = utcnow()
+    job = Job(
+        kind=kind,
+        label=label[:200],
+        status=JobStatus.DONE,
+        result=json.dumps(result, default=str),
+        started_at=started_at,
+        finished_at=now,
+        heartbeat_at=now,
+    )
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
 @huey.task()
 def run_job(job_id: int) -> None:
     """The one task of every job a person starts: run it inside the app."""

@@ -11,7 +11,7 @@ from portal.background import records
 from portal.background.engine import app_context, huey, lock
 from portal.billing.run import run_billing
 from portal.calls.service import reap
-from portal.models import Account, Job
+from portal.models import Account, Job, utcnow
 from portal.tariffs.rate_csv import write_rates
 from portal.tariffs.rate_files import file_name, import_rate_file, rate_group_for
 from portal.tariffs.service import count_rates, exported_rates
@@ -65,9 +65,8 @@ def _import_rates(job: Job, actor: Account, progress) -> dict:
     return {"imported": imported, "rate_group": group.name, "rate_group_id": group.id}
 
 
-def _billing_run(job: Job, actor: Account | None, progress) -> dict:
-    """A billing run someone started: account by account, safe to run again after a crash."""
-    report = run_billing(progress=progress)
+def _billing_summary(report) -> dict:
+    """What a billing run's job page shows; its mail goes to the consumer's delivery."""
     for number, error in report.failed:
         log.error("Billing of account %s failed: %s", number, error)
     if report.mail_ids:
@@ -79,6 +78,11 @@ def _billing_run(job: Job, actor: Account | None, progress) -> dict:
         "failed": len(report.failed),
         "failures": report.failed[:100],
     }
+
+
+def _billing_run(job: Job, actor: Account | None, progress) -> dict:
+    """A billing run someone started: account by account, safe to run again after a crash."""
+    return _billing_summary(run_billing(progress=progress))
 
 
 records.register("customer_import", _import_customers)
@@ -97,13 +101,11 @@ records.register("billing_run", _billing_run, resumable=True, atomic=False)
 def hourly_billing() -> None:
     """Invoice the postpaid accounts whose billing day has come (in their own timezone)."""
     with app_context():
+        started_at = utcnow()
         report = run_billing()
-        if report.invoiced or report.failed:
-            log.info("Billing run: %s invoiced, %s failed", report.invoiced, len(report.failed))
-        for number, error in report.failed:
-            log.error("Billing of account %s failed: %s", number, error)
-        if report.mail_ids:
-            mail.send_pending(report.mail_ids)
+        if report.invoiced or report.failed:  # an hour with nothing due leaves no row
+            summary = _billing_summary(report)
+            records.record_finished("billing_run", "Hourly billing run", summary, started_at)
 
 
 @huey.periodic_task(crontab(minute="*"))
