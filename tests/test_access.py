@@ -163,6 +163,8 @@ MATRIX = {
     ("api.activate_account", "POST"): [("/api/v1/accounts/{customer}/activate", API_KEY_ONLY)],
     ("api.post_payment", "POST"): [("/api/v1/accounts/{customer}/payments", API_KEY_ONLY)],
     ("api.post_charge", "POST"): [("/api/v1/accounts/{customer}/charges", API_KEY_ONLY)],
+    ("api.get_job", "GET"): [("/api/v1/jobs/{job}", API_KEY_ONLY)],
+    ("api.take_job_credentials", "POST"): [("/api/v1/jobs/{job}/credentials", API_KEY_ONLY)],
     ("api.list_rate_groups", "GET"): [("/api/v1/rate-groups", API_KEY_ONLY)],
     ("api.list_taxes", "GET"): [("/api/v1/taxes", API_KEY_ONLY)],
     # The customer portal: customers only, and only ever their own account.

@@ -6,11 +6,20 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from portal.accounts import bulk
 from portal.accounts.forms import CustomerForm
 from portal.accounts.service import store_search_tokens
 from portal.api.schemas import AccountCreate
 from portal.extensions import db
-from portal.models import Account, AuditEntry, IdempotencyRecord, LedgerEntry, Role, Status
+from portal.models import (
+    Account,
+    AuditEntry,
+    IdempotencyRecord,
+    Job,
+    LedgerEntry,
+    Role,
+    Status,
+)
 from portal.passwords import verify_password
 from tests.conftest import Rest, make_account, make_sip_device
 
@@ -613,3 +622,47 @@ def test_a_page_of_accounts_costs_a_few_queries_not_some_per_account(
     assert len(page["items"]) == 20 and all(item["tax_ids"] == [vat.id] for item in page["items"])
     assert all(len(item["sip_devices"]) == 1 for item in page["items"])
     assert len(statements) <= 8, len(statements)
+
+
+def test_a_large_mass_create_answers_202_with_a_job_whose_credentials_come_once(
+    rest, default_rate_group
+):
+    count = bulk.INLINE_COUNT + 1
+    body = {"count": count, "rate_group_id": default_rate_group.id}
+    headers = {"Idempotency-Key": "big-batch"}
+    response = rest.post("/accounts/mass-create", body, headers=headers)
+    assert response.status_code == 202, response.get_json()
+    job_url = response.headers["Location"]
+    job_id = response.get_json()["job"]["id"]
+    assert job_url == f"/api/v1/jobs/{job_id}"
+    replay = rest.post("/accounts/mass-create", body, headers=headers)
+    assert replay.status_code == 202 and replay.get_json()["job"]["id"] == job_id
+    assert replay.headers["Location"] == job_url
+    job = rest.get(f"/jobs/{job_id}").get_json()
+    assert (job["status"], job["done"], job["total"]) == ("done", count, count)
+    assert job["result"] == {"created": count} and job["credentials_available"] is True
+    assert len(customer_rows()) == count  # the replay made no second batch
+    taken = rest.post(f"/jobs/{job_id}/credentials")
+    assert taken.status_code == 200 and taken.headers["Cache-Control"] == "no-store"
+    credentials = taken.get_json()["credentials"]
+    assert len(credentials) == count
+    account = db.session.get(Account, credentials[0]["account_id"])
+    assert verify_password(account.password_hash, credentials[0]["password"])
+    again = rest.post(f"/jobs/{job_id}/credentials")
+    assert again.status_code == 404 and again.get_json()["error"]
+    assert rest.get(f"/jobs/{job_id}").get_json()["credentials_available"] is False
+
+
+def test_a_large_mass_create_refused_by_the_rules_makes_no_job(rest, default_rate_group):
+    body = {"count": bulk.INLINE_COUNT + 1, "rate_group_id": 999_999}
+    response = rest.post("/accounts/mass-create", body)
+    assert response.status_code == 422 and "rate_group_id" in response.get_json()["fields"]
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_another_tenants_job_is_not_found_over_the_api(reseller_rest, rest, default_rate_group):
+    body = {"count": bulk.INLINE_COUNT + 1, "rate_group_id": default_rate_group.id}
+    job_id = rest.post("/accounts/mass-create", body).get_json()["job"]["id"]
+    assert reseller_rest.get(f"/jobs/{job_id}").status_code == 404
+    assert reseller_rest.post(f"/jobs/{job_id}/credentials").status_code == 404
+    assert rest.post(f"/jobs/{job_id}/credentials").status_code == 200

@@ -1,21 +1,24 @@
 """The REST API of accounts, rate groups, taxes and money: the forms' service code, as JSON."""
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 
-from flask import Response, g, jsonify, url_for
+from flask import Response, jsonify, url_for
 from sqlalchemy.orm import selectinload
 
 from portal import mail
-from portal.accounts.bulk import mass_create
+from portal.accounts.bulk import check_mass_create, mass_create, runs_inline
 from portal.accounts.defaults import with_defaults
 from portal.accounts.forms import edit_form_data
 from portal.accounts.queries import search_accounts
 from portal.accounts.service import create_account, set_status, soft_delete, update_account
 from portal.api import schemas
+from portal.api.caller import key_account as _actor
+from portal.api.caller import utc as _utc
 from portal.api.errors import ApiError
 from portal.api.idempotency import run_once
+from portal.api.jobs import job_json
 from portal.api.openapi import document, operation, parse_body, parse_query
+from portal.background import records
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.models import Account, RateGroup, Role, Status, Tax
@@ -25,11 +28,6 @@ from portal.security import CREATABLE, STAFF, visible_accounts, visible_rate_gro
 
 API_ROLES = (Role.CUSTOMER, Role.RESELLER)
 CUSTOMER_ONLY = ("pin", "create_sip_device")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A stored (naive UTC) time as an RFC 3339 time with its offset."""
-    return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
 def account_json(account: Account) -> dict:
@@ -68,15 +66,6 @@ def account_json(account: Account) -> dict:
         ],
         created_at=_utc(account.created_at),
     ).model_dump(mode="json")
-
-
-def _actor() -> Account:
-    """The account the key acts as, loaded whole (the services audit and own with it)."""
-    # Authentication keeps only the key owner's tenancy columns: enough for call
-    # authorization's hot path, but creating and auditing need the account itself.
-    if "api_account" not in g:
-        g.api_account = db.session.get(Account, g.api_owner.id)
-    return g.api_account
 
 
 def _account_or_404(account_id: int) -> Account:
@@ -151,10 +140,11 @@ def create_account_api():
 @operation(
     "/accounts/mass-create",
     "POST",
-    summary="Mass create: up to 10,000 customers alike in one transaction, secrets returned once.",
+    summary="Mass create: up to 10,000 customers alike in one transaction, secrets returned once "
+    "(over 500: a job, answered 202; poll it, then take its credentials once).",
     tag="Accounts",
     body=schemas.MassCreate,
-    responses={201: schemas.MassCreated},
+    responses={201: schemas.MassCreated, 202: schemas.JobAccepted},
     idempotent=True,
 )
 def mass_create_api():
@@ -171,7 +161,20 @@ def mass_create_api():
         return {"account_ids": result.account_ids, "credentials": credentials}
 
     data = body.model_dump(mode="json", exclude_none=True)
-    response, _result = run_once(lambda: mass_create(owner, data), answer, 201)
+    if runs_inline(body.count, 0):
+        response, _result = run_once(lambda: mass_create(owner, data), answer, 201)
+        return response
+
+    def start_job():
+        check_mass_create(owner, data)  # refused at once, like the small one
+        label = f"Mass create of {body.count:,} customers"
+        return records.create(owner, "mass_create", label, params=data, total=body.count)
+
+    response, job = run_once(start_job, lambda job, stored: {"job": job_json(job, owner)}, 202)
+    if job is not None:  # committed with its Idempotency-Key; a replay names the same job
+        records.enqueue(job)
+    job_id = job.id if job is not None else response.get_json()["job"]["id"]
+    response.headers["Location"] = url_for("api.get_job", job_id=job_id)
     return response
 
 

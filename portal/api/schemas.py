@@ -238,6 +238,36 @@ class MassCreated(BaseModel):
     credentials: list[Credential] | None
 
 
+class JobOut(BaseModel):
+    """A background job: poll it until `status` is done or failed."""
+
+    id: int
+    kind: str
+    label: str
+    status: Literal["queued", "running", "done", "failed"]
+    done: int
+    total: int
+    error: str
+    result: dict
+    created_at: datetime
+    finished_at: datetime | None
+    credentials_available: bool = Field(
+        description="The new accounts' secrets wait for one reading by the key's account."
+    )
+
+
+class JobAccepted(BaseModel):
+    """Work too large to answer at once: it runs as a job (Location: the job)."""
+
+    job: JobOut
+
+
+class JobCredentials(BaseModel):
+    """A mass create job's secrets, returned once."""
+
+    credentials: list[Credential]
+
+
 class AccountPage(BaseModel):
     """One page of accounts, newest first."""
 

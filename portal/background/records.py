@@ -55,7 +55,7 @@ def register(kind: str, handler: Handler, resumable: bool = False, atomic: bool 
         _incremental.add(kind)
 
 
-def start(
+def create(
     actor: Account | None,
     kind: str,
     label: str,
@@ -63,7 +63,7 @@ def start(
     total: int = 0,
     files: dict[str, tuple[str, bytes]] | None = None,
 ) -> Job:
-    """Save a queued job (with its input files) and hand it to the engine."""
+    """Add a queued job (with its input files) to the caller's transaction; enqueue() it after."""
     job = Job(
         kind=kind,
         label=label[:200],
@@ -76,9 +76,20 @@ def start(
     db.session.flush()
     for name, (filename, content) in (files or {}).items():
         db.session.add(JobFile(job_id=job.id, name=name, filename=filename, content=content))
-    db.session.commit()
+    return job
+
+
+def enqueue(job: Job) -> None:
+    """Hand a committed job to the engine (a second delivery is harmless: it runs once)."""
     run_job(job.id)
     db.session.expire(job)  # in immediate mode it has run meanwhile
+
+
+def start(actor: Account | None, kind: str, label: str, **details) -> Job:
+    """Save a queued job (details: create()'s params, total, files) and hand it to the engine."""
+    job = create(actor, kind, label, **details)
+    db.session.commit()
+    enqueue(job)
     return job
 
 
