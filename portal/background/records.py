@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import abort
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, false, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.background.engine import app_context, huey
 from portal.extensions import db
-from portal.models import Account, Job, JobFile, JobStatus, utcnow
+from portal.models import Account, Job, JobFile, JobStatus, Role, utcnow
 from portal.security import STAFF, owner_id_for
 from portal.transactions import ValidationFailed, operation
 
@@ -332,11 +332,12 @@ def input_file(job: Job) -> bytes:
 
 
 def visible_jobs(user: Account) -> Select:
-    """Jobs of the caller's tenant: staff see the operator's, a reseller its own."""
-    if user.role in STAFF or user.role.value == "reseller":
-        owner = owner_id_for(user)
-        return select(Job).where(Job.owner_id.is_(None) if owner is None else Job.owner_id == owner)
-    return select(Job).where(Job.id.is_(None))
+    """Jobs `user` may see: staff every job (as every account), a reseller its own only."""
+    if user.role in STAFF:
+        return select(Job)
+    if user.role == Role.RESELLER:
+        return select(Job).where(Job.owner_id == user.id)
+    return select(Job).where(false())
 
 
 def get_job_or_404(user: Account, job_id: int) -> Job:
