@@ -1,7 +1,6 @@
 """API create throughput (POST /api/v1/accounts) beside the form's create and a trivial API read."""
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
     summary,
     timed,
+    write_json,
 )
 from portal.accounts.service import create_admin  # noqa: E402
 from portal.api.keys import create_key  # noqa: E402
@@ -146,9 +146,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             with database() as url:
                 results.append(run(backend, url, count, method))
                 report(results[-1])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return results
 
 

@@ -3,7 +3,6 @@
 import argparse
 import contextlib
 import gc
-import json
 import random
 import resource
 import shutil
@@ -30,6 +29,7 @@ from bench.common import (  # noqa: E402
     migrate,
     postgres_database,
     sqlite_database,
+    write_json,
 )
 from portal.billing import run as billing_run  # noqa: E402
 from portal.extensions import db  # noqa: E402
@@ -500,9 +500,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.postgres:
         sizes = [args.pg_small, args.pg_large]
         results.append(run(postgres_database, "PostgreSQL", sizes, args.entries, args.trace))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return results
 
 

@@ -1,7 +1,6 @@
 """Benchmark the Create Customer Account POST through the Flask test client on SQLite."""
 
 import argparse
-import json
 import secrets
 import sys
 import time
@@ -22,6 +21,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
     summary,
     timed,
+    write_json,
 )
 from portal.accounts.service import create_admin  # noqa: E402
 from portal.extensions import db  # noqa: E402
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         result = run(args.count, method)
         report(result)
         results.append(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return results
 
 

@@ -2,7 +2,6 @@
 
 import argparse
 import http.cookiejar
-import json
 import os
 import statistics
 import sys
@@ -23,12 +22,12 @@ from bench.bench_list import bulk_load  # noqa: E402
 from bench.common import (  # noqa: E402
     ADMIN_PASSWORD,
     FAST_HASH,
+    backends,
     csrf_from,
     gunicorn,
     make_app,
     migrate,
-    postgres_database,
-    sqlite_database,
+    write_json,
 )
 from portal.accounts.records import sip_device_values  # noqa: E402
 from portal.accounts.service import create_admin  # noqa: E402
@@ -248,15 +247,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     results = []
-    backends = {"sqlite": sqlite_database, "postgresql": postgres_database}
-    for backend in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
-        with backends[backend]() as database_url:
-            result = run(backend, database_url, args.count, args.repeat, args.list_repeat)
+    for backend, database_url in backends(args.postgres):
+        result = run(backend, database_url, args.count, args.repeat, args.list_repeat)
         report(result)
         results.append(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return results
 
 

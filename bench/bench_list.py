@@ -3,7 +3,6 @@
 import argparse
 import contextlib
 import functools
-import json
 import random
 import sys
 import time
@@ -29,6 +28,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
     summary,
     timed_round_robin,
+    write_json,
 )
 from portal.accounts.queries import prefix_condition, search_accounts, search_words  # noqa: E402
 from portal.accounts.service import create_admin, search_tokens  # noqa: E402
@@ -406,9 +406,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         small, large = run(args.small, args.large, backend, args.repeat)
         report(backend, small, large)
         results += [small, large]
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    write_json(args.json, results)
     return results
 
 

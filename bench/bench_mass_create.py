@@ -1,7 +1,6 @@
 """Benchmark mass create and CSV import of 10,000 customers, against single creates, per backend."""
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from bench.common import (  # noqa: E402
     migrate,
     postgres_database,
     sqlite_database,
+    write_json,
 )
 from portal.accounts.bulk import export_accounts, import_accounts, mass_create  # noqa: E402
 from portal.accounts.generated import new_password  # noqa: E402
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         with postgres_database() as url:
             results.append(run("PostgreSQL", url, args.count, args.sample))
             report(results[-1])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return results
 
 

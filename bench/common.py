@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: throwaway databases, app, login and timing."""
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -57,6 +58,21 @@ def postgres_database(server_url: str = POSTGRES_URL) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def backends(postgres: bool) -> Iterator[tuple[str, str]]:
+    """("sqlite", URL), then with `postgres` ("postgresql", URL): each database dropped after."""
+    for name, database in (("sqlite", sqlite_database), ("postgresql", postgres_database)):
+        if name == "sqlite" or postgres:
+            with database() as url:
+                yield name, url
+
+
+def write_json(path: Path | None, results) -> None:
+    """Write the results to `path` (--json), if given."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=str))
 
 
 def make_app(database_url: str, hash_method: str = "scrypt") -> Flask:

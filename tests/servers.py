@@ -5,7 +5,9 @@ starts the same command lines, waits the same way and reads the logs for the sam
 """
 
 import http.client
+import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -46,6 +48,23 @@ def worker_command(_port: int, _logs: Path) -> list[str]:
     return [str(BIN / "flask"), "--app", "app", "jobs", "worker"]
 
 
+def portal_env(database_url: str, admin_email: str, admin_password: str) -> dict:
+    """The environment of a portal served on `database_url`; `flask init` makes its admin."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        # From the environment, so nothing is written to instance/.
+        "SECRET_KEY": secrets.token_hex(32),
+        "PORTAL_ADMIN_EMAIL": admin_email,
+        "PORTAL_ADMIN_PASSWORD": admin_password,
+        "PYTHONUNBUFFERED": "1",
+    }
+    # Failed logins counted in the server's memory; mail waits in the outbox.
+    for name in ("REDIS_URL", "MAIL_SERVER", "PORTAL_URL", "FLASK_APP"):
+        env.pop(name, None)
+    return env
+
+
 # The long-running processes `make run` starts (the Procfile's), by name.
 PROCESSES = {"web": web_command, "worker": worker_command}
 
@@ -70,7 +89,7 @@ def log_problems(name: str, text: str) -> list[str]:
 class Served:
     """The processes of one running portal, their logs, and what the logs have shown."""
 
-    def __init__(self, port: int, env: dict, logs: Path):
+    def __init__(self, port: int, env: dict, logs: Path, processes: dict | None = None):
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         # The job queue of this portal only: its own SQLite file unless a test names Redis.
@@ -79,12 +98,19 @@ class Served:
             env.pop("REDIS_URL", None)
         self.env = env
         self.logs = logs
+        # What to start, by name: the Procfile's processes unless a test wants more consumers.
+        self.commands = processes or PROCESSES
         self.processes: dict[str, subprocess.Popen] = {}
 
+    def set_up(self) -> None:
+        """What `make db` runs before serving: migrations, then the first admin."""
+        for command in SETUP_COMMANDS:
+            self.flask(*command)
+
     def start(self) -> None:
-        """Start every process of PROCESSES and wait until the portal answers."""
+        """Start every process of `commands` and wait until the portal answers."""
         try:
-            for name, command in PROCESSES.items():
+            for name, command in self.commands.items():
                 with open(self.logs / f"{name}.log", "w") as log:
                     self.processes[name] = subprocess.Popen(  # noqa: S603 (our own command)
                         command(self.port, self.logs),
@@ -127,6 +153,21 @@ class Served:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def flask(self, *args: str) -> str:
+        """Run `flask --app app ARGS` against the same database; its output goes to the log."""
+        completed = subprocess.run(
+            [str(BIN / "flask"), "--app", "app", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        with open(self.logs / "cli.log", "a") as log:
+            log.write(f"$ flask {' '.join(args)}\n{completed.stdout}{completed.stderr}")
+        assert completed.returncode == 0, f"flask {' '.join(args)} failed:\n{completed.stderr}"
+        return completed.stdout
 
     def log_sizes(self) -> dict[Path, int]:
         """How far each log has been read."""

@@ -4,11 +4,12 @@ import csv
 import io
 import json
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from huey.exceptions import TaskLockedException
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from portal.accounts import bulk
 from portal.background import records
@@ -328,3 +329,39 @@ def test_the_hourly_billing_leaves_a_row_only_when_it_billed(app, as_admin, post
     page = as_admin.get("/jobs/").get_data(as_text=True)
     assert "Hourly billing run" in page and "Scheduler" in page
     assert "1 invoiced" in as_admin.get(f"/jobs/{job.id}").get_data(as_text=True)
+
+
+def test_a_heartbeat_waiting_behind_the_jobs_own_write_does_not_hold_up_its_end(app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL locks rows: a beat never waits for the job's other writes")
+    job_id = _running_job("customer_import", 0).id
+    beating = f"job-{job_id}"  # the heartbeat thread's name
+    sent, ended = threading.Event(), threading.Event()
+
+    def beat_sent(*_args):
+        if threading.current_thread().name == beating:
+            sent.set()
+
+    def beat_ended(*_args):
+        if threading.current_thread().name == beating:
+            ended.set()
+
+    hooks = (("before_cursor_execute", beat_sent), ("after_cursor_execute", beat_ended))
+    hooks += (("handle_error", beat_ended),)
+    for name, hook in hooks:
+        event.listen(db.engine, name, hook)
+    try:
+        # The job writes its rows (SQLite: one writer at a time) while a beat comes due.
+        db.session.execute(text("UPDATE jobs SET label = 'saving' WHERE id = :id"), {"id": job_id})
+        progress = records.Progress(job_id, 10)
+        progress.start()
+        assert sent.wait(30), "no heartbeat was sent"
+        progress.stop()
+        # The job goes on to its commit; it does not wait for the beat it blocks (which would
+        # hold every writer of the database, call authorizations included, for busy_timeout).
+        assert not ended.is_set()
+        db.session.commit()
+        assert ended.wait(30)
+    finally:
+        for name, hook in hooks:
+            event.remove(db.engine, name, hook)

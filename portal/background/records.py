@@ -243,9 +243,11 @@ class Progress:
 
     def stop(self) -> None:
         """End the heartbeat (before the job's final write)."""
+        # Not joined: on SQLite a beat in flight may be waiting for the write lock the job's
+        # own transaction holds, and waiting for it would hold every writer of the database
+        # (call authorizations too) until busy_timeout. A late beat changes nothing: it writes
+        # only a running job, and the job's final write ends that.
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
 
     def _beat(self) -> None:
         """Write progress and the heartbeat on a connection of its own, until stopped."""

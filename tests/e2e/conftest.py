@@ -6,10 +6,7 @@ answered a 5xx, when the page raised a JavaScript error, and when a page it visi
 than the viewport or has a serious or critical axe-core violation at 390 or 1366 px.
 """
 
-import os
 import re
-import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ROOT, TIMEOUT_MS, free_port, throwaway_database
-from tests.servers import BIN, SETUP_COMMANDS, Served
+from tests.conftest import TIMEOUT_MS, free_port, throwaway_database
+from tests.servers import Served, portal_env
 
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "E2e-admin-passw0rd"
@@ -36,7 +33,7 @@ AXE_RUN = """async () => {
 
 
 class Portal(Served):
-    """The running portal: its URL, environment and logs, and the CLI on the same database."""
+    """The running portal: its URL, environment and logs, and what its pages checked."""
 
     def __init__(self, port: int, env: dict, logs: Path):
         super().__init__(port, env, logs)
@@ -48,21 +45,6 @@ class Portal(Served):
         """The absolute URL of `path`."""
         return self.url + path
 
-    def flask(self, *args: str) -> str:
-        """Run `flask --app app ARGS` against the same database; its output goes to the log."""
-        completed = subprocess.run(
-            [str(BIN / "flask"), "--app", "app", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        with open(self.logs / "cli.log", "a") as log:
-            log.write(f"$ flask {' '.join(args)}\n{completed.stdout}{completed.stderr}")
-        assert completed.returncode == 0, f"flask {' '.join(args)} failed:\n{completed.stderr}"
-        return completed.stdout
-
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory, chromium_executable):
@@ -72,21 +54,9 @@ def portal(tmp_path_factory, chromium_executable):
     logs = directory / "logs"
     logs.mkdir()
     with throwaway_database(directory) as database_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            # From the environment, so nothing is written to instance/.
-            "SECRET_KEY": secrets.token_hex(32),
-            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
-            "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "PYTHONUNBUFFERED": "1",
-        }
-        # Failed logins counted in this server's memory; mail waits in the outbox.
-        for name in ("REDIS_URL", "MAIL_SERVER", "PORTAL_URL", "FLASK_APP"):
-            env.pop(name, None)
+        env = portal_env(database_url, ADMIN_EMAIL, ADMIN_PASSWORD)
         portal = Portal(free_port(), env, logs)
-        for command in SETUP_COMMANDS:
-            portal.flask(*command)
+        portal.set_up()
         portal.start()
         try:
             yield portal

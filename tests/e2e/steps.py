@@ -140,3 +140,22 @@ def open_document(browse: Session, page: Page, number: str, kind: str, line: str
     page.emulate_media(media="print")
     expect(page.locator("header nav")).to_be_hidden()
     page.emulate_media(media="screen")
+
+
+def add_rate(page: Page, prefix: str, destination: str, cost_per_minute: str) -> None:
+    """Add a rate by hand on the rate group page that is open."""
+    field(page, "Prefix").fill(prefix)
+    field(page, "Destination").fill(destination)
+    field(page, "Cost per minute").fill(cost_per_minute)
+    page.get_by_role("button", name="Add rate").click()
+    expect(main(page)).to_contain_text(f'Rate for prefix "{prefix}" added.')
+
+
+def create_api_key(page: Page, name: str) -> str:
+    """Create an API key named `name` through the API keys page: its secret, shown once."""
+    nav(page, "API keys")
+    field(page, "Name").fill(name)
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-api-key")
+    expect(key).to_have_text(re.compile(r"^vbp_"))
+    return key.inner_text()

@@ -1,12 +1,19 @@
 """A reseller on the real server: its own rate group, tax, customers, sub-resellers and keys."""
 
-import re
-
 from playwright.sync_api import expect
 
 from tests.conftest import wait_for_htmx
 from tests.e2e.conftest import ADMIN, nav
-from tests.e2e.steps import ACCOUNT_PAGE, account_of, create_account, field, main, open_create_form
+from tests.e2e.steps import (
+    ACCOUNT_PAGE,
+    account_of,
+    add_rate,
+    create_account,
+    create_api_key,
+    field,
+    main,
+    open_create_form,
+)
 
 
 def test_reseller_builds_its_own_business(browse, portal):
@@ -32,11 +39,7 @@ def test_reseller_builds_its_own_business(browse, portal):
     field(page, "Name").fill("Reseller Retail")
     page.get_by_role("button", name="Save").click()
     expect(main(page)).to_contain_text('Rate group "Reseller Retail" created.')
-    field(page, "Prefix").fill("33")
-    field(page, "Destination").fill("France")
-    field(page, "Cost per minute").fill("0.2")
-    page.get_by_role("button", name="Add rate").click()
-    expect(main(page)).to_contain_text('Rate for prefix "33" added.')
+    add_rate(page, "33", "France", "0.2")
     browse.check(page, "Rate group of the reseller")
 
     # Its own tax.
@@ -99,8 +102,5 @@ def test_reseller_builds_its_own_business(browse, portal):
     expect(page).to_have_url(ACCOUNT_PAGE)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Reseller")
     browse.check(page, "Sub-reseller")
-    nav(page, "API keys")
-    field(page, "Name").fill("signup form")
-    page.get_by_role("button", name="Create key").click()
-    expect(page.locator("#new-api-key")).to_have_text(re.compile(r"^vbp_"))
+    create_api_key(page, "signup form")
     browse.check(page, "API keys of the reseller")

@@ -10,7 +10,9 @@ from tests.e2e.conftest import ADMIN, Login, nav
 from tests.e2e.steps import (
     ACCOUNT_PAGE,
     account_of,
+    add_rate,
     create_account,
+    create_api_key,
     digits,
     download,
     field,
@@ -208,11 +210,7 @@ def test_admin_builds_a_rate_group_and_a_tax(browse, portal, tmp_path):
     browse.check(page, "Rate group page")
 
     # Add a rate by hand, then import more from a file (merged).
-    field(page, "Prefix").fill("44")
-    field(page, "Destination").fill("United Kingdom")
-    field(page, "Cost per minute").fill("0.6")
-    page.get_by_role("button", name="Add rate").click()
-    expect(main(page)).to_contain_text('Rate for prefix "44" added.')
+    add_rate(page, "44", "United Kingdom", "0.6")
     browse.check(page, "Rate group page after adding a rate")
     rates = [
         {
@@ -292,12 +290,7 @@ def test_admin_creates_and_revokes_an_api_key(browse, portal):
     page = browse.page(ADMIN)
     page.goto(portal("/dashboard/"))
     browse.check(page, "Dashboard")
-    nav(page, "API keys")
-    browse.check(page, "API keys")
-    field(page, "Name").fill("fs1")
-    page.get_by_role("button", name="Create key").click()
-    key = page.locator("#new-api-key").inner_text()
-    assert key.startswith("vbp_")
+    key = create_api_key(page, "fs1")
     browse.check(page, "API keys with a new key")
     # The key works against the API, and is shown only once.
     answer = page.request.get(

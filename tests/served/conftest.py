@@ -8,6 +8,7 @@ the server's log shows a traceback or its access log a 5xx.
 import http.client
 import http.cookiejar
 import os
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +28,7 @@ class Answer:
     status: int
     headers: http.client.HTTPMessage
     body: bytes
+    url: str = ""  # where the answer came from, after redirects
 
 
 class Gunicorn(Served):
@@ -42,7 +44,7 @@ class Gunicorn(Served):
 class ServedClient:
     """A cookie-keeping HTTP client of the served portal that logs in like a browser."""
 
-    def __init__(self, server: Gunicorn):
+    def __init__(self, server: Served):
         self.server = server
         jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -50,11 +52,34 @@ class ServedClient:
     def get(self, path: str, headers: dict | None = None) -> Answer:
         """GET `path`, reading the whole body (an answer cut short raises IncompleteRead)."""
         request = urllib.request.Request(self.server.url + path, headers=headers or {})  # noqa: S310
+        return self._open(request)
+
+    def _open(self, request: urllib.request.Request) -> Answer:
+        """Send `request`, following redirects, and read the whole answer."""
         try:
             with self.opener.open(request, timeout=120) as response:
-                return Answer(response.status, response.headers, response.read())
+                return Answer(response.status, response.headers, response.read(), response.url)
         except urllib.error.HTTPError as error:
-            return Answer(error.code, error.headers, error.read())
+            return Answer(error.code, error.headers, error.read(), error.url)
+
+    def post(self, path: str, token_from: str, files: dict | None = None) -> Answer:
+        """POST a form with the CSRF token of the page `token_from` and `files` (name:
+        (filename, bytes)) as multipart parts, as a browser submits it; redirects followed."""
+        token = csrf_from(self.get(token_from).body.decode())
+        boundary = secrets.token_hex(16)
+        parts = [('name="csrf_token"', token.encode())]
+        for name, (filename, content) in (files or {}).items():
+            parts.append((f'name="{name}"; filename="{filename}"', content))
+        body = b"".join(
+            f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+            for disposition, content in parts
+        )
+        body += f"--{boundary}--\r\n".encode()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        request = urllib.request.Request(self.server.url + path, body, headers)  # noqa: S310
+        return self._open(request)
 
     def login(self, identifier: str, password: str = PASSWORD) -> None:
         """Log in through the login form with its CSRF token."""
