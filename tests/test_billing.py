@@ -131,7 +131,12 @@ def test_postpaid_balance_is_what_is_owed(as_admin, postpaid_customer):
     assert balance_of(postpaid_customer.id) == Decimal("17.5")
     account = db.session.get(Account, postpaid_customer.id)
     assert account.available_funds == Decimal("82.5")  # credit limit 100 - owed 17.5
-    assert documents_of(account.id) == []  # postpaid: no receipt, the invoice comes later
+    (receipt,) = documents_of(account.id)  # the payment's receipt; the invoice comes later
+    assert (receipt.kind, receipt.total, receipt.status) == (
+        DocumentKind.RECEIPT,
+        Decimal("12.5"),
+        DocumentStatus.PAID,
+    )
     page = body(as_admin.get(f"/accounts/{account.id}"))
     assert '<dd id="available">USD\xa082.50</dd>' in page
 
@@ -574,11 +579,11 @@ def test_a_payment_before_the_invoice_is_applied_to_it(as_admin, admin, postpaid
     post_money(as_admin, postpaid_customer, "payments", "20")  # in advance, nothing to settle
     charge_at(admin, postpaid_customer, "10", MARCH_1)
     run_billing(now_utc=datetime(2026, 3, 5, 1, 0))
-    (march,) = documents_of(account_id)
+    (march,) = documents_of(account_id, DocumentKind.INVOICE)
     assert (march.status, march.amount_paid) == (DocumentStatus.PAID, Decimal("12.10"))
     charge_at(admin, postpaid_customer, "10", datetime(2026, 3, 10))
     run_billing(now_utc=datetime(2026, 4, 5, 1, 0))
-    april = documents_of(account_id)[-1]
+    april = documents_of(account_id, DocumentKind.INVOICE)[-1]
     # The 7.90 left of the advance is applied to the next invoice.
     assert (april.status, april.amount_paid) == (DocumentStatus.PARTIAL, Decimal("7.90"))
     assert april.balance_due == Decimal("4.20")
@@ -637,12 +642,12 @@ def test_a_credit_invoice_takes_nothing_from_an_advance_payment(admin, postpaid_
     db.session.execute(update(LedgerEntry).values(created_at=MARCH_1))
     db.session.commit()
     run_billing(now_utc=datetime(2026, 3, 5, 1, 0))
-    (credit,) = documents_of(account_id)
+    (credit,) = documents_of(account_id, DocumentKind.INVOICE)
     assert credit.total == Decimal(-5) and credit.status == DocumentStatus.PAID
     assert credit.amount_paid == 0  # nothing of the 20 was used up on it
     charge_at(admin, postpaid_customer, "30", datetime(2026, 3, 10))
     run_billing(now_utc=datetime(2026, 4, 5, 1, 0))
-    april = documents_of(account_id)[-1]
+    april = documents_of(account_id, DocumentKind.INVOICE)[-1]
     assert (april.total, april.amount_paid) == (Decimal("36.10"), Decimal(20))
     assert april.status == DocumentStatus.PARTIAL
     assert balance_of(account_id) == Decimal("11.10")  # 36.10 - 20 - 5
