@@ -1,7 +1,6 @@
 """Payments allocated to invoices: receipts, statuses and amounts due, credit, the ledger agrees."""
 
 import html
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -22,7 +21,7 @@ from portal.models import (
     OutboxMessage,
 )
 from portal.transactions import transaction
-from tests.conftest import Browser, make_account
+from tests.conftest import Browser, in_threads, make_account
 
 
 def invoice_after_charge(admin, account, amount: str, month: int) -> Document:
@@ -176,25 +175,12 @@ def test_twenty_concurrent_payments_never_over_allocate(app, admin, postpaid_cus
     invoices = [invoice_after_charge(admin, account, "10", month) for month in (3, 4, 5)]
     admin_id, account_id = admin.id, account.id
     db.session.commit()  # the test's session holds nothing while the threads write
-    errors = []
-    start = threading.Barrier(20)
 
-    def pay():
-        try:
-            with app.app_context():  # each thread its own session, as in a server
-                start.wait()
-                add_payment(
-                    db.session.get(Account, admin_id), db.session.get(Account, account_id), "2"
-                )
-        except BaseException as error:  # reported to the test, not lost in the thread
-            errors.append(error)
+    def pay(_):
+        actor, payer = db.session.get(Account, admin_id), db.session.get(Account, account_id)
+        add_payment(actor, payer, "2")
 
-    threads = [threading.Thread(target=pay) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    assert in_threads(app, pay, range(20)) == []
     # 40 paid against 36.30 owed, oldest invoices first: 3.70 left as credit.
     assert state(*invoices) == [(DocumentStatus.PAID, Decimal("12.10"), Decimal(0))] * 3
     assert unapplied_payments(account) == Decimal("3.70")

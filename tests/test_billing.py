@@ -1,7 +1,6 @@
 """Money: ledger postings through the account page, receipts, numbering, invoices, billing run."""
 
 import html
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -29,7 +28,7 @@ from portal.models import (
     utcnow,
 )
 from portal.transactions import transaction
-from tests.conftest import Browser, make_account
+from tests.conftest import Browser, in_threads, make_account
 
 HX = {"HX-Request": "true"}
 
@@ -261,27 +260,6 @@ def test_a_reseller_posts_only_inside_its_subtree(app, tenants):
 # --- Concurrency ---------------------------------------------------------------------------------
 
 
-def _in_threads(app, work, jobs: list) -> list[BaseException]:
-    """Run `work(job)` for each job at once, each in its own thread and app context."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(jobs))
-
-    def worker(job):
-        try:
-            with app.app_context():
-                start.wait()
-                work(job)
-        except BaseException as error:  # reported to the test, not lost in the thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
-
-
 def test_concurrent_postings_on_one_account_end_with_the_exact_sum(app, admin, customer):
     admin_id, customer_id = admin.id, customer.id
     db.session.commit()  # the test's session holds nothing while the threads write
@@ -294,7 +272,7 @@ def test_concurrent_postings_on_one_account_end_with_the_exact_sum(app, admin, c
         operation(actor, account, amount, f"{kind} {amount}")
 
     jobs = [("payment", "0.10")] * 15 + [("charge", "0.01")] * 5
-    assert _in_threads(app, work, jobs) == []
+    assert in_threads(app, work, jobs) == []
     assert balance_of(customer_id) == Decimal("1.45")  # 15 x 0.10 - 5 x 0.01
     assert count(LedgerEntry, LedgerEntry.account_id == customer_id) == 20
     numbers = sorted(document.number for document in documents_of(customer_id))
@@ -310,7 +288,7 @@ def test_concurrent_first_receipts_of_one_issuer_share_its_numbering(app, admin)
     def work(account_id):
         add_payment(db.session.get(Account, admin_id), db.session.get(Account, account_id), "1")
 
-    assert _in_threads(app, work, ids) == []
+    assert in_threads(app, work, ids) == []
     numbers = sorted(db.session.scalars(select(Document.number)))
     assert numbers == list(range(1, 13))
     for account_id in ids:
