@@ -8,7 +8,14 @@ from sqlalchemy import event, func, select
 
 from portal.billing.queries import activity
 from portal.billing.run import run_billing
-from portal.billing.service import add_charge, add_payment, post, settle, unapplied_payments
+from portal.billing.service import (
+    add_charge,
+    add_payment,
+    credits,
+    post,
+    settle,
+    unapplied_payments,
+)
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -166,6 +173,24 @@ def test_settle_takes_oldest_payments_first_and_stops_at_the_amount(admin, postp
     assert state(invoice) == [(DocumentStatus.PARTIAL, Decimal(12), Decimal("0.10"))]
     assert [row[0] for row in pairs(account.id)] == ["R-000001", "R-000002", "R-000003"]
     check_books(account.id)
+
+
+def test_credits_of_many_accounts_at_once(admin, postpaid_customer, default_rate_group):
+    others = [
+        make_account(
+            postpaid_customer.role,
+            f"10000009{n:02d}",
+            rate_group_id=default_rate_group.id,
+            account_type=postpaid_customer.account_type,
+        )
+        for n in range(2)
+    ]
+    invoice_after_charge(admin, postpaid_customer, "10", 3)  # 12.10
+    add_payment(admin, postpaid_customer, "15")
+    add_payment(admin, others[0], "4")
+    ids = [postpaid_customer.id, *(other.id for other in others)]
+    assert credits(ids) == {postpaid_customer.id: Decimal("2.90"), others[0].id: Decimal(4)}
+    assert unapplied_payments(others[1]) == 0
 
 
 def test_prepaid_payments_are_never_allocated(admin, customer):

@@ -276,17 +276,31 @@ def settle(document: Document, amount: Decimal) -> Decimal:
 
 def unapplied_payments(account: Account) -> Decimal:
     """Payments of a postpaid account not yet allocated to any invoice (its credit)."""
-    paid = db.session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account.id, LedgerEntry.kind == EntryKind.PAYMENT
-        )
+    return credits([account.id]).get(account.id, Decimal(0))
+
+
+def credits(account_ids: list[int]) -> dict[int, Decimal]:
+    """The credit (payments not yet allocated) of those of these accounts that have some."""
+    # Two grouped queries for a whole chunk of the billing run, which then settles only these.
+    paid = dict(
+        db.session.execute(
+            select(LedgerEntry.account_id, func.sum(-LedgerEntry.amount))
+            .where(LedgerEntry.account_id.in_(account_ids), LedgerEntry.kind == EntryKind.PAYMENT)
+            .group_by(LedgerEntry.account_id)
+        ).all()
     )
-    allocated = db.session.scalar(
-        select(func.coalesce(func.sum(Allocation.amount), 0))
-        .join(LedgerEntry, Allocation.payment_entry_id == LedgerEntry.id)
-        .where(LedgerEntry.account_id == account.id)
+    if not paid:
+        return {}
+    allocated = dict(
+        db.session.execute(
+            select(LedgerEntry.account_id, func.sum(Allocation.amount))
+            .join(Allocation, Allocation.payment_entry_id == LedgerEntry.id)
+            .where(LedgerEntry.account_id.in_(paid))
+            .group_by(LedgerEntry.account_id)
+        ).all()
     )
-    return -Decimal(paid) - Decimal(allocated)  # postpaid payments are negative entries
+    left = {account: amount - allocated.get(account, 0) for account, amount in paid.items()}
+    return {account: amount for account, amount in left.items() if amount > 0}
 
 
 def add_payment(actor, account: Account, value, description: str = "") -> Posted:
