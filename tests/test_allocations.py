@@ -4,8 +4,10 @@ import html
 from datetime import date, datetime
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import event, func, select
 
+from portal.billing import service
 from portal.billing.queries import activity
 from portal.billing.run import run_billing
 from portal.billing.service import (
@@ -191,6 +193,27 @@ def test_credits_of_many_accounts_at_once(admin, postpaid_customer, default_rate
     ids = [postpaid_customer.id, *(other.id for other in others)]
     assert credits(ids) == {postpaid_customer.id: Decimal("2.90"), others[0].id: Decimal(4)}
     assert unapplied_payments(others[1]) == 0
+
+
+def test_a_payment_failing_after_its_allocations_leaves_nothing(
+    admin, postpaid_customer, monkeypatch
+):
+    march = invoice_after_charge(admin, postpaid_customer, "10", 3)
+    before = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+
+    def audit_fails(*args, **kwargs):
+        raise RuntimeError("lost connection")  # after the receipt and allocations were written
+
+    monkeypatch.setattr(service.audit, "record", audit_fails)
+    with pytest.raises(RuntimeError):
+        add_payment(admin, postpaid_customer, "5")
+    assert db.session.scalar(select(func.count()).select_from(Allocation)) == 0
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == before
+    assert state(march) == [(DocumentStatus.UNPAID, Decimal(0), Decimal("12.10"))]
+    receipts = select(func.count()).where(Document.kind == DocumentKind.RECEIPT)
+    assert db.session.scalar(receipts) == 0
+    monkeypatch.undo()
+    assert add_payment(admin, postpaid_customer, "5").document.display_number == "R-000001"
 
 
 def test_prepaid_payments_are_never_allocated(admin, customer):
