@@ -241,6 +241,27 @@ class Browser:
         return self.client.post(url, data=data, **kwargs)
 
 
+def in_threads(app, work, jobs: list) -> list[BaseException]:
+    """Run `work(job)` for each job at once, each in its own thread and app context."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(jobs))
+
+    def worker(job):
+        try:
+            with app.app_context():
+                start.wait()
+                work(job)
+        except BaseException as error:  # reported to the test, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
 @pytest.fixture
 def user(client):
     """A browser-like client helper."""

@@ -1,7 +1,6 @@
 """Money: ledger postings through the account page, receipts, numbering, invoices, billing run."""
 
 import html
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -29,7 +28,7 @@ from portal.models import (
     utcnow,
 )
 from portal.transactions import transaction
-from tests.conftest import Browser, make_account
+from tests.conftest import Browser, in_threads, make_account
 
 HX = {"HX-Request": "true"}
 
@@ -131,7 +130,12 @@ def test_postpaid_balance_is_what_is_owed(as_admin, postpaid_customer):
     assert balance_of(postpaid_customer.id) == Decimal("17.5")
     account = db.session.get(Account, postpaid_customer.id)
     assert account.available_funds == Decimal("82.5")  # credit limit 100 - owed 17.5
-    assert documents_of(account.id) == []  # postpaid: no receipt, the invoice comes later
+    (receipt,) = documents_of(account.id)  # the payment's receipt; the invoice comes later
+    assert (receipt.kind, receipt.total, receipt.status) == (
+        DocumentKind.RECEIPT,
+        Decimal("12.5"),
+        DocumentStatus.PAID,
+    )
     page = body(as_admin.get(f"/accounts/{account.id}"))
     assert '<dd id="available">USD\xa082.50</dd>' in page
 
@@ -256,27 +260,6 @@ def test_a_reseller_posts_only_inside_its_subtree(app, tenants):
 # --- Concurrency ---------------------------------------------------------------------------------
 
 
-def _in_threads(app, work, jobs: list) -> list[BaseException]:
-    """Run `work(job)` for each job at once, each in its own thread and app context."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(jobs))
-
-    def worker(job):
-        try:
-            with app.app_context():
-                start.wait()
-                work(job)
-        except BaseException as error:  # reported to the test, not lost in the thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
-
-
 def test_concurrent_postings_on_one_account_end_with_the_exact_sum(app, admin, customer):
     admin_id, customer_id = admin.id, customer.id
     db.session.commit()  # the test's session holds nothing while the threads write
@@ -289,7 +272,7 @@ def test_concurrent_postings_on_one_account_end_with_the_exact_sum(app, admin, c
         operation(actor, account, amount, f"{kind} {amount}")
 
     jobs = [("payment", "0.10")] * 15 + [("charge", "0.01")] * 5
-    assert _in_threads(app, work, jobs) == []
+    assert in_threads(app, work, jobs) == []
     assert balance_of(customer_id) == Decimal("1.45")  # 15 x 0.10 - 5 x 0.01
     assert count(LedgerEntry, LedgerEntry.account_id == customer_id) == 20
     numbers = sorted(document.number for document in documents_of(customer_id))
@@ -305,7 +288,7 @@ def test_concurrent_first_receipts_of_one_issuer_share_its_numbering(app, admin)
     def work(account_id):
         add_payment(db.session.get(Account, admin_id), db.session.get(Account, account_id), "1")
 
-    assert _in_threads(app, work, ids) == []
+    assert in_threads(app, work, ids) == []
     numbers = sorted(db.session.scalars(select(Document.number)))
     assert numbers == list(range(1, 13))
     for account_id in ids:
@@ -574,11 +557,11 @@ def test_a_payment_before_the_invoice_is_applied_to_it(as_admin, admin, postpaid
     post_money(as_admin, postpaid_customer, "payments", "20")  # in advance, nothing to settle
     charge_at(admin, postpaid_customer, "10", MARCH_1)
     run_billing(now_utc=datetime(2026, 3, 5, 1, 0))
-    (march,) = documents_of(account_id)
+    (march,) = documents_of(account_id, DocumentKind.INVOICE)
     assert (march.status, march.amount_paid) == (DocumentStatus.PAID, Decimal("12.10"))
     charge_at(admin, postpaid_customer, "10", datetime(2026, 3, 10))
     run_billing(now_utc=datetime(2026, 4, 5, 1, 0))
-    april = documents_of(account_id)[-1]
+    april = documents_of(account_id, DocumentKind.INVOICE)[-1]
     # The 7.90 left of the advance is applied to the next invoice.
     assert (april.status, april.amount_paid) == (DocumentStatus.PARTIAL, Decimal("7.90"))
     assert april.balance_due == Decimal("4.20")
@@ -637,12 +620,12 @@ def test_a_credit_invoice_takes_nothing_from_an_advance_payment(admin, postpaid_
     db.session.execute(update(LedgerEntry).values(created_at=MARCH_1))
     db.session.commit()
     run_billing(now_utc=datetime(2026, 3, 5, 1, 0))
-    (credit,) = documents_of(account_id)
+    (credit,) = documents_of(account_id, DocumentKind.INVOICE)
     assert credit.total == Decimal(-5) and credit.status == DocumentStatus.PAID
     assert credit.amount_paid == 0  # nothing of the 20 was used up on it
     charge_at(admin, postpaid_customer, "30", datetime(2026, 3, 10))
     run_billing(now_utc=datetime(2026, 4, 5, 1, 0))
-    april = documents_of(account_id)[-1]
+    april = documents_of(account_id, DocumentKind.INVOICE)[-1]
     assert (april.total, april.amount_paid) == (Decimal("36.10"), Decimal(20))
     assert april.status == DocumentStatus.PARTIAL
     assert balance_of(account_id) == Decimal("11.10")  # 36.10 - 20 - 5

@@ -4,15 +4,16 @@ from datetime import date
 from decimal import Decimal
 
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import func, text
+from sqlalchemy import func, inspect, text
 
 from portal import MIGRATIONS_DIR, mail
 from portal.billing.run import bill_account
-from portal.billing.service import add_payment
+from portal.billing.service import add_payment, unapplied_payments
 from portal.extensions import db
 from portal.models import (
     Account,
     AccountType,
+    Allocation,
     Document,
     DocumentStatus,
     EntryKind,
@@ -20,7 +21,7 @@ from portal.models import (
     OutboxMessage,
     Role,
 )
-from tests.conftest import make_account, make_test_app
+from tests.conftest import make_account, make_test_app, throwaway_database
 
 
 def _insert_account(
@@ -39,7 +40,7 @@ def _insert_account(
             " low_balance_alert, email_alerts, created_at, updated_at, tenant_path,"
             " session_token, low_balance_alerted) VALUES (:id, :number, 'customer', 'x', '',"
             " '', '', 'US', 'UTC', 'active', 0, '', 30, 'daily', :currency, :type, 0,"
-            " :balance, :alert, 0, '2026-01-01', '2026-01-01', '', :token, 0)"
+            " :balance, :alert, FALSE, '2026-01-01', '2026-01-01', '', :token, FALSE)"
         ),
         {  # text: NUMERIC affinity converts
             "id": account_id,
@@ -119,15 +120,23 @@ def test_live_call_counters_are_filled_from_the_live_calls(tmp_path):
         db.engine.dispose()
 
 
-def _insert_entry(account_id: int, kind: str, units: int, document_id=None) -> None:
+def _insert_entry(
+    account_id: int, kind: str, units: int, document_id=None, currency: str = "JPY"
+) -> None:
     """A ledger entry as the schema before 9a1b2c3d4e5f stored it (integer units on SQLite)."""
     db.session.execute(
         text(
             "INSERT INTO ledger_entries (account_id, kind, amount, currency, description,"
-            " created_at, document_id) VALUES (:id, :kind, :units, 'JPY', '', '2026-01-01',"
+            " created_at, document_id) VALUES (:id, :kind, :units, :currency, '', '2026-01-01',"
             " :document_id)"
         ),
-        {"id": account_id, "kind": kind, "units": units, "document_id": document_id},
+        {
+            "id": account_id,
+            "kind": kind,
+            "units": units,
+            "document_id": document_id,
+            "currency": currency,
+        },
     )
 
 
@@ -202,6 +211,76 @@ def test_mail_given_up_after_20_tries_is_pending_again_and_back(tmp_path):
         columns = [row[1] for row in db.session.execute(text("PRAGMA table_info(outbox)"))]
         assert "failed_at" not in columns and "next_attempt_at" not in columns
         assert db.session.execute(text("SELECT COUNT(*) FROM outbox")).scalar() == 2
+        db.engine.dispose()
+
+
+def test_amounts_paid_become_allocations_oldest_first_and_back(tmp_path):
+    with throwaway_database(tmp_path) as url:  # PostgreSQL too when DATABASE_URL names it
+        _allocations_migrated_and_back(make_test_app(url))
+
+
+def _allocations_migrated_and_back(app) -> None:
+    """Old amounts paid -> allocations -> the same amounts paid and statuses again."""
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="b8c9d0e1f2a3")
+        # Stored money: integer hundred-thousandths on SQLite, NUMERIC elsewhere.
+        sqlite = db.engine.dialect.name == "sqlite"
+
+        def stored(units: int):
+            """`units` hundred-thousandths as this database stores money."""
+            return units if sqlite else Decimal(units).scaleb(-5)
+
+        _insert_account("0", "0")  # prepaid, with a receipt
+        _insert_account("0", "0", account_id=8, account_type="postpaid")
+        # (id, kind, number, account, billing date, total, amount paid, status) in units.
+        documents = [
+            (1, "receipt", 1, 7, None, 1000000, 1000000, "paid"),
+            (2, "invoice", 1, 8, "2026-01-05", 1210000, 1210000, "paid"),
+            (3, "invoice", 2, 8, "2026-02-05", 1210000, 790000, "partial"),
+            (4, "invoice", 3, 8, "2026-03-05", -500000, 0, "paid"),  # a credit invoice
+            (5, "invoice", 4, 8, "2026-04-05", 1210000, 0, "unpaid"),
+        ]
+        for number, kind, n, account_id, day, total, paid, status in documents:
+            db.session.execute(
+                text(
+                    "INSERT INTO documents (id, kind, issuer_key, number, account_id, issued_at,"
+                    " billing_date, currency, subtotal, tax_total, total, amount_paid, status)"
+                    " VALUES (:id, :kind, 0, :n, :account, '2026-01-01', :day, 'USD', :total, 0,"
+                    " :total, :paid, :status)"
+                ),
+                {
+                    "id": number,
+                    "kind": kind,
+                    "n": n,
+                    "account": account_id,
+                    "day": day,
+                    "total": stored(total),
+                    "paid": stored(paid),
+                    "status": status,
+                },
+            )
+        _insert_entry(7, "payment", stored(1000000), document_id=1, currency="USD")
+        _insert_entry(8, "payment", stored(-500000), currency="USD")  # 5 + 15: 12.10 + 7.90
+        _insert_entry(8, "payment", stored(-1500000), currency="USD")
+        db.session.commit()
+        upgrade(directory=MIGRATIONS_DIR)
+        pairs = db.session.execute(
+            db.select(
+                Allocation.payment_entry_id, Allocation.document_id, Allocation.amount
+            ).order_by(Allocation.id)
+        ).all()
+        assert pairs == [(2, 2, Decimal(5)), (3, 2, Decimal("7.10")), (3, 3, Decimal("7.90"))]
+        found = db.session.scalars(db.select(Document).order_by(Document.id)).all()
+        assert [(d.status.value, d.amount_paid) for d in found] == [
+            (status, Decimal(paid).scaleb(-5)) for *_, paid, status in documents
+        ]
+        assert unapplied_payments(db.session.get(Account, 8)) == 0
+        db.session.remove()
+        downgrade(directory=MIGRATIONS_DIR, revision="b8c9d0e1f2a3")
+        back = db.session.execute(text("SELECT amount_paid, status FROM documents ORDER BY id"))
+        assert back.all() == [(stored(paid), status) for *_, paid, status in documents]
+        assert "allocations" not in inspect(db.engine).get_table_names()
+        db.session.remove()
         db.engine.dispose()
 
 

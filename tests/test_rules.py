@@ -1,4 +1,4 @@
-"""Pure rules, tested without a client: identifiers, translation, locale, rating, tax."""
+"""Pure rules, tested without a client: identifiers, translation, locale, rating, tax, payments."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from portal.rules.allocation import pair_oldest_first
 from portal.rules.calls import call_cost, charged_cost, max_duration, minimum_to_call
 from portal.rules.currency import (
     format_money,
@@ -359,3 +360,28 @@ def test_an_amount_is_parsed_no_finer_than_its_currency():
     assert parse_money("0.125", "KWD") == (Decimal("0.125"), None)
     assert parse_money("0.125", "USD") == (None, "USD amounts have at most 2 decimal places.")
     assert parse_money("ten", "USD")[1] == "Enter a number, e.g. 10.50."
+
+
+def test_payments_pair_with_invoices_oldest_first_once_per_pair():
+    payments = [(1, Decimal(5)), (2, Decimal("7.10")), (3, Decimal(20)), (4, Decimal(10))]
+    invoices = [(10, Decimal("12.10")), (11, Decimal("12.10")), (12, Decimal("12.10"))]
+    assert pair_oldest_first(payments, invoices) == [
+        (1, 10, Decimal(5)),  # partial
+        (2, 10, Decimal("7.10")),  # exact
+        (3, 11, Decimal("12.10")),
+        (3, 12, Decimal("7.90")),
+        (4, 12, Decimal("4.20")),  # 5.80 of it left over: credit
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payments", "invoices", "pairs"),
+    [
+        ([], [(10, Decimal(5))], []),
+        ([(1, Decimal(5))], [], []),
+        ([(1, Decimal(5))], [(10, Decimal(-5)), (11, Decimal(0))], []),  # credit invoices
+        ([(1, Decimal(0)), (2, Decimal(3))], [(10, Decimal(5))], [(2, 10, Decimal(3))]),
+    ],
+)
+def test_nothing_pairs_with_nothing(payments, invoices, pairs):
+    assert pair_oldest_first(payments, invoices) == pairs

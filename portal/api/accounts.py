@@ -320,6 +320,14 @@ def _money(account_id: int, book):
             )
             if document
             else None,
+            allocations=[
+                schemas.AllocationOut(
+                    invoice_id=allocation.document_id,
+                    invoice=allocation.document.display_number,
+                    amount=plain_amount(allocation.amount, currency),
+                )
+                for allocation in posted.allocations
+            ],
             balance=plain_amount(account.balance, currency),
         ).model_dump(mode="json")
 
@@ -334,7 +342,7 @@ def _money(account_id: int, book):
 @operation(
     "/accounts/<int:account_id>/payments",
     "POST",
-    summary="Record a payment or refill (prepaid: a receipt; postpaid: settles invoices).",
+    summary="Record a payment or refill with its receipt (postpaid: allocated to open invoices).",
     tag="Money",
     body=schemas.MoneyPost,
     responses={201: schemas.PostedOut},

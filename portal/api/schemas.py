@@ -327,12 +327,22 @@ class DocumentOut(BaseModel):
     total: str
 
 
+class AllocationOut(BaseModel):
+    """Part of a payment applied to an invoice."""
+
+    invoice_id: int
+    invoice: str
+    amount: str
+
+
 class PostedOut(BaseModel):
-    """What a payment or charge booked, and the balance after it."""
+    """What a payment or charge booked, the invoices a payment paid, and the balance after it."""
 
     account_id: int
     entries: list[EntryOut]
     document: DocumentOut | None
+    # A postpaid payment: its allocations to open invoices, oldest first (the rest is credit).
+    allocations: list[AllocationOut]
     balance: str
 
 

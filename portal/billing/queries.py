@@ -1,13 +1,25 @@
 """What the money panel of an account shows: recent ledger entries and documents."""
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.billing.forms import MoneyForm
 from portal.calls.queries import recent_calls
 from portal.extensions import db
-from portal.models import Account, Document, LedgerEntry
+from portal.models import Account, Allocation, Document, LedgerEntry
 
 RECENT = 20
+
+# What a document's allocation notes read ("Paid by R-000012", "Applied to INV-000003"), for a
+# whole list in two more queries instead of some per document.
+WITH_ALLOCATIONS = (
+    selectinload(Document.allocations)
+    .joinedload(Allocation.payment)
+    .joinedload(LedgerEntry.document),
+    selectinload(Document.payment_entries)
+    .selectinload(LedgerEntry.allocations)
+    .joinedload(Allocation.document),
+)
 
 
 def activity(account: Account) -> dict:
@@ -23,6 +35,7 @@ def activity(account: Account) -> dict:
         .where(Document.account_id == account.id)
         .order_by(Document.id.desc())
         .limit(RECENT)
+        .options(*WITH_ALLOCATIONS)
     )
     return {
         "account": account,

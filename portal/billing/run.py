@@ -27,7 +27,6 @@ from portal.models import (
     BillingSchedule,
     Document,
     DocumentKind,
-    DocumentStatus,
     EntryKind,
     LedgerEntry,
     Role,
@@ -190,7 +189,6 @@ def bill_account(account, day: date) -> Posted | None:
             DocumentKind.INVOICE,
             account,
             [*lines, *taxes],
-            status=DocumentStatus.UNPAID,
             billing_date=day,
             due_date=due,
         )
@@ -199,8 +197,6 @@ def bill_account(account, day: date) -> Posted | None:
         credit = unapplied_payments(account)
         if credit > 0:
             settle(invoice, credit)
-        if invoice.total <= 0:
-            invoice.status = DocumentStatus.PAID
         posted = Posted(entries=entries, document=invoice)
         if account.email:
             posted.mail.append(

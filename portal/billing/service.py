@@ -1,25 +1,27 @@
-"""Money operations: ledger postings, payments and charges, receipts, numbering, low balance."""
+"""Money operations: ledger postings, payments and their allocations, receipts, low balance."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal import audit, mail
 from portal.extensions import db
 from portal.models import (
     Account,
     AccountType,
+    Allocation,
     Document,
     DocumentKind,
     DocumentLine,
     DocumentSequence,
-    DocumentStatus,
     EntryKind,
     LedgerEntry,
     OutboxMessage,
 )
+from portal.rules.allocation import pair_oldest_first
 from portal.rules.currency import minor_units, parse_money, quantum, round_money
 from portal.rules.money import MAX_MONEY
 from portal.rules.tax import tax_lines
@@ -31,10 +33,11 @@ DEBITS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.TAX)
 
 @dataclass
 class Posted:
-    """What a money operation did: its ledger entries, its document, the mail it queued."""
+    """What a money operation did: entries, document, allocations to invoices, mail queued."""
 
     entries: list[LedgerEntry] = field(default_factory=list)
     document: Document | None = None
+    allocations: list[Allocation] = field(default_factory=list)
     mail: list[OutboxMessage] = field(default_factory=list)
 
 
@@ -129,12 +132,10 @@ def issue(
     account: Account,
     lines: list[tuple[str, Decimal, bool]],
     *,
-    status: DocumentStatus,
-    amount_paid: Decimal = Decimal(0),
     billing_date=None,
     due_date=None,
 ) -> Document:
-    """Create a numbered document with its (description, amount, is_tax) lines."""
+    """Create a numbered document with its (description, amount, is_tax) lines (a receipt: paid)."""
     # Every line at the currency's minor unit, half-up; the totals are sums of printed lines.
     lines = [(d, round_money(a, account.currency), t) for d, a, t in lines]
     subtotal = sum((amount for _, amount, is_tax in lines if not is_tax), Decimal(0))
@@ -149,8 +150,6 @@ def issue(
         subtotal=subtotal,
         tax_total=tax_total,
         total=subtotal + tax_total,
-        amount_paid=amount_paid,
-        status=status,
         billing_date=billing_date,
         due_date=due_date,
         lines=[
@@ -189,74 +188,134 @@ def check_low_balance(account: Account, posted: Posted) -> None:
         )
 
 
-def _open_invoices(account: Account) -> list[Document]:
-    """Unpaid and partly paid invoices, oldest first."""
+def _lock(account_id: int) -> None:
+    """Hold the account's row until commit: its allocations are made one transaction at a time."""
+    # A payment takes it with its balance UPDATE already; the billing run locks it first too.
+    # Without it two transactions could both read the same rest of a payment and spend it twice.
+    db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+
+
+def _unallocated(account_id: int) -> list[tuple[int, Decimal]]:
+    """(entry id, rest) of the account's payments not fully allocated, oldest first."""
+    used = (
+        select(func.coalesce(func.sum(Allocation.amount), 0))
+        .where(Allocation.payment_entry_id == LedgerEntry.id)
+        .scalar_subquery()
+    )
+    rest = -LedgerEntry.amount - used  # postpaid payments are negative entries
     return list(
-        db.session.scalars(
-            select(Document)
+        db.session.execute(
+            select(LedgerEntry.id, rest)
+            .where(
+                LedgerEntry.account_id == account_id,
+                LedgerEntry.kind == EntryKind.PAYMENT,
+                rest > 0,
+            )
+            .order_by(LedgerEntry.id)
+        ).all()
+    )
+
+
+def _open_invoices(account: Account) -> list[tuple[int, Decimal]]:
+    """(invoice id, amount due) of the account's invoices not paid yet, oldest first."""
+    due = Document.total - Document.allocated
+    return list(
+        db.session.execute(
+            select(Document.id, due)
             .where(
                 Document.account_id == account.id,
                 Document.kind == DocumentKind.INVOICE,
-                Document.status != DocumentStatus.PAID,
+                # Less than one minor unit cannot be paid: such a rest counts as paid.
+                due >= quantum(account.currency),
             )
             .order_by(Document.id)
-        )
+        ).all()
     )
+
+
+def _allocate(pairs: list[tuple[int, int, Decimal]]) -> list[Allocation]:
+    """Write the (payment entry, invoice, amount) allocations, in the caller's transaction."""
+    allocations = [
+        Allocation(payment_entry_id=entry, document_id=invoice, amount=amount)
+        for entry, invoice, amount in pairs
+    ]
+    db.session.add_all(allocations)
+    db.session.flush()
+    # An invoice already loaded reads its paid amount and allocations again when next used.
+    for invoice_id in {allocation.document_id for allocation in allocations}:
+        invoice = db.session.identity_map.get(Session.identity_key(Document, invoice_id))
+        if invoice is not None:
+            db.session.expire(invoice, ["allocated", "allocations"])
+    return allocations
+
+
+def allocate_payments(account: Account) -> list[Allocation]:
+    """Allocate the account's unallocated payments to its open invoices, both oldest first."""
+    _lock(account.id)
+    return _allocate(pair_oldest_first(_unallocated(account.id), _open_invoices(account)))
 
 
 def settle(document: Document, amount: Decimal) -> Decimal:
-    """Apply up to `amount` to a document; return what is left."""
-    # Never below 0: a credit invoice (total <= 0) takes nothing and must not turn paid negative.
-    applied = max(min(amount, document.balance_due), Decimal(0))
-    document.amount_paid += applied
-    # Below one minor unit nothing can be paid: only invoices issued before totals were
-    # rounded (13.5 JPY) leave such a rest, and it was written off (migration 9a1b2c3d4e5f).
-    if document.balance_due < quantum(document.currency):
-        document.status = DocumentStatus.PAID
-    elif document.amount_paid > 0:
-        document.status = DocumentStatus.PARTIAL
-    else:
-        document.status = DocumentStatus.UNPAID
-    return amount - applied
+    """Allocate up to `amount` of the account's credit to invoice `document`; return the rest."""
+    # The billing run calls it for a new invoice with the account's credit (unapplied_payments):
+    # older invoices cannot be open while there is credit, every payment went to them first.
+    _lock(document.account_id)
+    due = document.total - db.session.scalar(
+        select(func.coalesce(func.sum(Allocation.amount), 0)).where(
+            Allocation.document_id == document.id
+        )
+    )
+    # Never below 0: a credit invoice (total <= 0) takes nothing.
+    wanted = max(min(amount, due), Decimal(0))
+    if wanted < quantum(document.currency):
+        return amount
+    pairs = pair_oldest_first(_unallocated(document.account_id), [(document.id, wanted)])
+    _allocate(pairs)
+    return amount - sum((applied for _, _, applied in pairs), Decimal(0))
 
 
 def unapplied_payments(account: Account) -> Decimal:
-    """Payments of a postpaid account not yet applied to any invoice."""
-    paid = db.session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account.id, LedgerEntry.kind == EntryKind.PAYMENT
-        )
+    """Payments of a postpaid account not yet allocated to any invoice (its credit)."""
+    return credits([account.id]).get(account.id, Decimal(0))
+
+
+def credits(account_ids: list[int]) -> dict[int, Decimal]:
+    """The credit (payments not yet allocated) of those of these accounts that have some."""
+    # Two grouped queries for a whole chunk of the billing run, which then settles only these.
+    paid = dict(
+        db.session.execute(
+            select(LedgerEntry.account_id, func.sum(-LedgerEntry.amount))
+            .where(LedgerEntry.account_id.in_(account_ids), LedgerEntry.kind == EntryKind.PAYMENT)
+            .group_by(LedgerEntry.account_id)
+        ).all()
     )
-    applied = db.session.scalar(
-        select(func.coalesce(func.sum(Document.amount_paid), 0)).where(
-            Document.account_id == account.id, Document.kind == DocumentKind.INVOICE
-        )
+    if not paid:
+        return {}
+    allocated = dict(
+        db.session.execute(
+            select(LedgerEntry.account_id, func.sum(Allocation.amount))
+            .join(Allocation, Allocation.payment_entry_id == LedgerEntry.id)
+            .where(LedgerEntry.account_id.in_(paid))
+            .group_by(LedgerEntry.account_id)
+        ).all()
     )
-    return -Decimal(paid) - Decimal(applied)  # postpaid payments are negative entries
+    left = {account: amount - allocated.get(account, 0) for account, amount in paid.items()}
+    return {account: amount for account, amount in left.items() if amount > 0}
 
 
 def add_payment(actor, account: Account, value, description: str = "") -> Posted:
-    """Record a payment or refill: a receipt (prepaid) or settle open invoices (postpaid)."""
+    """Record a payment or refill with its receipt; postpaid: allocated to open invoices."""
     amount = clean_amount(value, account.currency)
     posted = Posted()
     with transaction():
         text = (description or "").strip() or "Payment"  # None when the field was not posted
-        posted.entries.append(post(account, EntryKind.PAYMENT, amount, text, actor))
-        if account.account_type == AccountType.PREPAID:
-            posted.document = issue(
-                DocumentKind.RECEIPT,
-                account,
-                [(text, amount, False)],
-                status=DocumentStatus.PAID,
-                amount_paid=amount,
-            )
-            posted.entries[0].document_id = posted.document.id
-        else:
-            left = amount
-            for invoice in _open_invoices(account):
-                if left <= 0:
-                    break
-                left = settle(invoice, left)
+        # The balance UPDATE locks the account row first: allocations follow one at a time.
+        payment = post(account, EntryKind.PAYMENT, amount, text, actor)
+        posted.entries.append(payment)
+        posted.document = issue(DocumentKind.RECEIPT, account, [(text, amount, False)])
+        payment.document_id = posted.document.id
+        if account.account_type == AccountType.POSTPAID:
+            posted.allocations = allocate_payments(account)  # the rest stays as credit
         _after_posting(actor, account, posted, "payment", amount)
     return posted
 
@@ -273,13 +332,7 @@ def add_charge(actor, account: Account, value, description: str = "") -> Posted:
             taxes = _tax_lines(account, amount)
             for name, tax, _ in taxes:
                 posted.entries.append(post(account, EntryKind.TAX, tax, name, actor))
-            posted.document = issue(
-                DocumentKind.RECEIPT,
-                account,
-                [(text, amount, False), *taxes],
-                status=DocumentStatus.PAID,
-                amount_paid=amount + sum((t for _, t, _ in taxes), Decimal(0)),
-            )
+            posted.document = issue(DocumentKind.RECEIPT, account, [(text, amount, False), *taxes])
             for entry in posted.entries:
                 entry.document_id = posted.document.id
         _after_posting(actor, account, posted, "charge", amount)

@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 from portal import mail
 from portal.billing import bp
 from portal.billing.forms import MoneyForm
-from portal.billing.queries import money_context
+from portal.billing.queries import WITH_ALLOCATIONS, money_context
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.htmx import is_htmx, redirect_to, render_fragment
@@ -85,10 +85,12 @@ def document(document_id: int):
     visible = visible_accounts(current_user).with_only_columns(Account.id)
     # A reseller is billed too, but is not inside its own subtree: it reads its own documents.
     found = db.session.scalar(
-        select(Document).where(
+        select(Document)
+        .where(
             Document.id == document_id,
             or_(Document.account_id.in_(visible), Document.account_id == current_user.id),
         )
+        .options(*WITH_ALLOCATIONS)
     )
     if found is None:
         abort(404)

@@ -15,6 +15,7 @@ from portal.models.account import (
 )
 from portal.models.audit import AuditEntry
 from portal.models.billing import (
+    Allocation,
     Document,
     DocumentKind,
     DocumentLine,
@@ -34,6 +35,7 @@ __all__ = [
     "Account",
     "AccountSearchToken",
     "AccountType",
+    "Allocation",
     "ApiKey",
     "Call",
     "CallStatus",

@@ -4,11 +4,22 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from portal.extensions import db
 from portal.models.account import Money, _enum, utcnow
+from portal.rules.currency import quantum
 
 
 class EntryKind(enum.StrEnum):
@@ -37,7 +48,7 @@ class DocumentKind(enum.StrEnum):
 
 
 class DocumentStatus(enum.StrEnum):
-    """Whether a document is settled."""
+    """Whether a document is settled (derived: a receipt is paid, an invoice by its allocations)."""
 
     UNPAID = "unpaid"
     PARTIAL = "partial"
@@ -62,10 +73,38 @@ class LedgerEntry(db.Model):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
 
     author = relationship("Account", foreign_keys=[author_id])
+    # Its receipt (a payment, a prepaid charge) or invoice.
+    document = relationship("Document", foreign_keys=[document_id], viewonly=True)
+    # A payment: the invoices it was allocated to.
+    allocations: Mapped[list["Allocation"]] = relationship(
+        back_populates="payment", viewonly=True, order_by="Allocation.id"
+    )
 
     __table_args__ = (
         Index("ix_ledger_entries_account", "account_id", "id"),
         Index("ix_ledger_entries_unbilled", "account_id", "document_id"),
+    )
+
+
+class Allocation(db.Model):
+    """Part of a payment (a PAYMENT ledger entry) applied to an invoice: never edited."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    payment: Mapped[LedgerEntry] = relationship(back_populates="allocations", viewonly=True)
+    document: Mapped["Document"] = relationship(back_populates="allocations", viewonly=True)
+
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # One row per (payment, invoice); its index serves the payment side.
+        UniqueConstraint("payment_entry_id", "document_id", name="uq_allocations_pair"),
+        Index("ix_allocations_document", "document_id"),
     )
 
 
@@ -88,13 +127,31 @@ class Document(db.Model):
     subtotal: Mapped[Decimal] = mapped_column(Money)
     tax_total: Mapped[Decimal] = mapped_column(Money)
     total: Mapped[Decimal] = mapped_column(Money)
-    amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    status: Mapped[DocumentStatus] = mapped_column(_enum(DocumentStatus))
+    # What the allocations to this invoice add up to: read with the row (one indexed subquery,
+    # no query per row in lists), never stored, so it cannot drift from the allocations.
+    allocated: Mapped[Decimal] = column_property(
+        select(func.coalesce(func.sum(Allocation.amount), 0))
+        .where(Allocation.document_id == id)
+        .correlate_except(Allocation)
+        .scalar_subquery()
+    )
 
     lines: Mapped[list["DocumentLine"]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="DocumentLine.position"
     )
     account = relationship("Account", foreign_keys=[account_id])
+    # An invoice: the payments allocated to it, oldest first.
+    allocations: Mapped[list[Allocation]] = relationship(
+        back_populates="document", viewonly=True, order_by=Allocation.id
+    )
+    # A receipt: the payment it documents (postpaid payments are allocated to invoices).
+    payment_entries: Mapped[list[LedgerEntry]] = relationship(
+        primaryjoin=lambda: and_(
+            LedgerEntry.document_id == Document.id, LedgerEntry.kind == EntryKind.PAYMENT
+        ),
+        viewonly=True,
+        order_by=LedgerEntry.id,
+    )
 
     __table_args__ = (
         UniqueConstraint("issuer_key", "kind", "number", name="uq_documents_number"),
@@ -109,9 +166,34 @@ class Document(db.Model):
         return f"{prefix}-{self.number:06d}"
 
     @property
+    def amount_paid(self) -> Decimal:
+        """A receipt: its total (settled when issued); an invoice: its allocations."""
+        return self.total if self.kind == DocumentKind.RECEIPT else self.allocated
+
+    @property
     def balance_due(self) -> Decimal:
         """What is still to pay."""
         return self.total - self.amount_paid
+
+    @property
+    def status(self) -> DocumentStatus:
+        """Paid, partly paid or unpaid, from the allocations (a credit invoice is paid)."""
+        # Less than one minor unit cannot be paid: only invoices issued before totals were
+        # rounded (13.5 JPY) leave such a rest, and it was written off (migration 9a1b2c3d4e5f).
+        if self.balance_due < quantum(self.currency):
+            return DocumentStatus.PAID
+        return DocumentStatus.PARTIAL if self.amount_paid > 0 else DocumentStatus.UNPAID
+
+    @property
+    def applied(self) -> list[Allocation]:
+        """A payment receipt: the allocations of its payment to invoices, oldest first."""
+        return [allocation for entry in self.payment_entries for allocation in entry.allocations]
+
+    @property
+    def unapplied(self) -> Decimal:
+        """A payment receipt: what of its payment is not allocated yet (credit for later)."""
+        paid = sum((-entry.amount for entry in self.payment_entries), Decimal(0))
+        return paid - sum((allocation.amount for allocation in self.applied), Decimal(0))
 
 
 class DocumentLine(db.Model):

@@ -399,6 +399,19 @@ def test_billing_run_invoices_a_postpaid_customer(browse, portal):
     browse.check(page, "Postpaid customer page with an invoice")
     open_document(browse, page, "I", "Invoice", "Number porting")
 
+    # A payment: its receipt, allocated to the invoice (partly paid, the rest still owed).
+    page.goto(url)
+    add_money(page, "payment", "5", "Bank transfer")
+    panel = page.locator("#money-panel")
+    expect(panel).to_contain_text("Payment recorded. R-")
+    expect(panel).to_contain_text("Applied to INV-")
+    expect(panel).to_contain_text("Partial")
+    assert balance_digits(page) == "25"
+    browse.check(page, "Postpaid customer page with a payment")
+    open_document(browse, page, "I", "Invoice", "Paid by")
+    page.goto(url)
+    open_document(browse, page, "R-", "Receipt", "Applied to invoices")
+
 
 def test_sub_admin_manages_customers_without_the_admin_pages(browse, portal):
     subadmin = account_of(browse, ADMIN, "subadmin")
