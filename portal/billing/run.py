@@ -139,10 +139,11 @@ def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
 
 
 def plan(
-    now_utc: datetime | None = None, day: date | None = None, chunk_size: int = CHUNK_SIZE
+    now_utc: datetime | None = None, day: date | None = None, chunk_size: int | None = None
 ) -> Plan:
     """Which accounts are due (their billing date, in their timezone), in chunks by id."""
     now_utc = now_utc or datetime.now(UTC).replace(tzinfo=None)
+    chunk_size = chunk_size or CHUNK_SIZE
     found = Plan()
     due: list[tuple[int, date]] = []
     for batch in _postpaid_accounts(PLAN_BATCH):
@@ -169,7 +170,7 @@ def plan(
 def run_billing(
     now_utc: datetime | None = None,
     day: date | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: Callable[..., None] | None = None,
     threads: int = 1,
     dry_run: bool = False,
@@ -178,21 +179,24 @@ def run_billing(
     planned = plan(now_utc, day, chunk_size)
     report = planned.report()
     work = chunk.preview if dry_run else chunk.bill
-    if threads <= 1:
-        for index, due in enumerate(planned.chunks, start=1):
-            report.add(work(due))
-            if progress:
-                progress(index, len(planned.chunks))
-        return report.close()
     app = current_app._get_current_object()
 
-    def in_context(due):
+    def one_chunk(due) -> chunk.ChunkResult | str:
         with app.app_context():
-            return work(due)
+            try:
+                return work(due)
+            except Exception as error:  # rolled back whole: the next run bills it
+                return f"{type(error).__name__}: {error}"
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for index, result in enumerate(pool.map(in_context, planned.chunks), start=1):
-            report.add(result)
+    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+        results = pool.map(one_chunk, planned.chunks)
+        for index, result in enumerate(results, start=1):
+            if isinstance(result, str):
+                report.chunks += 1
+                report.chunks_failed += 1
+                report.failed.append((f"chunk {index}", result))
+            else:
+                report.add(result)
             if progress:
                 progress(index, len(planned.chunks))
     return report.close()
