@@ -236,7 +236,7 @@ def test_a_dry_run_writes_nothing_and_foretells_the_run(app, many):
 
 
 def test_the_jobs_page_runs_billing_in_chunks(app, as_admin, many, monkeypatch):
-    monkeypatch.setattr(billing_run, "CHUNK_SIZE", 15)
+    monkeypatch.setitem(app.config, "BILLING_CHUNK_SIZE", 15)
     monkeypatch.setattr(billing_run, "local_date", lambda account, now: BILLING_DAY)
     response = as_admin.post("/jobs/billing-dry-run", {}, token_from="/jobs/")
     assert response.status_code in (302, 303)

@@ -17,7 +17,6 @@ from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, Document, LedgerEntry, Role
 
 BILLED_KINDS = chunk.BILLED_KINDS
-CHUNK_SIZE = 1000
 PLAN_BATCH = 5000
 
 
@@ -143,7 +142,7 @@ def plan(
 ) -> Plan:
     """Which accounts are due (their billing date, in their timezone), in chunks by id."""
     now_utc = now_utc or datetime.now(UTC).replace(tzinfo=None)
-    chunk_size = chunk_size or CHUNK_SIZE
+    chunk_size = chunk_size or current_app.config["BILLING_CHUNK_SIZE"]
     found = Plan()
     due: list[tuple[int, date]] = []
     for batch in _postpaid_accounts(PLAN_BATCH):

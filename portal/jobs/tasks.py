@@ -195,7 +195,10 @@ def hourly_billing() -> None:
     with app_context():
         planned = plan()
         if planned.chunks or planned.failed:  # an hour with nothing due leaves no row
-            records.start(None, "billing_run", "Hourly billing run")
+            # Run here, under the lock, while its chunks go to every consumer.
+            job = records.create(None, "billing_run", "Hourly billing run")
+            db.session.commit()
+            records.execute(job.id)
 
 
 @huey.periodic_task(crontab(minute="*"))
