@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from portal.billing.service import _tax_lines, reserve_numbers, settle, unapplied_payments
 from portal.extensions import db
@@ -34,6 +35,7 @@ from portal.transactions import transaction
 
 BILLED_KINDS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.ADJUSTMENT)
 ROUNDING_TEXT = "Rounding to the currency's minor unit"
+RETRIES = 2
 # What a chunk reads of each account: enough to invoice it, mail it and sign the mail.
 ACCOUNT_COLUMNS = (
     Account.id,
@@ -270,6 +272,18 @@ def preview(due: list[tuple[int, date]]) -> ChunkResult:
 
 def bill(due: list[tuple[int, date]]) -> ChunkResult:
     """Invoice these (account id, billing date) pairs in one transaction."""
+    for _ in range(RETRIES):
+        try:
+            return _bill_once(due)
+        except (IntegrityError, EntriesChanged):
+            # Another run billed some of these accounts meanwhile (its invoice took their
+            # billing date first), or an entry came late: rolled back; read again, bill the rest.
+            continue
+    return _bill_once(due)
+
+
+def _bill_once(due: list[tuple[int, date]]) -> ChunkResult:
+    """One try at billing the chunk: all of it commits, or nothing."""
     result = ChunkResult()
     with transaction():
         made = drafts(due, result)
