@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from portal.billing import chunk as billing_chunk
+from portal.billing import drafts as billing_drafts
 from portal.billing import run as billing_run
 from portal.billing.run import run_billing
 from portal.billing.service import add_charge, add_payment, post
@@ -593,7 +593,7 @@ def test_a_failing_account_does_not_stop_the_run_or_leave_half_an_invoice(
     broken_id = accounts[1].id
     for account in accounts:
         charge_at(admin, account, "10", MARCH_1)
-    real = billing_chunk._draft
+    real = billing_drafts._draft
 
     def draft(account, *args):
         # Fails while its invoice is computed, in the chunk that bills the other two.
@@ -601,7 +601,7 @@ def test_a_failing_account_does_not_stop_the_run_or_leave_half_an_invoice(
             raise RuntimeError("lost connection")
         return real(account, *args)
 
-    monkeypatch.setattr(billing_chunk, "_draft", draft)
+    monkeypatch.setattr(billing_drafts, "_draft", draft)
     result = app.test_cli_runner().invoke(args=["billing", "run", "--date", "2026-03-05"])
     assert result.exit_code == 1
     assert "2 invoiced" in result.output and "1 failed" in result.output

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from portal import mail
 from portal.background import records
-from portal.billing import chunk as billing_chunk
+from portal.billing import invoice_mail
 from portal.billing import run as billing_run
 from portal.billing.run import run_billing
 from portal.billing.service import add_charge, add_payment
@@ -139,7 +139,7 @@ def test_two_runs_at_once_bill_nothing_twice(app, many):
 @pytest.mark.parametrize("crash", [Crash, RuntimeError])
 def test_a_chunk_failing_midway_is_billed_whole_by_the_next_run(app, many, monkeypatch, crash):
     victim = many[15]  # in the second chunk of ten
-    real = billing_chunk._queue_mail
+    real = invoice_mail.queue_mail
 
     def queue_mail(made, now, result):
         # After its invoices, entries, balances and numbers were written: only mail is left.
@@ -147,7 +147,7 @@ def test_a_chunk_failing_midway_is_billed_whole_by_the_next_run(app, many, monke
             raise crash("worker lost")
         return real(made, now, result)
 
-    monkeypatch.setattr(billing_chunk, "_queue_mail", queue_mail)
+    monkeypatch.setattr(invoice_mail, "queue_mail", queue_mail)
     if crash is Crash:
         with pytest.raises(Crash):
             run_billing(day=BILLING_DAY, chunk_size=10, threads=4)

@@ -11,12 +11,11 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from portal.billing import chunk
-from portal.billing.chunk import start_of_local_day
+from portal.billing.drafts import BILLED_KINDS, ChunkResult, start_of_local_day
 from portal.billing.service import Posted
 from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, Document, LedgerEntry, Role
 
-BILLED_KINDS = chunk.BILLED_KINDS
 PLAN_BATCH = 5000
 
 
@@ -33,7 +32,7 @@ class RunReport:
     chunks: int = 0
     chunks_failed: int = 0
 
-    def add(self, result: chunk.ChunkResult) -> None:
+    def add(self, result: ChunkResult) -> None:
         """Count a chunk's invoices, failures, mail and totals."""
         self.chunks += 1
         self.invoiced += result.invoiced
@@ -180,7 +179,7 @@ def run_billing(
     work = chunk.preview if dry_run else chunk.bill
     app = current_app._get_current_object()
 
-    def one_chunk(due) -> chunk.ChunkResult | str:
+    def one_chunk(due) -> ChunkResult | str:
         with app.app_context():
             try:
                 return work(due)

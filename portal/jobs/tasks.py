@@ -15,6 +15,7 @@ from portal.api.idempotency import purge
 from portal.background import records
 from portal.background.engine import app_context, huey, lock
 from portal.billing import chunk
+from portal.billing.drafts import ChunkResult
 from portal.billing.run import RunReport, plan, run_billing
 from portal.calls.service import reap
 from portal.extensions import db
@@ -138,9 +139,9 @@ def _billing_run(job: Job, actor: Account | None, progress) -> dict:
     return _billing_summary(report.close())
 
 
-def _chunk_result(outcome: dict) -> chunk.ChunkResult:
+def _chunk_result(outcome: dict) -> ChunkResult:
     """A chunk job's result as the run counts it."""
-    return chunk.ChunkResult(
+    return ChunkResult(
         examined=outcome["examined"],
         invoiced=outcome["invoiced"],
         failed=[tuple(failure) for failure in outcome["failed"]],
