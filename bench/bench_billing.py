@@ -106,6 +106,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The account-by-account run (15 statements per invoice) that the chunks replaced: checked out
 # of git into a temporary module for the comparison, never a second code path in portal/.
 OLD_RUN_COMMIT = "085935a"
+# Chunks billed at once in the in-process run (a consumer runs 2 jobs at once by default).
+THREADS = 1
 
 
 def fake_accounts(count: int, per_account: int, seed: int = 1) -> Iterator[tuple]:
@@ -295,7 +297,10 @@ def bill(app, trace: bool = False, runner=None) -> dict:
         if trace:
             tracemalloc.start()  # slows Python code several times: a separate run from the timing
         start, cpu = time.perf_counter(), time.process_time()
-        report = (runner or billing_run.run_billing)(now_utc=NOW_UTC)
+        if runner is None:
+            report = billing_run.run_billing(now_utc=NOW_UTC, threads=THREADS)
+        else:
+            report = runner(now_utc=NOW_UTC)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         traced_peak = 0.0
         if trace:
@@ -591,7 +596,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--no-consumers", action="store_true", help="skip 1 and 2 consumer processes (PostgreSQL)"
     )
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
+    parser.add_argument("--threads", type=int, default=1, help="chunks at once, in-process")
     args = parser.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     results = []
     if not args.no_sqlite:
         sizes = [args.small, args.large]

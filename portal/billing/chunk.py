@@ -74,8 +74,8 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
     due_days = timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
     # Numbered at the end (a number is -account id until then: unique, never committed), so
     # the issuer's counter row stays locked only for the last statements of the chunk.
-    ids = executemany(
-        insert(Document).returning(Document.id, sort_by_parameter_order=True),
+    executemany(
+        insert(Document),
         [
             {
                 "kind": DocumentKind.INVOICE,
@@ -94,9 +94,13 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
             }
             for draft in made
         ],
-    ).scalars()
-    for draft, document_id in zip(made, ids, strict=True):
-        draft.document_id = document_id
+    )
+    # Read back by account (indexed) rather than RETURNING in parameter order, which made
+    # PostgreSQL plan an INSERT ... SELECT of 13,000 parameters per chunk (5x slower).
+    account_ids = [draft.account.id for draft in made]
+    ids = dict(db.session.execute(_new_invoices(account_ids)).all())
+    for draft in made:
+        draft.document_id = ids[draft.account.id]
     executemany(
         insert(DocumentLine),
         [
@@ -118,22 +122,28 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
     invoice_mail.queue_mail(made, now, result)
 
 
-def _mark_entries(made: list[Draft]) -> None:
-    """The invoiced entries get their invoice (one UPDATE); rounding and taxes are posted."""
-    own_invoice = (
-        select(Document.id)
-        .where(
-            Document.account_id == LedgerEntry.account_id,
-            Document.kind == DocumentKind.INVOICE,
-            Document.number < 0,  # only this transaction's invoices are still unnumbered
-        )
-        .scalar_subquery()
+def _new_invoices(account_ids: list[int]):
+    """(account id, invoice id) of this transaction's invoices: the only unnumbered ones."""
+    return select(Document.account_id, Document.id).where(
+        Document.account_id.in_(account_ids),
+        Document.kind == DocumentKind.INVOICE,
+        Document.number < 0,
     )
+
+
+def _mark_entries(made: list[Draft]) -> None:
+    """The invoiced entries get their invoice (one UPDATE ... FROM documents)."""
     condition = unbilled(by_cutoff((draft.account.id, draft.cutoff) for draft in made))
     marked = db.session.execute(
         update(LedgerEntry)
-        .where(condition)
-        .values(document_id=own_invoice)
+        .where(
+            condition,
+            Document.account_id == LedgerEntry.account_id,
+            Document.account_id.in_([draft.account.id for draft in made]),
+            Document.kind == DocumentKind.INVOICE,
+            Document.number < 0,  # only this transaction's invoices are still unnumbered
+        )
+        .values(document_id=Document.id)
         .execution_options(synchronize_session=False)
     ).rowcount
     if marked != sum(draft.entry_count for draft in made):

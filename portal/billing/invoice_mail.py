@@ -97,23 +97,33 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
         )
         messages.append(("invoice", account.email, subject, body, account.id))
     messages.extend(_low_balance(made, signers, environment.get_template("mail/low_balance.txt")))
-    if messages:
-        result.mail_ids.extend(
-            executemany(
-                insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "kind": kind,
-                        "recipient": recipient,
-                        "subject": subject,
-                        "body": body,
-                        "account_id": account_id,
-                        "created_at": now,
-                    }
-                    for kind, recipient, subject, body, account_id in messages
-                ],
-            ).scalars()
+    if not messages:
+        return
+    executemany(
+        insert(OutboxMessage),
+        [
+            {
+                "kind": kind,
+                "recipient": recipient,
+                "subject": subject,
+                "body": body,
+                "account_id": account_id,
+                "created_at": now,
+            }
+            for kind, recipient, subject, body, account_id in messages
+        ],
+    )
+    # Read back rather than RETURNING in parameter order (an INSERT ... SELECT PostgreSQL
+    # plans slowly): the chunk's accounts' mail of this instant.
+    result.mail_ids.extend(
+        db.session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.account_id.in_({account_id for *_, account_id in messages}),
+                OutboxMessage.created_at == now,
+                OutboxMessage.kind.in_(("invoice", "low_balance")),
+            )
         )
+    )
 
 
 def _low_balance(made: list[Draft], signers: dict[int, str], template) -> list[tuple]:
