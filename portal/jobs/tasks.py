@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from huey import crontab
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal import mail
 from portal.accounts.bulk import count_exported, export_accounts, import_accounts, mass_create
@@ -94,6 +94,17 @@ def _billing_summary(report: RunReport) -> dict:
     }
 
 
+def _ended(ids: list[int]) -> int:
+    """How many of the chunk jobs of `ids` ended (done or failed)."""
+    if not ids:
+        return 0
+    return db.session.scalar(
+        select(func.count()).where(
+            Job.id.in_(ids), Job.status.in_((JobStatus.DONE, JobStatus.FAILED))
+        )
+    )
+
+
 def _billing_run(job: Job, actor: Account | None, progress) -> dict:
     """A billing run: one job per chunk for any consumer; this one bills those nobody took."""
     planned = plan()
@@ -114,21 +125,15 @@ def _billing_run(job: Job, actor: Account | None, progress) -> dict:
     progress(0, len(ids))
     for chunk_id in ids:
         records.execute(chunk_id)  # claimed first: a chunk another consumer runs is skipped
-    report = planned.report()
-    while True:
-        rows = (
-            db.session.execute(
-                select(Job.status, Job.result, Job.error).where(Job.id.in_(ids)).order_by(Job.id)
-            ).all()
-            if ids
-            else []
-        )
-        ended = [row for row in rows if row.status in (JobStatus.DONE, JobStatus.FAILED)]
-        progress(len(ended), len(ids))
-        if len(ended) == len(ids):
-            break
+        progress(_ended(ids), len(ids))
+    while (ended := _ended(ids)) < len(ids):
+        progress(ended, len(ids))
         db.session.rollback()  # see the other consumers' commits
         time.sleep(CHUNK_POLL_SECONDS)
+    report = planned.report()
+    rows = db.session.execute(
+        select(Job.status, Job.result, Job.error).where(Job.id.in_(ids)).order_by(Job.id)
+    ).all()
     for index, row in enumerate(rows, start=1):
         if row.status == JobStatus.DONE:
             report.add(_chunk_result(json.loads(row.result)))
