@@ -3,10 +3,14 @@
 import argparse
 import contextlib
 import gc
+import importlib.util
+import multiprocessing
 import random
 import resource
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
@@ -31,6 +35,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
     write_json,
 )
+from portal.billing import chunk as billing_chunk  # noqa: E402
 from portal.billing import run as billing_run  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
@@ -96,9 +101,13 @@ LAST_NAMES = _words(
 DOMAINS = ("gmail.com", "outlook.com", "example.com", "example.net", "web.de", "orange.fr")
 BATCH = 2_000  # accounts per core insert (20,000 ledger entries)
 MONEY = Decimal("0.00001")  # Numeric(18, 5)
-# PostgreSQL commits wait for an fsync of the WAL (about 3 ms here) and every statement is a
-# round trip: 100,000 accounts would take most of an hour there, so it runs 2,000 -> 20,000.
-PG_SMALL, PG_LARGE = 2_000, 20_000
+PG_SMALL, PG_LARGE = 10_000, 100_000
+ROOT = Path(__file__).resolve().parent.parent
+# The account-by-account run (15 statements per invoice) that the chunks replaced: checked out
+# of git into a temporary module for the comparison, never a second code path in portal/.
+OLD_RUN_COMMIT = "085935a"
+# Chunks billed at once in the in-process run (a consumer runs 2 jobs at once by default).
+THREADS = 1
 
 
 def fake_accounts(count: int, per_account: int, seed: int = 1) -> Iterator[tuple]:
@@ -270,7 +279,7 @@ def examine_only(app) -> float:
     return seconds
 
 
-def bill(app, trace: bool = False) -> dict:
+def bill(app, trace: bool = False, runner=None) -> dict:
     """Run the billing once at NOW_UTC: seconds, its report, SQL statements and memory."""
     statements = 0
 
@@ -288,7 +297,10 @@ def bill(app, trace: bool = False) -> dict:
         if trace:
             tracemalloc.start()  # slows Python code several times: a separate run from the timing
         start, cpu = time.perf_counter(), time.process_time()
-        report = billing_run.run_billing(now_utc=NOW_UTC)
+        if runner is None:
+            report = billing_run.run_billing(now_utc=NOW_UTC, threads=THREADS)
+        else:
+            report = runner(now_utc=NOW_UTC)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         traced_peak = 0.0
         if trace:
@@ -313,6 +325,59 @@ def bill(app, trace: bool = False) -> dict:
         "rss_growth_mb": rss_growth,
         "traced_peak_mb": traced_peak,
     }
+
+
+def old_run_billing():
+    """run_billing of the account-by-account code, loaded from git into a temporary module."""
+    source = subprocess.run(  # noqa: S603 (our own command line)
+        ["git", "-C", str(ROOT), "show", f"{OLD_RUN_COMMIT}:portal/billing/run.py"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # Since payment allocations an invoice's status is derived, not passed or assigned.
+    source = source.replace("            status=DocumentStatus.UNPAID,\n", "").replace(
+        "        if invoice.total <= 0:\n            invoice.status = DocumentStatus.PAID\n", ""
+    )
+    path = Path(tempfile.mkdtemp(prefix="portal-old-run-")) / "old_billing_run.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_billing_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.run_billing
+
+
+def _consumer_start(url: str) -> None:
+    """A consumer process: its own app and database connections."""
+    app = make_app(url, hash_method=FAST_HASH)
+    app.app_context().push()
+
+
+def _consume(due) -> int:
+    """Bill one chunk in a consumer process."""
+    return billing_chunk.bill(due).invoiced
+
+
+def _ready(_index: int) -> bool:
+    """Nothing: a task that shows the consumer has started."""
+    return True
+
+
+def bill_with_consumers(url: str, consumers: int) -> dict:
+    """Plan the run, then bill its chunks on `consumers` processes (started before the clock)."""
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(consumers, initializer=_consumer_start, initargs=(url,)) as pool:
+        assert all(pool.map(_ready, range(consumers * 4)))
+        app = make_app(url, hash_method=FAST_HASH)
+        with app.app_context():
+            start = time.perf_counter()
+            planned = billing_run.plan(now_utc=NOW_UTC)
+            db.session.remove()
+        invoiced = sum(pool.imap_unordered(_consume, planned.chunks))
+        seconds = time.perf_counter() - start
+        with app.app_context():
+            db.engine.dispose()
+    return {"consumers": consumers, "seconds": seconds, "invoiced": invoiced}
 
 
 def expected_taxes(subtotal: Decimal, taxes: list, currency: str) -> Decimal:
@@ -364,7 +429,7 @@ def verify(app, count: int, per_account: int) -> dict:
                 taxed[account_id] += amount
             else:
                 billed[account_id] += amount
-                items += 1
+                items += kind != EntryKind.ROUNDING  # to the cent: the rounded lines' sum
         assert items == count * per_account, f"{items:,} billed entries"
 
         line_sums = dict(
@@ -399,7 +464,9 @@ def verify(app, count: int, per_account: int) -> dict:
     return {"with_tax": with_tax, "mails": outbox}
 
 
-def run_size(database, label: str, count: int, per_account: int, trace: bool) -> dict:
+def run_size(
+    database, label: str, count: int, per_account: int, trace: bool, old: bool, consumers: bool
+) -> dict:
     """Load `count` accounts; time the baseline and the billing run; verify; bill again."""
     with database() as url:
         app = make_app(url, hash_method=FAST_HASH)
@@ -408,6 +475,20 @@ def run_size(database, label: str, count: int, per_account: int, trace: bool) ->
             load_seconds = bulk_load(count, per_account)
             db.session.remove()
             db.engine.dispose()  # no connection left: the file can be copied (or be a template)
+        previous = None
+        if old:  # the old code on a copy of the same accounts
+            with cloned(url) as old_url:
+                old_app = make_app(old_url, hash_method=FAST_HASH)
+                previous = bill(old_app, runner=old_run_billing())
+                assert previous["invoiced"] == count, previous
+                with old_app.app_context():
+                    db.engine.dispose()
+        parallel = []
+        if consumers:  # 1 and 2 consumer processes, each on its own copy
+            for processes in (1, 2):
+                with cloned(url) as copy_url:
+                    parallel.append(bill_with_consumers(copy_url, processes))
+                    assert parallel[-1]["invoiced"] == count, parallel[-1]
         with cloned(url) if trace else contextlib.nullcontext() as traced_url:
             baseline = examine_only(app)
             first = bill(app)
@@ -434,6 +515,8 @@ def run_size(database, label: str, count: int, per_account: int, trace: bool) ->
         "first": first,
         "second": second,
         "traced": traced,
+        "old": previous,
+        "consumers": parallel,
         **checks,
     }
     seconds, cpu = first["seconds"], first["cpu_seconds"]
@@ -450,15 +533,32 @@ def run_size(database, label: str, count: int, per_account: int, trace: bool) ->
         f"  checked: {count:,} invoices numbered 1..{count:,} ({checks['with_tax']:,} with tax, "
         f"{checks['mails']:,} mails), totals and balances exact"
     )
+    if previous:
+        print(
+            f"  old code      {previous['seconds']:7.1f} s = {count / previous['seconds']:.0f} "
+            f"invoices/s, {previous['statements'] / count:.1f} SQL per invoice: the chunks are "
+            f"{previous['seconds'] / seconds:.1f}x faster"
+        )
+    for run_ in parallel:
+        print(
+            f"  {run_['consumers']} consumer(s)  {run_['seconds']:7.1f} s = "
+            f"{count / run_['seconds']:.0f} invoices/s (processes, plan included)"
+        )
+    if len(parallel) == 2:
+        print(f"  2 consumers / 1: {parallel[0]['seconds'] / parallel[1]['seconds']:.2f}x the rate")
     return result
 
 
-def run(database, label: str, sizes: list[int], per_account: int, trace: bool) -> dict:
+def run(database, label: str, sizes: list[int], per_account: int, trace: bool, args) -> dict:
     """Both sizes on one backend, and how time and memory scale between them."""
     print(
         f"\n== {label}: billing run at {NOW_UTC:%Y-%m-%d %H:%M} UTC, {per_account} entries each =="
     )
-    small, large = (run_size(database, label, size, per_account, trace) for size in sizes)
+    postgres = label == "PostgreSQL"
+    small = run_size(database, label, sizes[0], per_account, trace, not args.no_old, False)
+    large = run_size(
+        database, label, sizes[1], per_account, trace, False, postgres and not args.no_consumers
+    )
     scale = large["accounts"] / small["accounts"]
 
     def ratio(key: str) -> float:
@@ -495,11 +595,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="also bill a copy of each database under tracemalloc (about 5x slower)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--no-old", action="store_true", help="skip the old code's small run")
+    parser.add_argument(
+        "--no-consumers", action="store_true", help="skip 1 and 2 consumer processes (PostgreSQL)"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
+    parser.add_argument("--threads", type=int, default=1, help="chunks at once, in-process")
     args = parser.parse_args(argv)
-    results = [run(sqlite_database, "SQLite", [args.small, args.large], args.entries, args.trace)]
+    global THREADS
+    THREADS = args.threads
+    results = []
+    if not args.no_sqlite:
+        sizes = [args.small, args.large]
+        results.append(run(sqlite_database, "SQLite", sizes, args.entries, args.trace, args))
     if args.postgres:
         sizes = [args.pg_small, args.pg_large]
-        results.append(run(postgres_database, "PostgreSQL", sizes, args.entries, args.trace))
+        results.append(run(postgres_database, "PostgreSQL", sizes, args.entries, args.trace, args))
     write_json(args.json, results)
     return results
 

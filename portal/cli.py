@@ -69,16 +69,28 @@ def register_money(app: Flask) -> None:
         type=click.DateTime(formats=["%Y-%m-%d"]),
         help="Bill as if it were this date in every account's timezone (default: today, locally).",
     )
-    def billing_run(day):
+    @click.option("--dry-run", is_flag=True, help="Show what would be invoiced; write nothing.")
+    @click.option("--threads", default=1, show_default=True, help="Chunks billed at the same time.")
+    def billing_run(day, dry_run: bool, threads: int):
         """Invoice every postpaid account due today; safe to run again (nothing is billed twice)."""
-        report = run_billing(day=day.date() if day else None)
-        delivery = mail.send_pending(report.mail_ids) if report.mail_ids else mail.Delivery(0, 0, 0)
-        left = delivery.waiting + delivery.failed
-        click.echo(
-            f"Examined {report.examined} postpaid accounts: {report.invoiced} invoiced, "
-            f"{report.skipped} not due, {len(report.failed)} failed; "
-            f"{delivery.sent} invoice mails sent, {left} left in the outbox."
-        )
+        report = run_billing(day=day.date() if day else None, threads=threads, dry_run=dry_run)
+        if dry_run:
+            click.echo(
+                f"Dry run: examined {report.examined} postpaid accounts: {report.invoiced} "
+                f"would be invoiced, {len(report.failed)} would fail; nothing was written."
+            )
+            for currency, total in sorted(report.totals.items()):
+                click.echo(f"  {currency} {total:f}")
+        else:
+            delivery = (
+                mail.send_pending(report.mail_ids) if report.mail_ids else mail.Delivery(0, 0, 0)
+            )
+            left = delivery.waiting + delivery.failed
+            click.echo(
+                f"Examined {report.examined} postpaid accounts: {report.invoiced} invoiced, "
+                f"{report.skipped} not due, {len(report.failed)} failed; "
+                f"{delivery.sent} invoice mails sent, {left} left in the outbox."
+            )
         for number, error in report.failed:
             click.echo(f"  account {number}: {error}", err=True)
         if report.failed:

@@ -128,6 +128,8 @@ def load_config(instance_path: str) -> dict:
         # How amounts read on pages, documents and e-mails (Babel: separators, code position).
         "PORTAL_LOCALE": _locale("PORTAL_LOCALE", "en"),
         "INVOICE_DUE_DAYS": int(os.environ.get("INVOICE_DUE_DAYS", "15")),
+        # Accounts a billing run bills per transaction (one job each, for any consumer).
+        "BILLING_CHUNK_SIZE": int(os.environ.get("BILLING_CHUNK_SIZE", "1000")),
         # A call reserves at most this many seconds of credit; longer calls re-authorize.
         "CALL_RESERVE_SECONDS": int(os.environ.get("CALL_RESERVE_SECONDS", "3600")),
         "CALL_REAP_GRACE_SECONDS": int(os.environ.get("CALL_REAP_GRACE_SECONDS", "300")),

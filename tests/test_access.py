@@ -149,6 +149,7 @@ MATRIX = {
         ("/jobs/{job}/credentials", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND))
     ],
     ("jobs.billing_run", "POST"): [("/jobs/billing-run", ADMIN)],
+    ("jobs.billing_dry_run", "POST"): [("/jobs/billing-dry-run", ADMIN)],
     ("api.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
     ("api.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
     ("api.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],

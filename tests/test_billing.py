@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
+from portal.billing import drafts as billing_drafts
 from portal.billing import run as billing_run
 from portal.billing.run import run_billing
 from portal.billing.service import add_charge, add_payment, post
@@ -575,15 +576,15 @@ def test_a_failing_account_does_not_stop_the_run_or_leave_half_an_invoice(
     broken_id = accounts[1].id
     for account in accounts:
         charge_at(admin, account, "10", MARCH_1)
-    real = billing_run.unapplied_payments
+    real = billing_drafts._draft
 
-    def unapplied_payments(account):
-        # Fails after the invoice, its number and its tax entries were written.
+    def draft(account, *args):
+        # Fails while its invoice is computed, in the chunk that bills the other two.
         if account.id == broken_id:
             raise RuntimeError("lost connection")
-        return real(account)
+        return real(account, *args)
 
-    monkeypatch.setattr(billing_run, "unapplied_payments", unapplied_payments)
+    monkeypatch.setattr(billing_drafts, "_draft", draft)
     result = app.test_cli_runner().invoke(args=["billing", "run", "--date", "2026-03-05"])
     assert result.exit_code == 1
     assert "2 invoiced" in result.output and "1 failed" in result.output
@@ -602,14 +603,23 @@ def test_a_failing_account_does_not_stop_the_run_or_leave_half_an_invoice(
     assert balance_of(broken_id) == Decimal("12.10")
 
 
-def test_billing_skips_prepaid_inactive_and_deleted_accounts(admin, customer, default_rate_group):
-    inactive = postpaid("1000000401", default_rate_group, status=Status.INACTIVE)
-    deleted = postpaid("1000000402", default_rate_group, deleted_at=utcnow())
+def test_inactive_and_deleted_postpaid_accounts_get_a_final_invoice(
+    admin, customer, default_rate_group, vat
+):
+    inactive = postpaid("1000000401", default_rate_group, vat, status=Status.INACTIVE)
+    deleted = postpaid("1000000402", default_rate_group, vat, deleted_at=utcnow())
     for account in (inactive, deleted):
         charge_at(admin, account, "5", MARCH_1)
+    add_payment(admin, customer, "5")  # prepaid: never invoiced
     report = run_billing(day=date(2026, 3, 5))
-    assert (report.examined, report.invoiced) == (0, 0)
-    assert count(Document, Document.kind == DocumentKind.INVOICE) == 0
+    assert (report.examined, report.invoiced, report.failed) == (2, 2, [])
+    for account in (inactive, deleted):
+        (invoice,) = documents_of(account.id, DocumentKind.INVOICE)
+        assert invoice.total == Decimal("6.10")  # 5 + VAT 1 + 0.10
+        assert balance_of(account.id) == Decimal("6.10")
+    assert documents_of(customer.id, DocumentKind.INVOICE) == []
+    assert count(LedgerEntry, LedgerEntry.document_id.is_(None)) == 0  # nothing left behind
+    assert run_billing(day=date(2026, 3, 5)).invoiced == 0
 
 
 def test_a_credit_invoice_takes_nothing_from_an_advance_payment(admin, postpaid_customer):

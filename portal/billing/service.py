@@ -105,16 +105,21 @@ def issuer_key(account: Account) -> int:
 
 def next_number(issuer: int, kind: DocumentKind) -> int:
     """Take the next document number (the row stays locked until commit: no gaps, no repeats)."""
+    return reserve_numbers(issuer, kind, 1)
+
+
+def reserve_numbers(issuer: int, kind: DocumentKind, count: int) -> int:
+    """Take `count` numbers in a row, return the first (locked until commit; rollback frees)."""
     taken = db.session.execute(
         update(DocumentSequence)
         .where(DocumentSequence.issuer_key == issuer, DocumentSequence.kind == kind)
-        .values(next_number=DocumentSequence.next_number + 1)
+        .values(next_number=DocumentSequence.next_number + count)
         .returning(DocumentSequence.next_number)
         .execution_options(synchronize_session=False)
     ).scalar()
     if taken is not None:
-        return taken - 1
-    first = DocumentSequence(issuer_key=issuer, kind=kind, next_number=2)
+        return taken - count
+    first = DocumentSequence(issuer_key=issuer, kind=kind, next_number=1 + count)
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.add(first)  # SQLite writers are serialised: no one can insert meanwhile
         db.session.flush()
@@ -124,7 +129,7 @@ def next_number(issuer: int, kind: DocumentKind) -> int:
             db.session.add(first)
         return 1
     except IntegrityError:  # another transaction created the sequence first: take from it
-        return next_number(issuer, kind)
+        return reserve_numbers(issuer, kind, count)
 
 
 def issue(

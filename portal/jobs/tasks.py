@@ -1,17 +1,25 @@
 """What the consumer runs: the jobs people start, and the periodic work (no cron needed)."""
 
+import json
 import logging
+import time
+from datetime import date
+from decimal import Decimal
 
 from huey import crontab
+from sqlalchemy import func, select
 
 from portal import mail
 from portal.accounts.bulk import count_exported, export_accounts, import_accounts, mass_create
 from portal.api.idempotency import purge
 from portal.background import records
 from portal.background.engine import app_context, huey, lock
-from portal.billing.run import run_billing
+from portal.billing import chunk
+from portal.billing.drafts import ChunkResult
+from portal.billing.run import RunReport, plan, run_billing
 from portal.calls.service import reap
-from portal.models import Account, Job, utcnow
+from portal.extensions import db
+from portal.models import Account, Job, JobStatus
 from portal.tariffs.rate_csv import write_rates
 from portal.tariffs.rate_files import file_name, import_rate_file, rate_group_for
 from portal.tariffs.service import count_rates, exported_rates
@@ -65,7 +73,11 @@ def _import_rates(job: Job, actor: Account, progress) -> dict:
     return {"imported": imported, "rate_group": group.name, "rate_group_id": group.id}
 
 
-def _billing_summary(report) -> dict:
+# How often a billing run looks whether the chunks other consumers took have ended.
+CHUNK_POLL_SECONDS = 0.5
+
+
+def _billing_summary(report: RunReport) -> dict:
     """What a billing run's job page shows; its mail goes to the consumer's delivery."""
     for number, error in report.failed:
         log.error("Billing of account %s failed: %s", number, error)
@@ -77,12 +89,95 @@ def _billing_summary(report) -> dict:
         "skipped": report.skipped,
         "failed": len(report.failed),
         "failures": report.failed[:100],
+        "chunks": report.chunks,
+        "chunks_failed": report.chunks_failed,
     }
 
 
+def _ended(ids: list[int]) -> int:
+    """How many of the chunk jobs of `ids` ended (done or failed)."""
+    if not ids:
+        return 0
+    return db.session.scalar(
+        select(func.count()).where(
+            Job.id.in_(ids), Job.status.in_((JobStatus.DONE, JobStatus.FAILED))
+        )
+    )
+
+
 def _billing_run(job: Job, actor: Account | None, progress) -> dict:
-    """A billing run someone started: account by account, safe to run again after a crash."""
-    return _billing_summary(run_billing(progress=progress))
+    """A billing run: one job per chunk for any consumer; this one bills those nobody took."""
+    planned = plan()
+    chunk_jobs = [
+        records.create(
+            actor,
+            "billing_chunk",
+            f"{job.label}: chunk {index} of {len(planned.chunks)}",
+            params={"due": [[account_id, day.isoformat()] for account_id, day in due]},
+            total=len(due),
+        )
+        for index, due in enumerate(planned.chunks, start=1)
+    ]
+    db.session.commit()
+    ids = [chunk_job.id for chunk_job in chunk_jobs]
+    for chunk_job in chunk_jobs:
+        records.enqueue(chunk_job)
+    progress(0, len(ids))
+    for chunk_id in ids:
+        records.execute(chunk_id)  # claimed first: a chunk another consumer runs is skipped
+        progress(_ended(ids), len(ids))
+    while (ended := _ended(ids)) < len(ids):
+        progress(ended, len(ids))
+        db.session.rollback()  # see the other consumers' commits
+        time.sleep(CHUNK_POLL_SECONDS)
+    report = planned.report()
+    rows = db.session.execute(
+        select(Job.status, Job.result, Job.error).where(Job.id.in_(ids)).order_by(Job.id)
+    ).all()
+    for index, row in enumerate(rows, start=1):
+        if row.status == JobStatus.DONE:
+            report.add(_chunk_result(json.loads(row.result)))
+        else:
+            report.chunks += 1
+            report.chunks_failed += 1
+            report.failed.append((f"chunk {index}", row.error))
+    return _billing_summary(report.close())
+
+
+def _chunk_result(outcome: dict) -> ChunkResult:
+    """A chunk job's result as the run counts it."""
+    return ChunkResult(
+        examined=outcome["examined"],
+        invoiced=outcome["invoiced"],
+        failed=[tuple(failure) for failure in outcome["failed"]],
+        mail_ids=outcome["mail_ids"],
+        totals={currency: Decimal(total) for currency, total in outcome["totals"].items()},
+    )
+
+
+def _bill_chunk(job: Job, actor: Account | None, progress) -> dict:
+    """One chunk of a billing run: its invoices and this job's end commit together."""
+    due = [(account_id, date.fromisoformat(day)) for account_id, day in job.arguments["due"]]
+    result = chunk.bill(due)
+    progress(len(due), len(due))
+    return {
+        "examined": result.examined,
+        "invoiced": result.invoiced,
+        "failed": result.failed,
+        "mail_ids": result.mail_ids,
+        "totals": {currency: f"{total:f}" for currency, total in result.totals.items()},
+    }
+
+
+def _billing_dry_run(job: Job, actor: Account | None, progress) -> dict:
+    """What a billing run would invoice now: count and totals per currency; writes nothing."""
+    report = run_billing(progress=progress, dry_run=True)
+    return {
+        "examined": report.examined,
+        "would_invoice": report.invoiced,
+        "would_fail": len(report.failed),
+        "totals": {currency: f"{total:f}" for currency, total in sorted(report.totals.items())},
+    }
 
 
 records.register("customer_import", _import_customers)
@@ -92,6 +187,9 @@ records.register("customer_export", _export_customers, resumable=True)
 records.register("rate_export", _export_rates, resumable=True)
 records.register("rate_import", _import_rates)
 records.register("billing_run", _billing_run, resumable=True, atomic=False)
+# A chunk's invoices commit with its job's end: a chunk whose worker died runs again whole.
+records.register("billing_chunk", _bill_chunk, resumable=True)
+records.register("billing_dry_run", _billing_dry_run, resumable=True, atomic=False)
 
 
 # Periodic work. Each task takes a lock of the engine, so with N consumers on N servers each
@@ -99,13 +197,14 @@ records.register("billing_run", _billing_run, resumable=True, atomic=False)
 @huey.periodic_task(crontab(minute="0"))
 @lock("billing-run", ttl_seconds=3600)
 def hourly_billing() -> None:
-    """Invoice the postpaid accounts whose billing day has come (in their own timezone)."""
+    """Start a billing run when postpaid accounts are due (billing day reached, in their zone)."""
     with app_context():
-        started_at = utcnow()
-        report = run_billing()
-        if report.invoiced or report.failed:  # an hour with nothing due leaves no row
-            summary = _billing_summary(report)
-            records.record_finished("billing_run", "Hourly billing run", summary, started_at)
+        planned = plan()
+        if planned.chunks or planned.failed:  # an hour with nothing due leaves no row
+            # Run here, under the lock, while its chunks go to every consumer.
+            job = records.create(None, "billing_run", "Hourly billing run")
+            db.session.commit()
+            records.execute(job.id)
 
 
 @huey.periodic_task(crontab(minute="*"))

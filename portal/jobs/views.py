@@ -23,7 +23,8 @@ WAITING_WARNING_SECONDS = 30
 def index():
     """The tenant's jobs, newest first, keyset-paginated (?before=<id>)."""
     before = request.args.get("before", type=int)
-    query = records.visible_jobs(current_user)
+    # A billing run's chunks show on the run's page, not one by one here.
+    query = records.visible_jobs(current_user).where(Job.kind != "billing_chunk")
     if before:
         query = query.where(Job.id < before)
     jobs = list(db.session.scalars(query.order_by(Job.id.desc()).limit(PER_PAGE + 1)))
@@ -100,4 +101,12 @@ def download(job_id: int):
 def billing_run():
     """Start a billing run now (the consumer also runs one every hour by itself)."""
     job = records.start(current_user, "billing_run", "Billing run")
+    return redirect_to(url_for("jobs.show", job_id=job.id))
+
+
+@bp.route("/billing-dry-run", methods=["POST"])
+@roles_required(Role.ADMIN)
+def billing_dry_run():
+    """Show what a billing run would invoice now (count, totals per currency); writes nothing."""
+    job = records.start(current_user, "billing_dry_run", "Billing dry run")
     return redirect_to(url_for("jobs.show", job_id=job.id))

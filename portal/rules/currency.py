@@ -111,10 +111,18 @@ def _pattern(locale: str, min_places: int, max_places: int) -> NumberPattern:
 
 def _format(value: Decimal, currency: str, locale: str, min_places: int, max_places: int) -> str:
     """`value` (already rounded) in the locale's currency format with these decimals."""
+    # Keyed by the exact text (-0 and 0.0 are not 0): a billing run prints the same fees, zero
+    # paid amounts and totals (again as the amount due) over and over, at tens of us each.
+    return _format_text(str(value), currency, locale, min_places, max_places)
+
+
+@functools.lru_cache(maxsize=8192)
+def _format_text(value: str, currency: str, locale: str, min_places: int, max_places: int) -> str:
+    """_format of the Decimal written `value`."""
     with localcontext() as context:
         context.prec = _PRECISION  # a 20-digit amount must not overflow the quantization
         return _pattern(locale, min_places, max_places).apply(
-            value, _locale(locale), currency=currency, currency_digits=False
+            Decimal(value), _locale(locale), currency=currency, currency_digits=False
         )
 
 

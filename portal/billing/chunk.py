@@ -1,0 +1,212 @@
+"""One chunk of a billing run: about 1,000 accounts invoiced set-based in one transaction."""
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.billing import invoice_mail
+from portal.billing.drafts import (
+    ROUNDING_TEXT,
+    ChunkResult,
+    Draft,
+    EntriesChanged,
+    by_cutoff,
+    drafts,
+    executemany,
+    unbilled,
+)
+from portal.billing.service import credits, reserve_numbers, settle
+from portal.extensions import db
+from portal.models import (
+    Account,
+    Document,
+    DocumentKind,
+    DocumentLine,
+    EntryKind,
+    LedgerEntry,
+    utcnow,
+)
+from portal.transactions import transaction
+
+# Tries after a lost race with another run (or a late entry) before the chunk fails.
+RETRIES = 2
+
+
+def preview(due: list[tuple[int, date]]) -> ChunkResult:
+    """What billing these accounts would invoice (count, totals per currency); writes nothing."""
+    result = ChunkResult()
+    result.count(drafts(due, result))
+    db.session.rollback()
+    return result
+
+
+def bill(due: list[tuple[int, date]]) -> ChunkResult:
+    """Invoice these (account id, billing date) pairs in one transaction."""
+    for _ in range(RETRIES):
+        try:
+            return _bill_once(due)
+        except (IntegrityError, EntriesChanged):
+            # Another run billed some of these accounts meanwhile (its invoice took their
+            # billing date first), or an entry came late: rolled back; read again, bill the rest.
+            continue
+    return _bill_once(due)
+
+
+def _bill_once(due: list[tuple[int, date]]) -> ChunkResult:
+    """One try at billing the chunk: all of it commits, or nothing."""
+    result = ChunkResult()
+    with transaction():
+        made = drafts(due, result)
+        if made:
+            _write(made, result)
+        result.count(made)
+    return result
+
+
+def _write(made: list[Draft], result: ChunkResult) -> None:
+    """Bulk inserts and updates of the drafts; the issuers' numbers last, for a short lock."""
+    now = utcnow()
+    due_days = timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
+    # Numbered at the end (a number is -account id until then: unique, never committed), so
+    # the issuer's counter row stays locked only for the last statements of the chunk.
+    executemany(
+        insert(Document),
+        [
+            {
+                "kind": DocumentKind.INVOICE,
+                "issuer_key": draft.account.reseller_id or 0,
+                "number": -draft.account.id,
+                "account_id": draft.account.id,
+                "issued_at": now,
+                "billing_date": draft.billing_date,
+                "due_date": draft.billing_date + due_days,
+                "currency": draft.account.currency,
+                "subtotal": draft.subtotal,
+                "tax_total": draft.tax_total,
+                "total": draft.total,
+            }
+            for draft in made
+        ],
+    )
+    # Read back by account (indexed) rather than RETURNING in parameter order, which made
+    # PostgreSQL plan an INSERT ... SELECT of 13,000 parameters per chunk (5x slower).
+    account_ids = [draft.account.id for draft in made]
+    ids = dict(db.session.execute(_new_invoices(account_ids)).all())
+    for draft in made:
+        draft.document_id = ids[draft.account.id]
+    executemany(
+        insert(DocumentLine),
+        [
+            {
+                "document_id": draft.document_id,
+                "position": position,
+                "description": text[:200],
+                "amount": amount,
+                "is_tax": is_tax,
+            }
+            for draft in made
+            for position, (text, amount, is_tax) in enumerate(draft.items + draft.taxes, 1)
+        ],
+    )
+    _mark_entries(made)
+    _post_effects(made, now)
+    _apply_credit(made)
+    _number(made)
+    invoice_mail.queue_mail(made, now, result)
+
+
+def _new_invoices(account_ids: list[int]):
+    """(account id, invoice id) of this transaction's invoices: the only unnumbered ones."""
+    return select(Document.account_id, Document.id).where(
+        Document.account_id.in_(account_ids),
+        Document.kind == DocumentKind.INVOICE,
+        Document.number < 0,
+    )
+
+
+def _mark_entries(made: list[Draft]) -> None:
+    """The invoiced entries get their invoice (one UPDATE ... FROM documents)."""
+    condition = unbilled(by_cutoff((draft.account.id, draft.cutoff) for draft in made))
+    marked = db.session.execute(
+        update(LedgerEntry)
+        .where(
+            condition,
+            Document.account_id == LedgerEntry.account_id,
+            Document.account_id.in_([draft.account.id for draft in made]),
+            Document.kind == DocumentKind.INVOICE,
+            Document.number < 0,  # only this transaction's invoices are still unnumbered
+        )
+        .values(document_id=Document.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if marked != sum(draft.entry_count for draft in made):
+        # A late commit of an entry before a cut-off: the totals would not match the ledger.
+        raise EntriesChanged(f"{marked} entries marked, {sum(d.entry_count for d in made)} read")
+
+
+def _post_effects(made: list[Draft], now: datetime) -> None:
+    """Rounding and tax entries, and the balances they move (postpaid: owed goes up)."""
+    entries = []
+    for draft in made:
+        if draft.rounding:
+            entries.append((draft, EntryKind.ROUNDING, draft.rounding, ROUNDING_TEXT))
+        for name, amount, _ in draft.taxes:
+            entries.append((draft, EntryKind.TAX, amount, name))
+    if entries:
+        executemany(
+            insert(LedgerEntry),
+            [
+                {
+                    "account_id": draft.account.id,
+                    "kind": kind,
+                    "amount": amount,
+                    "currency": draft.account.currency,
+                    "description": text[:200],
+                    "created_at": now,
+                    "document_id": draft.document_id,
+                }
+                for draft, kind, amount, text in entries
+            ],
+        )
+    moved = [draft for draft in made if draft.balance_effect]
+    if moved:
+        executemany(
+            update(Account)
+            .where(Account.id == bindparam("account"))
+            .values(balance=Account.balance + bindparam("delta", type_=Account.balance.type))
+            .execution_options(synchronize_session=False),
+            [{"account": d.account.id, "delta": d.balance_effect} for d in moved],
+        )
+
+
+def _apply_credit(made: list[Draft]) -> None:
+    """Credit (payments not yet allocated) pays the new invoices: found for the chunk at once."""
+    by_account = {draft.account.id: draft for draft in made}
+    for account_id, credit in credits(list(by_account)).items():
+        # The few accounts with credit go through the payment code itself (allocations).
+        invoice = db.session.get(Document, by_account[account_id].document_id)
+        left = settle(invoice, credit)
+        by_account[account_id].amount_paid = credit - left
+    db.session.flush()
+
+
+def _number(made: list[Draft]) -> None:
+    """Reserve each issuer's block of numbers (issuers in order: no deadlock) and apply it."""
+    by_issuer: dict[int, list[Draft]] = defaultdict(list)
+    for draft in made:
+        by_issuer[draft.account.reseller_id or 0].append(draft)
+    for issuer in sorted(by_issuer):
+        block = by_issuer[issuer]
+        first = reserve_numbers(issuer, DocumentKind.INVOICE, len(block))
+        for offset, draft in enumerate(block):
+            draft.number = first + offset
+    executemany(
+        update(Document)
+        .where(Document.id == bindparam("document"))
+        .values(number=bindparam("new_number"))
+        .execution_options(synchronize_session=False),
+        [{"document": d.document_id, "new_number": d.number} for d in made],
+    )
