@@ -65,7 +65,9 @@ def assert_balances_match_the_ledger() -> None:
             )
         )
         assert account.balance == Decimal(total), account.account_number
-    for invoice in db.session.scalars(select(Document)):
+    for invoice in db.session.scalars(
+        select(Document).where(Document.kind == DocumentKind.INVOICE)
+    ):
         moved = db.session.scalar(
             select(func.sum(LedgerEntry.amount)).where(LedgerEntry.document_id == invoice.id)
         )
@@ -177,9 +179,17 @@ def test_an_advance_payment_settles_the_invoice_of_its_chunk(app, admin, many):
     account = db.session.get(Account, many[3])
     add_payment(admin, account, "2")
     run_billing(day=BILLING_DAY, chunk_size=10)
-    (invoice,) = db.session.scalars(select(Document).where(Document.account_id == many[3]))
+    (invoice,) = db.session.scalars(
+        select(Document).where(
+            Document.account_id == many[3], Document.kind == DocumentKind.INVOICE
+        )
+    )
     assert invoice.amount_paid == Decimal(2) and invoice.status == DocumentStatus.PARTIAL
-    mail = db.session.scalar(select(OutboxMessage).where(OutboxMessage.account_id == many[3]))
+    mail = db.session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.account_id == many[3], OutboxMessage.kind == "invoice"
+        )
+    )
     assert "Already paid: USD\xa02.00" in mail.body
     assert_balances_match_the_ledger()
 
