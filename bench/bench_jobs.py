@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,6 +44,7 @@ FLASK = Path(sys.executable).parent / "flask"
 IMPORT_PAGE = "/accounts/import"
 AUTHORIZE = "/api/v1/calls/authorize"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+SLOW_MS = 1000  # answers slower than this are listed with when they were sent
 
 
 class Uploader(Client):
@@ -88,6 +89,8 @@ class Calls(threading.Thread):
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.latencies: list[float] = []
         self.failures = 0
+        # (when it was sent, UTC; ms; allowed) of each answer slower than SLOW_MS.
+        self.slow: list[tuple[datetime, float, bool]] = []
         self.stopped = threading.Event()
         self.serial = iter(range(10**9))
         self.run_id = secrets.token_hex(3)
@@ -113,8 +116,12 @@ class Calls(threading.Thread):
                 allowed = False
             finally:
                 connection.close()
-            self.latencies.append((time.perf_counter() - started) * 1000)
+            latency = (time.perf_counter() - started) * 1000
+            self.latencies.append(latency)
             self.failures += not allowed
+            if latency > SLOW_MS or not allowed:
+                sent = datetime.now(UTC).replace(tzinfo=None) - timedelta(milliseconds=latency)
+                self.slow.append((sent, latency, allowed))
             # The next one at its slot; one late answer does not bring a burst after it.
             next_at = max(next_at + self.interval, time.perf_counter())
             self.stopped.wait(next_at - time.perf_counter())
@@ -218,6 +225,17 @@ def run_once(setup: dict, workers: int, files: int, args) -> dict:
         if job.status != JobStatus.DONE:
             raise RuntimeError(f"job {job.id} {job.status.value}: {job.error}")
     finished = max(job.finished_at for job in jobs)
+    # When the slow answers were sent, in seconds after the job's start (one file) and before
+    # its end: the end of an import is its one write transaction.
+    slow = [
+        {
+            "after_start_s": (sent - min(job.started_at for job in jobs)).total_seconds(),
+            "before_finish_s": (finished - sent).total_seconds(),
+            "ms": latency,
+            "allowed": allowed,
+        }
+        for sent, latency, allowed in busy.slow
+    ]
     seconds = (finished - posted_at).total_seconds()
     return {
         "consumers": workers,
@@ -229,6 +247,7 @@ def run_once(setup: dict, workers: int, files: int, args) -> dict:
         "lines_per_second": per_file * files / seconds,
         "idle": idle_calls,
         "busy": busy_calls,
+        "slow": slow,
         "p50_ratio": busy_calls["p50_ms"] / idle_calls["p50_ms"],
         "p99_ratio": busy_calls["p99_ms"] / idle_calls["p99_ms"],
         "load_average": os.getloadavg()[0],
@@ -292,6 +311,12 @@ def report(result: dict) -> None:
         f"max {busy['max_ms']:.0f} ms ({busy['answers']} answers, {busy['failures']} failed)\n"
         f"  busy / idle: p50 {result['p50_ratio']:.1f}x  p99 {result['p99_ratio']:.1f}x"
     )
+    for answer in result["slow"]:
+        print(
+            f"  slow: {answer['ms']:.0f} ms{'' if answer['allowed'] else ', failed'}, sent "
+            f"{answer['after_start_s']:.1f} s after the job started and "
+            f"{answer['before_finish_s']:.1f} s before it finished"
+        )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
