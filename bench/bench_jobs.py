@@ -331,11 +331,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--split", action="store_true", help="also as two files at once")
     parser.add_argument("--redis", action="store_true", help=f"the queue on {REDIS_URL}")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: only there")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     results = []
     for backend, database_url in backends(args.postgres):
-        results += measure(backend, database_url, args)
+        if backend != "sqlite" or not args.no_sqlite:
+            results += measure(backend, database_url, args)
     write_json(args.json, results)
     return results
 
