@@ -92,9 +92,26 @@ def _connect() -> smtplib.SMTP:
     return server
 
 
+def text_of(message: OutboxMessage) -> tuple[str, str]:
+    """(subject, body) as sent: a document's mail queued without text is written from it now."""
+    if message.document_id is None or message.body:
+        return message.subject, message.body
+    document = message.document
+    account = document.account
+    text = render_template(
+        f"mail/{message.kind}.txt",
+        account=account,
+        document=document,
+        company_name=sender_name(account),
+    )
+    subject, _, body = text.partition("\n")
+    return subject.removeprefix("Subject:").strip()[:200], body.lstrip("\n")
+
+
 def _email(message: OutboxMessage) -> EmailMessage:
-    """The outbox row as an e-mail."""
+    """The outbox row as an e-mail; a text written now is kept on the row (what was sent)."""
     config = current_app.config
+    message.subject, message.body = text_of(message)
     email = EmailMessage()
     email["From"] = config["MAIL_FROM"]
     email["To"] = message.recipient

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import event, func, select
 
+from portal import mail
 from portal.billing import service
 from portal.billing.queries import activity
 from portal.billing.run import run_billing
@@ -132,9 +133,11 @@ def test_payments_across_three_invoices_partial_exact_and_overpaid(admin, postpa
 
     june = invoice_after_charge(admin, account, "10", 6)  # the credit goes to the next invoice
     assert state(june) == [(DocumentStatus.PARTIAL, Decimal("5.80"), Decimal("6.30"))]
-    mailed = db.session.scalars(
-        select(OutboxMessage.body).where(OutboxMessage.kind == "invoice").order_by(OutboxMessage.id)
-    ).all()[-1]
+    mailed = mail.text_of(
+        db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "invoice").order_by(OutboxMessage.id)
+        ).all()[-1]
+    )[1]
     assert "Already paid: USD\xa05.80" in mailed and ": USD\xa06.30" in mailed
     assert unapplied_payments(account) == 0
     assert pairs(account.id) == [

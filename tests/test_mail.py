@@ -79,6 +79,22 @@ def test_invoice_mail_arrives_after_the_billing_run(app, admin, postpaid_custome
     assert "Hello Paula," in text and "invoice INV-000001 of 5 Mar 2026" in text
     assert "Line rental: USD 40.00" in text and "VAT (20% + 0.1): USD 8.10" in text
     assert "Total: USD 48.10" in text and "Due by 20 Mar 2026: USD 48.10" in text
+    # Queued without text by the run, written when sent: the row keeps what was sent.
+    (row,) = outbox("invoice")
+    assert row.subject == message["Subject"] and "Line rental: USD\xa040.00" in row.body
+
+
+def test_a_billing_runs_invoice_mail_waits_as_written_when_sent(
+    app, as_admin, admin, postpaid_customer
+):
+    for entry in add_charge(admin, postpaid_customer, "40", "Line rental").entries:
+        entry.created_at = MARCH_1
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["billing", "run", "--date", "2026-03-05"])
+    assert "0 invoice mails sent, 1 left in the outbox" in result.output  # no mail server
+    (row,) = outbox("invoice")
+    assert (row.subject, row.body) == ("", "")
+    assert "Invoice (written when sent)" in outbox_page(as_admin)
 
 
 def test_low_balance_mail_once_per_crossing(app, admin, customer, smtp_server):

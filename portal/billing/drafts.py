@@ -1,6 +1,5 @@
 """A billing chunk's reading side: the due accounts' unbilled sums and taxes, as invoice drafts."""
 
-import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -23,6 +22,7 @@ from portal.models import (
 )
 from portal.rules.currency import round_money
 from portal.rules.money import MAX_MONEY
+from portal.rules.times import named_zone
 
 BILLED_KINDS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.ADJUSTMENT)
 ROUNDING_TEXT = "Rounding to the currency's minor unit"
@@ -47,7 +47,7 @@ class EntriesChanged(Exception):
 
 def start_of_local_day(account, day: date) -> datetime:
     """Local midnight starting `day`, as naive UTC (the cut-off of what an invoice covers)."""
-    zone = zoneinfo.ZoneInfo(account.timezone)
+    zone = named_zone(account.timezone)
     midnight = datetime.combine(day, time(0), tzinfo=zone)
     return midnight.astimezone(UTC).replace(tzinfo=None)
 

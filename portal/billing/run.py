@@ -1,6 +1,5 @@
 """The billing run: invoice each postpaid account due on its local billing date, once, in chunks."""
 
-import zoneinfo
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from portal.billing.drafts import BILLED_KINDS, ChunkResult, start_of_local_day
 from portal.billing.service import Posted
 from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, Document, LedgerEntry, Role
+from portal.rules.times import named_zone
 
 PLAN_BATCH = 5000
 
@@ -62,7 +62,7 @@ class Plan:
 
 def local_date(account, now_utc: datetime) -> date:
     """The calendar date in the account's timezone at `now_utc` (naive UTC)."""
-    zone = zoneinfo.ZoneInfo(account.timezone)
+    zone = named_zone(account.timezone)
     return now_utc.replace(tzinfo=UTC).astimezone(zone).date()
 
 

@@ -234,6 +234,9 @@ class OutboxMessage(db.Model):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # A document's mail queued without its text (a billing run's invoices): the sender writes
+    # subject and body from the document when it sends, then keeps them here.
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
@@ -247,5 +250,6 @@ class OutboxMessage(db.Model):
     failed_at: Mapped[datetime | None]
 
     account = relationship("Account", foreign_keys=[account_id])
+    document = relationship("Document", foreign_keys=[document_id])
 
     __table_args__ = (Index("ix_outbox_due", "sent_at", "failed_at", "next_attempt_at", "id"),)

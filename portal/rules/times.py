@@ -1,15 +1,24 @@
 """Stored times are naive UTC; a person sees them in their own timezone."""
 
+import functools
 import zoneinfo
 from datetime import UTC, date, datetime
+
+
+@functools.cache
+def named_zone(name: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone `name`, loaded once per process; raises as ZoneInfo does for unknown names."""
+    # ZoneInfo's own cache keeps only the 8 latest zones strongly: a billing run over accounts
+    # in more timezones than that read the zone files again for most accounts.
+    return zoneinfo.ZoneInfo(name)
 
 
 def zone(name: str | None) -> zoneinfo.ZoneInfo:
     """The IANA zone `name`, UTC for an empty or unknown name (a time is never hidden)."""
     try:
-        return zoneinfo.ZoneInfo(name or "UTC")
+        return named_zone(name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+        return named_zone("UTC")
 
 
 def in_zone(moment: datetime, zone_name: str | None) -> datetime:
