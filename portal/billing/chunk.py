@@ -4,7 +4,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.billing import invoice_mail
@@ -15,10 +15,10 @@ from portal.billing.drafts import (
     EntriesChanged,
     by_cutoff,
     drafts,
-    executemany,
     unbilled,
 )
 from portal.billing.service import credits, reserve_numbers, settle
+from portal.bulkrows import insert_rows, update_rows
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -72,8 +72,10 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
     due_days = timedelta(days=current_app.config["INVOICE_DUE_DAYS"])
     # Numbered at the end (a number is -account id until then: unique, never committed), so
     # the issuer's counter row stays locked only for the last statements of the chunk.
-    executemany(
-        insert(Document),
+    connection = db.session.connection()
+    insert_rows(
+        connection,
+        Document.__table__,
         [
             {
                 "kind": DocumentKind.INVOICE,
@@ -97,8 +99,9 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
     ids = dict(db.session.execute(_new_invoices(account_ids)).all())
     for draft in made:
         draft.document_id = ids[draft.account.id]
-    executemany(
-        insert(DocumentLine),
+    insert_rows(
+        connection,
+        DocumentLine.__table__,
         [
             {
                 "document_id": draft.document_id,
@@ -155,9 +158,11 @@ def _post_effects(made: list[Draft], now: datetime) -> None:
             entries.append((draft, EntryKind.ROUNDING, draft.rounding, ROUNDING_TEXT))
         for name, amount, _ in draft.taxes:
             entries.append((draft, EntryKind.TAX, amount, name))
+    connection = db.session.connection()
     if entries:
-        executemany(
-            insert(LedgerEntry),
+        insert_rows(
+            connection,
+            LedgerEntry.__table__,
             [
                 {
                     "account_id": draft.account.id,
@@ -171,15 +176,12 @@ def _post_effects(made: list[Draft], now: datetime) -> None:
                 for draft, kind, amount, text in entries
             ],
         )
-    moved = [draft for draft in made if draft.balance_effect]
-    if moved:
-        executemany(
-            update(Account)
-            .where(Account.id == bindparam("account"))
-            .values(balance=Account.balance + bindparam("delta", type_=Account.balance.type))
-            .execution_options(synchronize_session=False),
-            [{"account": d.account.id, "delta": d.balance_effect} for d in moved],
-        )
+    moved = [
+        {"id": draft.account.id, "balance": draft.balance_effect}
+        for draft in made
+        if draft.balance_effect
+    ]
+    update_rows(connection, Account.__table__, "id", moved, added=frozenset({"balance"}))
 
 
 def _apply_credit(made: list[Draft]) -> None:
@@ -203,10 +205,5 @@ def _number(made: list[Draft]) -> None:
         first = reserve_numbers(issuer, DocumentKind.INVOICE, len(block))
         for offset, draft in enumerate(block):
             draft.number = first + offset
-    executemany(
-        update(Document)
-        .where(Document.id == bindparam("document"))
-        .values(number=bindparam("new_number"))
-        .execution_options(synchronize_session=False),
-        [{"document": d.document_id, "new_number": d.number} for d in made],
-    )
+    numbers = [{"id": draft.document_id, "number": draft.number} for draft in made]
+    update_rows(db.session.connection(), Document.__table__, "id", numbers)

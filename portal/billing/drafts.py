@@ -245,8 +245,3 @@ def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
         except Exception as error:
             result.failed.append((account.account_number, f"{type(error).__name__}: {error}"))
     return made
-
-
-def executemany(statement, rows: list[dict]):
-    """Run a statement once per row on the session's connection (Core: no ORM bulk logic)."""
-    return db.session.connection().execute(statement, rows)

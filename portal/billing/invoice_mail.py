@@ -4,9 +4,10 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 
-from portal.billing.drafts import ChunkResult, Draft, display_name, executemany
+from portal.billing.drafts import ChunkResult, Draft, display_name
+from portal.bulkrows import insert_rows, update_rows
 from portal.extensions import db
 from portal.models import Account, AccountType, OutboxMessage, available_funds
 from portal.settings.service import get_setting
@@ -48,8 +49,9 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
     messages.extend(_low_balance(made, template))
     if not messages:
         return
-    executemany(
-        insert(OutboxMessage),
+    insert_rows(
+        db.session.connection(),
+        OutboxMessage.__table__,
         [
             {
                 "kind": kind,
@@ -100,9 +102,9 @@ def _low_balance(made: list[Draft], template) -> list[tuple]:
         available = available_funds(AccountType.POSTPAID, row.balance, row.credit_limit)
         if available > row.low_balance_alert:
             if row.low_balance_alerted:
-                changes.append({"account": row.id, "alerted": False})
+                changes.append({"id": row.id, "low_balance_alerted": False})
         elif row.email_alerts and row.email and not row.low_balance_alerted:
-            changes.append({"account": row.id, "alerted": True})
+            changes.append({"id": row.id, "low_balance_alerted": True})
             alerts.append((row, available))
     signers = _signers({row.reseller_id for row, _ in alerts} - {None}) if alerts else {}
     messages = []
@@ -120,12 +122,5 @@ def _low_balance(made: list[Draft], template) -> list[tuple]:
             company_name=signers.get(row.reseller_id or 0) or signers[0],
         )
         messages.append(("low_balance", row.email, subject, body, row.id, None))
-    if changes:
-        executemany(
-            update(Account)
-            .where(Account.id == bindparam("account"))
-            .values(low_balance_alerted=bindparam("alerted"))
-            .execution_options(synchronize_session=False),
-            changes,
-        )
+    update_rows(db.session.connection(), Account.__table__, "id", changes)
     return messages
