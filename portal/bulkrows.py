@@ -1,9 +1,13 @@
 """Many rows written in one statement: arrays on PostgreSQL, executemany elsewhere."""
 
 import functools
+from collections.abc import Collection
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
+
+from portal.extensions import db
 
 # On PostgreSQL an executemany of 1,000 rows is 1,000 statements in a pipeline: each bound,
 # planned and executed, and each row's parameters adapted by the driver in Python. A billing
@@ -14,6 +18,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 def _array_dialect(connection: Connection) -> bool:
     """Whether the database takes a column of values as one array parameter."""
     return connection.dialect.name == "postgresql"
+
+
+def among(column, values: Collection) -> ColumnElement:
+    """`column IN values`: on PostgreSQL `= ANY` of one array parameter, however many values."""
+    # An IN list of a chunk's 1,000 ids is 1,000 parameters that SQLAlchemy renders and the
+    # driver parses again for every statement; an array is one parameter and one statement text.
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _with_defaults(table: Table, rows: list[dict]) -> tuple[list[str], list[dict]]:
@@ -68,7 +81,10 @@ def _update_from_arrays(table: Table, key: str, names: tuple[str, ...], added: f
     values = {
         name: table.c[name] + given.c[name] if name in added else given.c[name] for name in names
     }
-    return update(table).where(table.c[key] == given.c[key]).values(values)
+    # `key = ANY(:key_all)` besides the join: the planner finds the rows by index instead of
+    # hashing the whole table for a join whose size it cannot estimate.
+    keys = any_(bindparam(f"{key}_all", type_=ARRAY(table.c[key].type)))
+    return update(table).where(table.c[key] == keys, table.c[key] == given.c[key]).values(values)
 
 
 def update_rows(

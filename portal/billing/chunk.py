@@ -18,7 +18,7 @@ from portal.billing.drafts import (
     unbilled,
 )
 from portal.billing.service import credits, reserve_numbers, settle
-from portal.bulkrows import insert_rows, update_rows
+from portal.bulkrows import among, insert_rows, update_rows
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -124,7 +124,7 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
 def _new_invoices(account_ids: list[int]):
     """(account id, invoice id) of this transaction's invoices: the only unnumbered ones."""
     return select(Document.account_id, Document.id).where(
-        Document.account_id.in_(account_ids),
+        among(Document.account_id, account_ids),
         Document.kind == DocumentKind.INVOICE,
         Document.number < 0,
     )
@@ -138,7 +138,7 @@ def _mark_entries(made: list[Draft]) -> None:
         .where(
             condition,
             Document.account_id == LedgerEntry.account_id,
-            Document.account_id.in_([draft.account.id for draft in made]),
+            among(Document.account_id, [draft.account.id for draft in made]),
             Document.kind == DocumentKind.INVOICE,
             Document.number < 0,  # only this transaction's invoices are still unnumbered
         )

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from sqlalchemy import and_, func, or_, select
 
 from portal.billing.service import _tax_lines
+from portal.bulkrows import among
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -117,7 +118,7 @@ def unbilled(drafts_by_cutoff: dict[datetime, list[int]]):
     return and_(
         or_(
             *(
-                and_(LedgerEntry.account_id.in_(ids), LedgerEntry.created_at < cutoff)
+                and_(among(LedgerEntry.account_id, ids), LedgerEntry.created_at < cutoff)
                 for cutoff, ids in drafts_by_cutoff.items()
             )
         ),
@@ -139,7 +140,7 @@ def _taxes_of(account_ids: list[int]) -> dict[int, list]:
     rows = db.session.execute(
         select(account_taxes.c.account_id, Tax.name, Tax.rate, Tax.fixed_amount, Tax.priority)
         .join(Tax, Tax.id == account_taxes.c.tax_id)
-        .where(account_taxes.c.account_id.in_(account_ids))
+        .where(among(account_taxes.c.account_id, account_ids))
     )
     taxes: dict[int, list] = defaultdict(list)
     for row in rows:
@@ -180,14 +181,14 @@ def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
     result.examined += len(wanted)
     accounts = db.session.execute(
         select(*ACCOUNT_COLUMNS)
-        .where(Account.id.in_(wanted), Account.account_type == AccountType.POSTPAID)
+        .where(among(Account.id, wanted), Account.account_type == AccountType.POSTPAID)
         .order_by(Account.id)
     ).all()
     # Re-running a chunk (after a crash, or a second run the same day) bills nothing twice.
     invoiced = set(
         db.session.execute(
             select(Document.account_id, Document.billing_date).where(
-                Document.account_id.in_(wanted),
+                among(Document.account_id, wanted),
                 Document.kind == DocumentKind.INVOICE,
                 Document.billing_date.in_(set(wanted.values())),
             )

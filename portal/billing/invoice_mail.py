@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.billing.drafts import ChunkResult, Draft, display_name
-from portal.bulkrows import insert_rows, update_rows
+from portal.bulkrows import among, insert_rows, update_rows
 from portal.extensions import db
 from portal.models import Account, AccountType, OutboxMessage, available_funds
 from portal.settings.service import get_setting
@@ -70,7 +70,7 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
     result.mail_ids.extend(
         db.session.scalars(
             select(OutboxMessage.id).where(
-                OutboxMessage.account_id.in_({message[4] for message in messages}),
+                among(OutboxMessage.account_id, {message[4] for message in messages}),
                 OutboxMessage.created_at == now,
                 OutboxMessage.kind.in_(("invoice", "low_balance")),
             )
@@ -95,7 +95,7 @@ def _low_balance(made: list[Draft], template) -> list[tuple]:
             Account.low_balance_alert,
             Account.email_alerts,
             Account.low_balance_alerted,
-        ).where(Account.id.in_([draft.account.id for draft in made]))
+        ).where(among(Account.id, [draft.account.id for draft in made]))
     ).all()
     changes, alerts = [], []
     for row in rows:

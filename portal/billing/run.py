@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from portal.billing import chunk
 from portal.billing.drafts import BILLED_KINDS, ChunkResult, start_of_local_day
 from portal.billing.service import Posted
+from portal.bulkrows import among
 from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, Document, LedgerEntry, Role
 from portal.rules.times import named_zone
@@ -127,7 +128,7 @@ def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
     rows = db.session.execute(
         select(LedgerEntry.account_id, func.min(LedgerEntry.created_at))
         .where(
-            LedgerEntry.account_id.in_(account_ids),
+            among(LedgerEntry.account_id, account_ids),
             LedgerEntry.document_id.is_(None),
             LedgerEntry.kind.in_(BILLED_KINDS),
         )

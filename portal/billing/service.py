@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit, mail
+from portal.bulkrows import among
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -290,7 +291,9 @@ def credits(account_ids: list[int]) -> dict[int, Decimal]:
     paid = dict(
         db.session.execute(
             select(LedgerEntry.account_id, func.sum(-LedgerEntry.amount))
-            .where(LedgerEntry.account_id.in_(account_ids), LedgerEntry.kind == EntryKind.PAYMENT)
+            .where(
+                among(LedgerEntry.account_id, account_ids), LedgerEntry.kind == EntryKind.PAYMENT
+            )
             .group_by(LedgerEntry.account_id)
         ).all()
     )
@@ -300,7 +303,7 @@ def credits(account_ids: list[int]) -> dict[int, Decimal]:
         db.session.execute(
             select(LedgerEntry.account_id, func.sum(Allocation.amount))
             .join(Allocation, Allocation.payment_entry_id == LedgerEntry.id)
-            .where(LedgerEntry.account_id.in_(paid))
+            .where(among(LedgerEntry.account_id, paid))
             .group_by(LedgerEntry.account_id)
         ).all()
     )
