@@ -57,16 +57,30 @@ def _insert_from_arrays(table: Table, names: tuple[str, ...]):
     return insert(table).from_select(list(names), select(*columns), include_defaults=False)
 
 
-def insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """Insert `rows` (dicts with the same keys; Python-side defaults are filled in)."""
+def insert_rows(
+    connection: Connection, table: Table, rows: list[dict], returning: tuple[str, ...] = ()
+) -> list:
+    """Insert `rows` (dicts with the same keys; Python-side defaults are filled in).
+
+    With `returning`, those columns of the new rows, in no particular order.
+    """
     if not rows:
-        return
+        return []
     if not _array_dialect(connection):
-        connection.execute(insert(table), rows)
-        return
+        statement = insert(table)
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+            return connection.execute(statement, rows).all()
+        connection.execute(statement, rows)
+        return []
     names, rows = _with_defaults(table, rows)
     statement = _insert_from_arrays(table, tuple(names))
-    connection.execute(statement, {f"{name}_all": [row[name] for row in rows] for name in names})
+    if returning:
+        statement = statement.returning(*(table.c[name] for name in returning))
+    result = connection.execute(
+        statement, {f"{name}_all": [row[name] for row in rows] for name in names}
+    )
+    return result.all() if returning else []
 
 
 @functools.cache

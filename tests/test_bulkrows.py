@@ -49,3 +49,25 @@ def test_updated_rows_set_or_add_by_key_and_leave_the_others(app, customer, admi
     assert db.session.get(Account, customer.id).balance == before[customer.id] + Decimal("2.50")
     assert db.session.get(Account, customer.id).max_channels == 7
     assert db.session.get(Account, admin.id).balance == before[admin.id]
+
+
+def test_inserted_rows_can_return_columns_of_each_new_row(app, customer, admin):
+    now = utcnow()
+    rows = [
+        {
+            "kind": "invoice",
+            "recipient": "a@example.com",
+            "subject": "",
+            "body": "",
+            "account_id": account_id,
+            "created_at": now,
+        }
+        for account_id in (customer.id, admin.id)
+    ]
+    returned = insert_rows(
+        db.session.connection(), OutboxMessage.__table__, rows, returning=("account_id", "id")
+    )
+    stored = db.session.execute(
+        select(OutboxMessage.account_id, OutboxMessage.id).where(OutboxMessage.created_at == now)
+    ).all()
+    assert sorted(map(tuple, returned)) == sorted(map(tuple, stored)) and len(stored) == 2

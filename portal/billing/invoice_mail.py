@@ -49,7 +49,7 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
     messages.extend(_low_balance(made, template))
     if not messages:
         return
-    insert_rows(
+    queued = insert_rows(
         db.session.connection(),
         OutboxMessage.__table__,
         [
@@ -64,18 +64,9 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
             }
             for kind, recipient, subject, body, account_id, document_id in messages
         ],
+        returning=("id",),
     )
-    # Read back rather than RETURNING in parameter order (an INSERT ... SELECT PostgreSQL
-    # plans slowly): the chunk's accounts' mail of this instant.
-    result.mail_ids.extend(
-        db.session.scalars(
-            select(OutboxMessage.id).where(
-                among(OutboxMessage.account_id, {message[4] for message in messages}),
-                OutboxMessage.created_at == now,
-                OutboxMessage.kind.in_(("invoice", "low_balance")),
-            )
-        )
-    )
+    result.mail_ids.extend(row.id for row in queued)
 
 
 def _low_balance(made: list[Draft], template) -> list[tuple]:
