@@ -14,6 +14,7 @@ from sqlalchemy import (
     and_,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
@@ -80,9 +81,25 @@ class LedgerEntry(db.Model):
         back_populates="payment", viewonly=True, order_by="Allocation.id"
     )
 
+    # Partial indexes: only the rows a query looks for are in them. Billing an entry sets its
+    # document_id, which takes it out of the unbilled index instead of adding a new index entry,
+    # and the index holds only what is still to bill however long the ledger grows.
     __table_args__ = (
         Index("ix_ledger_entries_account", "account_id", "id"),
-        Index("ix_ledger_entries_unbilled", "account_id", "document_id"),
+        Index(
+            "ix_ledger_entries_unbilled",
+            "account_id",
+            "created_at",
+            postgresql_where=text("document_id IS NULL"),
+            sqlite_where=text("document_id IS NULL"),
+        ),
+        # A receipt's payment (Document.payment_entries), found without a scan of the ledger.
+        Index(
+            "ix_ledger_entries_payment_document",
+            "document_id",
+            postgresql_where=text("kind = 'payment'"),
+            sqlite_where=text("kind = 'payment'"),
+        ),
     )
 
 
