@@ -15,6 +15,7 @@ import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -347,37 +348,57 @@ def old_run_billing():
     return module.run_billing
 
 
-def _consumer_start(url: str) -> None:
-    """A consumer process: its own app and database connections."""
+# A consumer as `make run` starts it: `flask jobs worker --workers 2`, one process whose two
+# worker threads each take the next chunk task (while one waits for the database, the other
+# computes). CONSUMER_THREADS is that --workers.
+CONSUMER_THREADS = 2
+# (processes, threads each) of the consumer runs: one worker thread, then as shipped, 1 and 2.
+CONSUMER_RUNS = ((1, 1), (1, CONSUMER_THREADS), (2, CONSUMER_THREADS))
+
+
+def _consumer(url: str, threads: int, tasks, done) -> None:
+    """A consumer process: its own app and connections, `threads` workers taking chunks."""
     app = make_app(url, hash_method=FAST_HASH)
-    app.app_context().push()
+    done.put(0)  # started
+
+    def work() -> None:
+        while (due := tasks.get()) is not None:
+            with app.app_context():
+                done.put(billing_chunk.bill(due).invoiced)
+                db.session.remove()
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(threads):
+            pool.submit(work)
 
 
-def _consume(due) -> int:
-    """Bill one chunk in a consumer process."""
-    return billing_chunk.bill(due).invoiced
-
-
-def _ready(_index: int) -> bool:
-    """Nothing: a task that shows the consumer has started."""
-    return True
-
-
-def bill_with_consumers(url: str, consumers: int) -> dict:
+def bill_with_consumers(url: str, consumers: int, threads: int = CONSUMER_THREADS) -> dict:
     """Plan the run, then bill its chunks on `consumers` processes (started before the clock)."""
     spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(consumers, initializer=_consumer_start, initargs=(url,)) as pool:
-        assert all(pool.map(_ready, range(consumers * 4)))
-        app = make_app(url, hash_method=FAST_HASH)
-        with app.app_context():
-            start = time.perf_counter()
-            planned = billing_run.plan(now_utc=NOW_UTC)
-            db.session.remove()
-        invoiced = sum(pool.imap_unordered(_consume, planned.chunks))
-        seconds = time.perf_counter() - start
-        with app.app_context():
-            db.engine.dispose()
-    return {"consumers": consumers, "seconds": seconds, "invoiced": invoiced}
+    tasks, done = spawn.Queue(), spawn.Queue()
+    processes = [
+        spawn.Process(target=_consumer, args=(url, threads, tasks, done)) for _ in range(consumers)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        done.get()
+    app = make_app(url, hash_method=FAST_HASH)
+    with app.app_context():
+        start = time.perf_counter()
+        planned = billing_run.plan(now_utc=NOW_UTC)
+        db.session.remove()
+    for due in planned.chunks:
+        tasks.put(due)
+    for _ in range(consumers * threads):
+        tasks.put(None)
+    invoiced = sum(done.get() for _ in planned.chunks)
+    seconds = time.perf_counter() - start
+    for process in processes:
+        process.join()
+    with app.app_context():
+        db.engine.dispose()
+    return {"consumers": consumers, "threads": threads, "seconds": seconds, "invoiced": invoiced}
 
 
 def expected_taxes(subtotal: Decimal, taxes: list, currency: str) -> Decimal:
@@ -485,9 +506,9 @@ def run_size(
                     db.engine.dispose()
         parallel = []
         if consumers:  # 1 and 2 consumer processes, each on its own copy
-            for processes in (1, 2):
+            for processes, threads in CONSUMER_RUNS:
                 with cloned(url) as copy_url:
-                    parallel.append(bill_with_consumers(copy_url, processes))
+                    parallel.append(bill_with_consumers(copy_url, processes, threads))
                     assert parallel[-1]["invoiced"] == count, parallel[-1]
         with cloned(url) if trace else contextlib.nullcontext() as traced_url:
             baseline = examine_only(app)
@@ -541,11 +562,16 @@ def run_size(
         )
     for run_ in parallel:
         print(
-            f"  {run_['consumers']} consumer(s)  {run_['seconds']:7.1f} s = "
+            f"  {run_['consumers']} consumer(s) of {run_['threads']} threads  "
+            f"{run_['seconds']:7.1f} s = "
             f"{count / run_['seconds']:.0f} invoices/s (processes, plan included)"
         )
-    if len(parallel) == 2:
-        print(f"  2 consumers / 1: {parallel[0]['seconds'] / parallel[1]['seconds']:.2f}x the rate")
+    if len(parallel) == len(CONSUMER_RUNS):
+        one_thread, one, two = (run_["seconds"] for run_ in parallel)
+        print(
+            f"  2 consumers / 1: {one / two:.2f}x the rate; 1 consumer of 2 threads / of 1: "
+            f"{one_thread / one:.2f}x"
+        )
     return result
 
 
