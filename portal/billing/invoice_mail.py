@@ -1,4 +1,4 @@
-"""The mail of a billing chunk: invoice mails rendered in bulk, and low balance alerts."""
+"""The mail of a billing chunk: invoice and statement mails rendered in bulk, low balance alerts."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -10,23 +10,26 @@ from sqlalchemy import bindparam, insert, select, update
 
 from portal.billing.drafts import ChunkResult, Draft, display_name, executemany
 from portal.extensions import db
-from portal.models import Account, AccountType, OutboxMessage, available_funds
+from portal.models import Account, DocumentKind, OutboxMessage, available_funds
 from portal.settings.service import get_setting
 
 
 @dataclass
 class _MailDocument:
-    """What the invoice mail template reads of a document."""
+    """What the invoice and receipt mail templates read of a document."""
 
     draft: Draft
+    issued_at: datetime | None = None
+    payment_entries: tuple = ()  # a statement documents no payment
 
     def __getattr__(self, name):
         return getattr(self.draft, name)
 
     @property
     def display_number(self) -> str:
-        """INV-000042."""
-        return f"INV-{self.draft.number:06d}"
+        """INV-000042, or R-000042 for a statement."""
+        prefix = "R" if self.draft.kind == DocumentKind.RECEIPT else "INV"
+        return f"{prefix}-{self.draft.number:06d}"
 
     @property
     def currency(self) -> str:
@@ -77,9 +80,12 @@ def _signers(made: list[Draft]) -> dict[int, str]:
 
 
 def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
-    """The invoice mails (rendered here, cheaply) and any low balance alerts, in bulk."""
+    """The invoice and statement mails (rendered here, cheaply) and low balance alerts, in bulk."""
     environment = current_app.jinja_env
-    invoice_template = environment.get_template("mail/invoice.txt")
+    templates = {
+        DocumentKind.INVOICE: environment.get_template("mail/invoice.txt"),
+        DocumentKind.RECEIPT: environment.get_template("mail/receipt.txt"),
+    }
     signers = _signers(made)
     messages = []
     for draft in made:
@@ -87,15 +93,21 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
         if not account.email:
             continue
         mail_account = SimpleNamespace(
-            name=display_name(account), account_number=account.account_number
+            name=display_name(account),
+            account_number=account.account_number,
+            account_type=account.account_type,
+            timezone=account.timezone,
+            currency=account.currency,
+            # As after the statement's own entries (read with the chunk, before them).
+            available_funds=account.balance + draft.balance_effect,
         )
         subject, body = _render(
-            invoice_template,
+            templates[draft.kind],
             account=mail_account,
-            document=_MailDocument(draft),
+            document=_MailDocument(draft, issued_at=now),
             company_name=signers[account.reseller_id or 0],
         )
-        messages.append(("invoice", account.email, subject, body, account.id))
+        messages.append((draft.kind.value, account.email, subject, body, account.id))
     messages.extend(_low_balance(made, signers, environment.get_template("mail/low_balance.txt")))
     if not messages:
         return
@@ -120,14 +132,14 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
             select(OutboxMessage.id).where(
                 OutboxMessage.account_id.in_({account_id for *_, account_id in messages}),
                 OutboxMessage.created_at == now,
-                OutboxMessage.kind.in_(("invoice", "low_balance")),
+                OutboxMessage.kind.in_(("invoice", "receipt", "low_balance")),
             )
         )
     )
 
 
 def _low_balance(made: list[Draft], signers: dict[int, str], template) -> list[tuple]:
-    """One alert when the invoice's taxes bring the funds to the alert level (as after a post)."""
+    """One alert when the document's taxes bring the funds to the alert level (as after a post)."""
     rows = db.session.execute(
         select(
             Account.id,
@@ -143,11 +155,12 @@ def _low_balance(made: list[Draft], signers: dict[int, str], template) -> list[t
             Account.low_balance_alert,
             Account.email_alerts,
             Account.low_balance_alerted,
+            Account.account_type,
         ).where(Account.id.in_([draft.account.id for draft in made]))
     ).all()
     changes, messages = [], []
     for row in rows:
-        available = available_funds(AccountType.POSTPAID, row.balance, row.credit_limit)
+        available = available_funds(row.account_type, row.balance, row.credit_limit)
         if available > row.low_balance_alert:
             if row.low_balance_alerted:
                 changes.append({"account": row.id, "alerted": False})
