@@ -505,7 +505,7 @@ def test_cli_billing_run_for_a_date(app, admin, postpaid_customer):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["billing", "run", "--date", "2026-03-04"])
     assert result.exit_code == 0, result.output
-    assert "0 invoiced, 1 not due, 0 failed" in result.output
+    assert "0 invoiced, 0 statements, 1 not due, 0 failed" in result.output
     result = runner.invoke(args=["billing", "run", "--date", "2026-03-05"])
     assert result.exit_code == 0, result.output
     assert "1 invoiced" in result.output
