@@ -414,3 +414,19 @@ def test_the_customer_sees_the_statement_and_its_print_view(api, call_rates, thr
     text = page.get_data(as_text=True)
     for expected in ("Calls (1)", "VAT (20%)", "Levy (1.5%)", "Stamp (fixed 0.3)", "1.03"):
         assert expected in text
+
+
+def test_staff_see_the_taxed_figures_and_the_statement_on_the_account_page(
+    api, as_admin, call_rates, three_taxes
+):
+    account = taxed_caller("5000000350", call_rates, three_taxes, funds="5")
+    panel = as_admin.get(f"/accounts/{account.id}/test-call?destination={MOBILE}")
+    text = panel.get_data(as_text=True).replace("\xa0", " ")
+    assert "tax rates percent: 20, 1.5" in text
+    assert "needed to start: USD 0.73" in text and "tax in needed: USD 0.13" in text
+    assert db.session.scalar(select(func.count()).select_from(Call)) == 0  # nothing written
+    _call(api, account, "a1", 60)
+    run_billing(day=date.today() + timedelta(days=1))
+    (statement,) = _statements(account.id)
+    page = as_admin.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert f'href="/documents/{statement.id}"' in page and statement.display_number in page
