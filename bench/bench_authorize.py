@@ -29,7 +29,17 @@ from bench.common import (  # noqa: E402
 from portal.accounts.service import create_admin  # noqa: E402
 from portal.api.keys import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from portal.models import Account, Call, CallStatus, Rate, RateGroup, Role, Status  # noqa: E402
+from portal.models import (  # noqa: E402
+    Account,
+    Call,
+    CallStatus,
+    Rate,
+    RateGroup,
+    Role,
+    Status,
+    Tax,
+    account_taxes,
+)
 
 DESTINATION = "442079460958"
 # The portal as served, and with authorizations through Flask's request cycle (--through-flask).
@@ -37,7 +47,7 @@ PORTAL_APPS = {False: "app:app", True: "bench.flask_route_app:app"}
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 
 
-def seed(database_url: str, accounts: int, rates: int) -> tuple[str, list[str]]:
+def seed(database_url: str, accounts: int, rates: int, taxes: int = 0) -> tuple[str, list[str]]:
     """Migrate, then add an admin's API key, a rate group and funded customers: (key, numbers)."""
     app = make_app(database_url, FAST_HASH)
     migrate(app)
@@ -79,6 +89,20 @@ def seed(database_url: str, accounts: int, rates: int) -> tuple[str, list[str]]:
                 for number in numbers
             ],
         )
+        if taxes:
+            # Percentage taxes on every customer: prepaid calls carry them (one more subquery
+            # in the authorization's statement, and the taxed charge in the duration search).
+            tax_rows = [
+                Tax(name=f"Tax {index}", rate=Decimal("20") / (index + 1), priority=index)
+                for index in range(taxes)
+            ]
+            db.session.add_all(tax_rows)
+            db.session.flush()
+            ids = db.session.scalars(select(Account.id).where(Account.role == Role.CUSTOMER))
+            db.session.execute(
+                insert(account_taxes),
+                [{"account_id": i, "tax_id": tax.id} for i in ids for tax in tax_rows],
+            )
         db.session.commit()
         _row, key = create_key(admin, "bench", "")
         db.session.remove()
@@ -138,7 +162,7 @@ def load(port: int, path: str, bodies, headers: dict, seconds: float, connection
 
 def measure(backend: str, database_url: str, args) -> dict:
     """Both servers side by side: rounds of bare then authorize load, totals over the rounds."""
-    key, numbers = seed(database_url, args.accounts, args.rates)
+    key, numbers = seed(database_url, args.accounts, args.rates, args.taxes)
     run = secrets.token_hex(3)
     counter = iter(range(10**9))
 
@@ -237,6 +261,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--accounts", type=int, default=1000, help="funded customers")
     parser.add_argument("--rates", type=int, default=10_000, help="rates in the group")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument(
+        "--taxes", type=int, default=0, help="percentage taxes on every customer (prepaid)"
+    )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"
     )

@@ -59,7 +59,7 @@ def register_money(app: Flask) -> None:
     from portal import mail
     from portal.billing.run import run_billing
 
-    billing = AppGroup("billing", help="Invoicing of postpaid accounts.")
+    billing = AppGroup("billing", help="Invoices of postpaid accounts, statements of prepaid ones.")
     mail_group = AppGroup("mail", help="The e-mail outbox.")
 
     @billing.command("run")
@@ -76,8 +76,9 @@ def register_money(app: Flask) -> None:
         report = run_billing(day=day.date() if day else None, threads=threads, dry_run=dry_run)
         if dry_run:
             click.echo(
-                f"Dry run: examined {report.examined} postpaid accounts: {report.invoiced} "
-                f"would be invoiced, {len(report.failed)} would fail; nothing was written."
+                f"Dry run: examined {report.examined} accounts: {report.invoiced} "
+                f"would be invoiced, {report.statements} would get a statement, "
+                f"{len(report.failed)} would fail; nothing was written."
             )
             for currency, total in sorted(report.totals.items()):
                 click.echo(f"  {currency} {total:f}")
@@ -87,9 +88,10 @@ def register_money(app: Flask) -> None:
             )
             left = delivery.waiting + delivery.failed
             click.echo(
-                f"Examined {report.examined} postpaid accounts: {report.invoiced} invoiced, "
-                f"{report.skipped} not due, {len(report.failed)} failed; "
-                f"{delivery.sent} invoice mails sent, {left} left in the outbox."
+                f"Examined {report.examined} accounts: {report.invoiced} invoiced, "
+                f"{report.statements} statements, {report.skipped} not due, "
+                f"{len(report.failed)} failed; "
+                f"{delivery.sent} mails sent, {left} left in the outbox."
             )
         for number, error in report.failed:
             click.echo(f"  account {number}: {error}", err=True)

@@ -505,12 +505,12 @@ def test_cli_billing_run_for_a_date(app, admin, postpaid_customer):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["billing", "run", "--date", "2026-03-04"])
     assert result.exit_code == 0, result.output
-    assert "0 invoiced, 1 not due, 0 failed" in result.output
+    assert "0 invoiced, 0 statements, 1 not due, 0 failed" in result.output
     result = runner.invoke(args=["billing", "run", "--date", "2026-03-05"])
     assert result.exit_code == 0, result.output
     assert "1 invoiced" in result.output
     # No mail server is configured: the invoice mail waits in the outbox.
-    assert "0 invoice mails sent, 1 left in the outbox" in result.output
+    assert "0 mails sent, 1 left in the outbox" in result.output
     again = runner.invoke(args=["billing", "run", "--date", "2026-03-05"])
     assert again.exit_code == 0 and "0 invoiced" in again.output
     (invoice,) = documents_of(postpaid_customer.id)
@@ -610,9 +610,11 @@ def test_inactive_and_deleted_postpaid_accounts_get_a_final_invoice(
     deleted = postpaid("1000000402", default_rate_group, vat, deleted_at=utcnow())
     for account in (inactive, deleted):
         charge_at(admin, account, "5", MARCH_1)
-    add_payment(admin, customer, "5")  # prepaid: never invoiced
+    add_payment(admin, customer, "5")  # prepaid: never invoiced (its receipt came at once)
     report = run_billing(day=date(2026, 3, 5))
-    assert (report.examined, report.invoiced, report.failed) == (2, 2, [])
+    # The prepaid customer is examined for a statement too: no calls, so none.
+    assert (report.examined, report.invoiced, report.statements) == (3, 2, 0)
+    assert report.failed == []
     for account in (inactive, deleted):
         (invoice,) = documents_of(account.id, DocumentKind.INVOICE)
         assert invoice.total == Decimal("6.10")  # 5 + VAT 1 + 0.10

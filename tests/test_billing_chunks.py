@@ -262,7 +262,7 @@ def test_the_jobs_page_runs_billing_in_chunks(app, as_admin, many, monkeypatch):
     assert run.status == JobStatus.DONE, run.error
     assert (run.outcome["invoiced"], run.outcome["chunks"]) == (40, 3)
     page = as_admin.get(f"/jobs/{run.id}").get_data(as_text=True)
-    assert "40 invoiced, 0 failed." in page and "3 of 3 chunks done." in page
+    assert "40 invoiced, 0 statements, 0 failed." in page and "3 of 3 chunks done." in page
     chunks = db.session.scalars(select(Job).where(Job.kind == "billing_chunk")).all()
     assert [chunk.status for chunk in chunks] == [JobStatus.DONE] * 3
     assert "chunk 1 of 3" not in as_admin.get("/jobs/").get_data(as_text=True)

@@ -282,7 +282,7 @@ def test_an_admin_starts_a_billing_run_that_bills_once(app, as_admin, postpaid_c
     assert job.status == JobStatus.DONE, job.error
     assert job.outcome["invoiced"] == 1 and job.outcome["examined"] == 1
     page = as_admin.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert "1 postpaid accounts examined: 1 invoiced, 0 failed." in page
+    assert "1 accounts examined: 1 invoiced, 0 statements, 0 failed." in page
     again = job_of(as_admin.post("/jobs/billing-run", {}, token_from="/jobs/"))
     assert again.outcome["invoiced"] == 0
     assert db.session.scalar(select(func.count()).select_from(Document)) == 1

@@ -1,4 +1,7 @@
-"""One chunk of a billing run: about 1,000 accounts invoiced set-based in one transaction."""
+"""One chunk of a billing run: about 1,000 accounts documented set-based in one transaction.
+
+Postpaid accounts get an invoice, prepaid ones their periodic statement (a receipt).
+"""
 
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -13,15 +16,15 @@ from portal.billing.drafts import (
     ChunkResult,
     Draft,
     EntriesChanged,
-    by_cutoff,
     drafts,
-    unbilled,
+    undocumented,
 )
 from portal.billing.service import credits, reserve_numbers, settle
 from portal.bulkrows import among, insert_rows, update_rows
 from portal.extensions import db
 from portal.models import (
     Account,
+    AccountType,
     Document,
     DocumentKind,
     DocumentLine,
@@ -44,7 +47,7 @@ def preview(due: list[tuple[int, date]]) -> ChunkResult:
 
 
 def bill(due: list[tuple[int, date]]) -> ChunkResult:
-    """Invoice these (account id, billing date) pairs in one transaction."""
+    """Invoice (or give a statement to) these (account id, billing date) pairs in one go."""
     for _ in range(RETRIES):
         try:
             return _bill_once(due)
@@ -78,13 +81,16 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
         Document.__table__,
         [
             {
-                "kind": DocumentKind.INVOICE,
+                "kind": draft.kind,
                 "issuer_key": draft.account.reseller_id or 0,
                 "number": -draft.account.id,
                 "account_id": draft.account.id,
                 "issued_at": now,
                 "billing_date": draft.billing_date,
-                "due_date": draft.billing_date + due_days,
+                # A statement is paid from the funds already: nothing falls due.
+                "due_date": draft.billing_date + due_days
+                if draft.kind == DocumentKind.INVOICE
+                else None,
                 "currency": draft.account.currency,
                 "subtotal": draft.subtotal,
                 "tax_total": draft.tax_total,
@@ -121,16 +127,22 @@ def _write(made: list[Draft], result: ChunkResult) -> None:
 
 
 def _mark_entries(made: list[Draft]) -> None:
-    """The invoiced entries get their invoice (one UPDATE ... FROM documents)."""
-    condition = unbilled(by_cutoff((draft.account.id, draft.cutoff) for draft in made))
+    """The documented entries get their document (one UPDATE ... FROM documents)."""
+    types = {
+        draft.account.id: AccountType.PREPAID
+        if draft.kind == DocumentKind.RECEIPT
+        else AccountType.POSTPAID
+        for draft in made
+    }
+    condition = undocumented(((draft.account.id, draft.cutoff) for draft in made), types)
     marked = db.session.execute(
         update(LedgerEntry)
         .where(
             condition,
             Document.account_id == LedgerEntry.account_id,
             among(Document.account_id, [draft.account.id for draft in made]),
-            Document.kind == DocumentKind.INVOICE,
-            Document.number < 0,  # only this transaction's invoices are still unnumbered
+            Document.kind.in_((DocumentKind.INVOICE, DocumentKind.RECEIPT)),
+            Document.number < 0,  # only this transaction's documents are still unnumbered
         )
         .values(document_id=Document.id)
         .execution_options(synchronize_session=False)
@@ -141,13 +153,13 @@ def _mark_entries(made: list[Draft]) -> None:
 
 
 def _post_effects(made: list[Draft], now: datetime) -> None:
-    """Rounding and tax entries, and the balances they move (postpaid: owed goes up)."""
+    """Rounding and tax entries, and the balances they move (owed goes up, funds go down)."""
     entries = []
     for draft in made:
         if draft.rounding:
-            entries.append((draft, EntryKind.ROUNDING, draft.rounding, ROUNDING_TEXT))
-        for name, amount, _ in draft.taxes:
-            entries.append((draft, EntryKind.TAX, amount, name))
+            entries.append((draft, EntryKind.ROUNDING, draft.sign * draft.rounding, ROUNDING_TEXT))
+        for name, amount, _ in draft.posted_taxes:
+            entries.append((draft, EntryKind.TAX, draft.sign * amount, name))
     connection = db.session.connection()
     if entries:
         insert_rows(
@@ -176,7 +188,9 @@ def _post_effects(made: list[Draft], now: datetime) -> None:
 
 def _apply_credit(made: list[Draft]) -> None:
     """Credit (payments not yet allocated) pays the new invoices: found for the chunk at once."""
-    by_account = {draft.account.id: draft for draft in made}
+    by_account = {d.account.id: d for d in made if d.kind == DocumentKind.INVOICE}
+    if not by_account:
+        return
     for account_id, credit in credits(list(by_account)).items():
         # The few accounts with credit go through the payment code itself (allocations).
         invoice = db.session.get(Document, by_account[account_id].document_id)
@@ -186,13 +200,13 @@ def _apply_credit(made: list[Draft]) -> None:
 
 
 def _number(made: list[Draft]) -> None:
-    """Reserve each issuer's block of numbers (issuers in order: no deadlock) and apply it."""
-    by_issuer: dict[int, list[Draft]] = defaultdict(list)
+    """Reserve each issuer's block of numbers per kind (in order: no deadlock) and apply it."""
+    by_issuer: dict[tuple[int, DocumentKind], list[Draft]] = defaultdict(list)
     for draft in made:
-        by_issuer[draft.account.reseller_id or 0].append(draft)
-    for issuer in sorted(by_issuer):
-        block = by_issuer[issuer]
-        first = reserve_numbers(issuer, DocumentKind.INVOICE, len(block))
+        by_issuer[(draft.account.reseller_id or 0, draft.kind)].append(draft)
+    for issuer, kind in sorted(by_issuer):
+        block = by_issuer[(issuer, kind)]
+        first = reserve_numbers(issuer, kind, len(block))
         for offset, draft in enumerate(block):
             draft.number = first + offset
     numbers = [{"id": draft.document_id, "number": draft.number} for draft in made]

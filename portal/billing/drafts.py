@@ -1,4 +1,9 @@
-"""A billing chunk's reading side: the due accounts' unbilled sums and taxes, as invoice drafts."""
+"""A billing chunk's reading side: the due accounts' unbilled sums and taxes, as drafts.
+
+A postpaid account's draft is an invoice; a prepaid account's is its periodic statement (a
+receipt): the calls and their taxes, already debited at each hang-up, and the account's fixed
+taxes, which apply once per document.
+"""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +31,8 @@ from portal.rules.money import MAX_MONEY
 from portal.rules.times import named_zone
 
 BILLED_KINDS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.ADJUSTMENT)
+# What a prepaid statement lists: calls and their taxes (charges and payments have receipts).
+STATEMENT_KINDS = (EntryKind.USAGE, EntryKind.TAX)
 ROUNDING_TEXT = "Rounding to the currency's minor unit"
 # What a chunk reads of each account: enough to invoice it, mail it and sign the mail.
 ACCOUNT_COLUMNS = (
@@ -39,7 +46,18 @@ ACCOUNT_COLUMNS = (
     Account.last_name,
     Account.company,
     Account.balance,
+    Account.account_type,
 )
+
+
+def documented_kinds(account_type: AccountType) -> tuple[EntryKind, ...]:
+    """The entry kinds a billing run documents for an account of `account_type`."""
+    return STATEMENT_KINDS if account_type == AccountType.PREPAID else BILLED_KINDS
+
+
+def document_kind(account_type: AccountType) -> DocumentKind:
+    """An invoice for a postpaid account, a statement receipt for a prepaid one."""
+    return DocumentKind.RECEIPT if account_type == AccountType.PREPAID else DocumentKind.INVOICE
 
 
 class EntriesChanged(Exception):
@@ -61,7 +79,7 @@ def display_name(row) -> str:
 
 @dataclass
 class Draft:
-    """An invoice computed in Python, not yet written."""
+    """An invoice or a prepaid statement computed in Python, not yet written."""
 
     account: object  # a row of ACCOUNT_COLUMNS
     billing_date: date
@@ -73,6 +91,20 @@ class Draft:
     document_id: int = 0
     number: int = 0
     amount_paid: Decimal = Decimal(0)
+    kind: DocumentKind = DocumentKind.INVOICE
+    # The tax lines posted with the document: an invoice's all; a statement's fixed ones
+    # (its call taxes were posted at each hang-up).
+    new_taxes: list[tuple[str, Decimal, bool]] | None = None
+
+    @property
+    def posted_taxes(self) -> list[tuple[str, Decimal, bool]]:
+        """The tax lines that become TAX entries when the document is written."""
+        return self.taxes if self.new_taxes is None else self.new_taxes
+
+    @property
+    def sign(self) -> int:
+        """How a debit moves the balance: postpaid owed goes up, prepaid funds go down."""
+        return -1 if self.kind == DocumentKind.RECEIPT else 1
 
     @property
     def subtotal(self) -> Decimal:
@@ -91,8 +123,9 @@ class Draft:
 
     @property
     def balance_effect(self) -> Decimal:
-        """How much the invoice adds to what is owed beyond its entries: rounding and taxes."""
-        return self.rounding + self.tax_total
+        """How the document moves the balance beyond its entries: rounding and posted taxes."""
+        posted = sum((amount for _, amount, _ in self.posted_taxes), Decimal(0))
+        return self.sign * (self.rounding + posted)
 
 
 @dataclass
@@ -103,18 +136,22 @@ class ChunkResult:
     invoiced: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     mail_ids: list[int] = field(default_factory=list)
-    totals: dict[str, Decimal] = field(default_factory=dict)
+    totals: dict[str, Decimal] = field(default_factory=dict)  # of the invoices
+    statements: int = 0  # prepaid statements (receipts)
 
     def count(self, drafts: list[Draft]) -> None:
-        """Add the drafts to the invoice count and the totals per currency."""
-        self.invoiced += len(drafts)
+        """Add the drafts to the invoice or statement count, invoices to the totals."""
         for draft in drafts:
+            if draft.kind == DocumentKind.RECEIPT:
+                self.statements += 1
+                continue
+            self.invoiced += 1
             currency = draft.account.currency
             self.totals[currency] = self.totals.get(currency, Decimal(0)) + draft.total
 
 
-def unbilled(drafts_by_cutoff: dict[datetime, list[int]]):
-    """SQL condition: unbilled entries of these accounts made before each one's cut-off."""
+def unbilled(drafts_by_cutoff: dict[datetime, list[int]], kinds=BILLED_KINDS):
+    """SQL condition: unbilled entries of these kinds and accounts made before their cut-off."""
     return and_(
         or_(
             *(
@@ -123,7 +160,20 @@ def unbilled(drafts_by_cutoff: dict[datetime, list[int]]):
             )
         ),
         LedgerEntry.document_id.is_(None),
-        LedgerEntry.kind.in_(BILLED_KINDS),
+        LedgerEntry.kind.in_(kinds),
+    )
+
+
+def undocumented(pairs, types: dict[int, AccountType]):
+    """SQL condition: what the documents of these (account id, cut-off) pairs list."""
+    by_type: dict[AccountType, list] = defaultdict(list)
+    for account_id, cutoff in pairs:
+        by_type[types[account_id]].append((account_id, cutoff))
+    return or_(
+        *(
+            unbilled(by_cutoff(found), documented_kinds(account_type))
+            for account_type, found in sorted(by_type.items())
+        )
     )
 
 
@@ -146,6 +196,41 @@ def _taxes_of(account_ids: list[int]) -> dict[int, list]:
     for row in rows:
         taxes[row.account_id].append(row)
     return taxes
+
+
+def fixed_tax_line(tax) -> str:
+    """A tax's fixed amount as a line of a prepaid statement."""
+    return f"{tax.name} (fixed {tax.fixed_amount.normalize():f})"
+
+
+def _statement(account, billing_date, cutoff, sums, call_taxes, taxes) -> Draft:
+    """One prepaid account's statement: its calls in one line, their taxes by tax, fixed taxes."""
+    currency = account.currency
+    calls = sums.get(EntryKind.USAGE)
+    # Prepaid debits are negative entries; a document shows them as positive amounts.
+    lines = []
+    if calls:
+        lines.append((f"Calls ({calls[0]})", round_money(-calls[1], currency), False))
+    charged = -sum((amount for kind, (_, amount) in sums.items() if kind != EntryKind.TAX), 0)
+    # Calls debited before amounts were rounded when posted: one Rounding entry evens it out.
+    rounding = sum((amount for _, amount, _ in lines), Decimal(0)) - charged
+    tax = [(line, round_money(-amount, currency), True) for line, amount in call_taxes]
+    fixed = sorted((t for t in taxes if t.fixed_amount), key=lambda t: (t.priority, t.name))
+    new = [(fixed_tax_line(t), round_money(t.fixed_amount, currency), True) for t in fixed]
+    draft = Draft(
+        account=account,
+        billing_date=billing_date,
+        cutoff=cutoff,
+        items=lines,
+        taxes=tax + new,
+        rounding=rounding,
+        entry_count=sum(count for count, _ in sums.values()),
+        kind=DocumentKind.RECEIPT,
+        new_taxes=new,
+    )
+    if abs(account.balance + draft.balance_effect) > MAX_MONEY:
+        raise ValueError("The balance would pass the largest amount stored.")
+    return draft
 
 
 def _draft(account, billing_date, cutoff, sums, items, taxes) -> Draft:
@@ -176,28 +261,27 @@ def _draft(account, billing_date, cutoff, sums, items, taxes) -> Draft:
 
 
 def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
-    """The invoices of these (account id, billing date) pairs, read in a few queries, by id."""
+    """The documents of these (account id, billing date) pairs, read in a few queries, by id."""
     wanted = dict(due)
     result.examined += len(wanted)
     accounts = db.session.execute(
-        select(*ACCOUNT_COLUMNS)
-        .where(among(Account.id, wanted), Account.account_type == AccountType.POSTPAID)
-        .order_by(Account.id)
+        select(*ACCOUNT_COLUMNS).where(among(Account.id, wanted)).order_by(Account.id)
     ).all()
-    # Re-running a chunk (after a crash, or a second run the same day) bills nothing twice.
-    invoiced = set(
+    # Re-running a chunk (after a crash, or a second run the same day) bills nothing twice:
+    # one invoice, or one statement, per account and billing date (a UNIQUE constraint).
+    documented = set(
         db.session.execute(
-            select(Document.account_id, Document.billing_date).where(
+            select(Document.account_id, Document.kind, Document.billing_date).where(
                 among(Document.account_id, wanted),
-                Document.kind == DocumentKind.INVOICE,
                 Document.billing_date.in_(set(wanted.values())),
             )
         ).all()
     )
+    types = {account.id: account.account_type for account in accounts}
     cutoffs = {}
     for account in accounts:
         billing_date = wanted[account.id]
-        if (account.id, billing_date) in invoiced:
+        if (account.id, document_kind(account.account_type), billing_date) in documented:
             continue
         try:
             cutoffs[account.id] = start_of_local_day(account, billing_date)
@@ -205,7 +289,7 @@ def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
             result.failed.append((account.account_number, f"{type(error).__name__}: {error}"))
     if not cutoffs:
         return []
-    condition = unbilled(by_cutoff(cutoffs.items()))
+    condition = undocumented(cutoffs.items(), types)
     sums: dict[int, dict] = defaultdict(dict)
     for row in db.session.execute(
         select(
@@ -218,31 +302,63 @@ def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
         .group_by(LedgerEntry.account_id, LedgerEntry.kind)
     ):
         sums[row[0]][row[1]] = (row[2], Decimal(row[3]))
-    items: dict[int, list] = defaultdict(list)
-    for row in db.session.execute(
-        select(
-            LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.description, LedgerEntry.amount
-        )
-        .where(condition, LedgerEntry.kind != EntryKind.USAGE)
-        .order_by(LedgerEntry.account_id, LedgerEntry.id)
-    ):
-        items[row.account_id].append((row.description or row.kind.label, row.amount))
+    postpaid = {i: c for i, c in cutoffs.items() if types[i] == AccountType.POSTPAID}
+    prepaid = {i: c for i, c in cutoffs.items() if types[i] == AccountType.PREPAID}
+    items = _items(postpaid)
+    call_taxes = _call_taxes(prepaid)
     taxes = _taxes_of(list(sums))
     made = []
     for account in accounts:
         if account.id not in sums:
             continue
+        make = _statement if account.account_type == AccountType.PREPAID else _draft
+        listed = call_taxes if account.account_type == AccountType.PREPAID else items
         try:
             made.append(
-                _draft(
+                make(
                     account,
                     wanted[account.id],
                     cutoffs[account.id],
                     sums[account.id],
-                    items[account.id],
+                    listed[account.id],
                     taxes[account.id],
                 )
             )
         except Exception as error:
             result.failed.append((account.account_number, f"{type(error).__name__}: {error}"))
     return made
+
+
+def _items(cutoffs: dict[int, datetime]) -> dict[int, list]:
+    """The invoice lines of postpaid accounts: each charge and adjustment, oldest first."""
+    items: dict[int, list] = defaultdict(list)
+    if not cutoffs:
+        return items
+    for row in db.session.execute(
+        select(
+            LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.description, LedgerEntry.amount
+        )
+        .where(unbilled(by_cutoff(cutoffs.items())), LedgerEntry.kind != EntryKind.USAGE)
+        .order_by(LedgerEntry.account_id, LedgerEntry.id)
+    ):
+        items[row.account_id].append((row.description or row.kind.label, row.amount))
+    return items
+
+
+def _call_taxes(cutoffs: dict[int, datetime]) -> dict[int, list]:
+    """The call taxes of prepaid accounts, summed per tax line (in the order first posted)."""
+    taxes: dict[int, list] = defaultdict(list)
+    if not cutoffs:
+        return taxes
+    line = func.coalesce(LedgerEntry.tax_line, LedgerEntry.description)
+    for row in db.session.execute(
+        select(LedgerEntry.account_id, line, func.sum(LedgerEntry.amount))
+        .where(
+            unbilled(by_cutoff(cutoffs.items()), STATEMENT_KINDS),
+            LedgerEntry.kind == EntryKind.TAX,
+        )
+        .group_by(LedgerEntry.account_id, line)
+        .order_by(LedgerEntry.account_id, func.min(LedgerEntry.id))
+    ):
+        taxes[row[0]].append((row[1], Decimal(row[2])))
+    return taxes

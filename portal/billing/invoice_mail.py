@@ -1,4 +1,4 @@
-"""The mail of a billing chunk: invoice mails queued to be written when sent, low balance alerts."""
+"""A billing chunk's mail: its documents' mails, written when sent, and low balance alerts."""
 
 from datetime import datetime
 from types import SimpleNamespace
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.billing.drafts import ChunkResult, Draft, display_name
 from portal.bulkrows import among, insert_rows, update_rows
 from portal.extensions import db
-from portal.models import Account, AccountType, OutboxMessage, available_funds
+from portal.models import Account, OutboxMessage, available_funds
 from portal.settings.service import get_setting
 
 
@@ -37,11 +37,11 @@ def _signers(resellers: set[int]) -> dict[int, str]:
 
 
 def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
-    """The invoice mails (written by the sender, from the invoice) and low balance alerts."""
-    # No text rendered here: an invoice mail is written when it is sent (mail.text_of), which
-    # took a third of a chunk's time when each of 1,000 mails was rendered in the chunk.
+    """The invoice and statement mails (written by the sender, from the document), alerts."""
+    # No text rendered here: a document's mail is written when it is sent (mail.text_of),
+    # which took a third of a chunk's time when each of 1,000 mails was rendered in the chunk.
     messages = [
-        ("invoice", draft.account.email, "", "", draft.account.id, draft.document_id)
+        (draft.kind.value, draft.account.email, "", "", draft.account.id, draft.document_id)
         for draft in made
         if draft.account.email
     ]
@@ -70,7 +70,7 @@ def queue_mail(made: list[Draft], now: datetime, result: ChunkResult) -> None:
 
 
 def _low_balance(made: list[Draft], template) -> list[tuple]:
-    """One alert when the invoice's taxes bring the funds to the alert level (as after a post)."""
+    """One alert when the document's taxes bring the funds to the alert level (as after a post)."""
     rows = db.session.execute(
         select(
             Account.id,
@@ -86,11 +86,12 @@ def _low_balance(made: list[Draft], template) -> list[tuple]:
             Account.low_balance_alert,
             Account.email_alerts,
             Account.low_balance_alerted,
+            Account.account_type,
         ).where(among(Account.id, [draft.account.id for draft in made]))
     ).all()
     changes, alerts = [], []
     for row in rows:
-        available = available_funds(AccountType.POSTPAID, row.balance, row.credit_limit)
+        available = available_funds(row.account_type, row.balance, row.credit_limit)
         if available > row.low_balance_alert:
             if row.low_balance_alerted:
                 changes.append({"id": row.id, "low_balance_alerted": False})

@@ -1,4 +1,5 @@
-"""The billing run: invoice each postpaid account due on its local billing date, once, in chunks."""
+"""The billing run: on each account's local billing date, once, in chunks: postpaid accounts
+get an invoice, prepaid ones a statement (a receipt) of their calls and the calls' taxes."""
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from portal.billing import chunk
-from portal.billing.drafts import BILLED_KINDS, ChunkResult, start_of_local_day
+from portal.billing.drafts import ChunkResult, documented_kinds, start_of_local_day
 from portal.billing.service import Posted
 from portal.bulkrows import among
 from portal.extensions import db
@@ -32,19 +33,21 @@ class RunReport:
     totals: dict[str, Decimal] = field(default_factory=dict)
     chunks: int = 0
     chunks_failed: int = 0
+    statements: int = 0  # prepaid statements (receipts)
 
     def add(self, result: ChunkResult) -> None:
-        """Count a chunk's invoices, failures, mail and totals."""
+        """Count a chunk's invoices, statements, failures, mail and totals."""
         self.chunks += 1
         self.invoiced += result.invoiced
+        self.statements += result.statements
         self.failed.extend(result.failed)
         self.mail_ids.extend(result.mail_ids)
         for currency, total in result.totals.items():
             self.totals[currency] = self.totals.get(currency, Decimal(0)) + total
 
     def close(self) -> "RunReport":
-        """What was examined and neither invoiced nor failed was not due."""
-        self.skipped = self.examined - self.invoiced - len(self.failed)
+        """What was examined and neither documented nor failed was not due."""
+        self.skipped = self.examined - self.invoiced - self.statements - len(self.failed)
         return self
 
 
@@ -89,8 +92,8 @@ def last_billing_date(account, today: date) -> date | None:
     return end_of_last_month.replace(day=account.billing_day)  # billing days are 1..28
 
 
-def _postpaid_accounts(batch_size: int) -> Iterator[list]:
-    """Postpaid customers, then resellers, active or not, deleted or not: plain rows by id."""
+def _billed_accounts(account_type: AccountType, batch_size: int) -> Iterator[list]:
+    """Customers, then resellers, of a type, active or not, deleted or not: plain rows by id."""
     # Inactive and deleted accounts still get the invoice for what they owe (a final one).
     # One role and one side of deleted_at per query: the (role, deleted_at, id) index hands
     # out the next batch directly; with role IN (...) SQLite re-read and re-sorted the rest
@@ -101,6 +104,7 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list]:
         Account.timezone,
         Account.billing_schedule,
         Account.billing_day,
+        Account.account_type,
     )
     for role in (Role.CUSTOMER, Role.RESELLER):
         for deleted in (Account.deleted_at.is_(None), Account.deleted_at.is_not(None)):
@@ -111,7 +115,7 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list]:
                     .where(
                         Account.role == role,
                         deleted,
-                        Account.account_type == AccountType.POSTPAID,
+                        Account.account_type == account_type,
                         Account.id > last_id,
                     )
                     .order_by(Account.id)
@@ -123,14 +127,14 @@ def _postpaid_accounts(batch_size: int) -> Iterator[list]:
                 yield batch
 
 
-def _oldest_unbilled(account_ids: list[int]) -> dict[int, datetime]:
-    """When the oldest not yet invoiced entry of each of these accounts was made (one query)."""
+def _oldest_unbilled(account_ids: list[int], account_type: AccountType) -> dict[int, datetime]:
+    """When the oldest not yet documented entry of each of these accounts was made (one query)."""
     rows = db.session.execute(
         select(LedgerEntry.account_id, func.min(LedgerEntry.created_at))
         .where(
             among(LedgerEntry.account_id, account_ids),
             LedgerEntry.document_id.is_(None),
-            LedgerEntry.kind.in_(BILLED_KINDS),
+            LedgerEntry.kind.in_(documented_kinds(account_type)),
         )
         .group_by(LedgerEntry.account_id)
     )
@@ -145,8 +149,13 @@ def plan(
     chunk_size = chunk_size or current_app.config["BILLING_CHUNK_SIZE"]
     found = Plan()
     due: list[tuple[int, date]] = []
-    for batch in _postpaid_accounts(PLAN_BATCH):
-        oldest = _oldest_unbilled([account.id for account in batch])
+    batches = (
+        (account_type, batch)
+        for account_type in (AccountType.POSTPAID, AccountType.PREPAID)
+        for batch in _billed_accounts(account_type, PLAN_BATCH)
+    )
+    for account_type, batch in batches:
+        oldest = _oldest_unbilled([account.id for account in batch], account_type)
         for account in batch:
             found.examined += 1
             try:
@@ -174,7 +183,7 @@ def run_billing(
     threads: int = 1,
     dry_run: bool = False,
 ) -> RunReport:
-    """Invoice every postpaid account on its latest billing date up to today (local) or `day`."""
+    """Invoice postpaid, give prepaid a statement, on the latest billing date (local) or `day`."""
     planned = plan(now_utc, day, chunk_size)
     report = planned.report()
     work = chunk.preview if dry_run else chunk.bill
@@ -202,11 +211,11 @@ def run_billing(
 
 
 def bill_account(account, day: date) -> Posted | None:
-    """Invoice one account's unbilled entries before local midnight of `day` (a chunk of one)."""
+    """Document one account's entries before local midnight of `day` (a chunk of one)."""
     result = chunk.bill([(account.id, day)])
     if result.failed:
         raise RuntimeError(result.failed[0][1])
-    if not result.invoiced:
+    if not result.invoiced and not result.statements:
         return None
     document = db.session.scalar(
         select(Document).where(Document.account_id == account.id).order_by(Document.id.desc())

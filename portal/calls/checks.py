@@ -7,8 +7,8 @@ from flask import current_app
 from sqlalchemy import Connection, Row, Select, select
 
 from portal.calls import statements
-from portal.models import Account, Status, available_funds, is_expired
-from portal.rules.calls import max_duration, minimum_to_call
+from portal.models import Account, AccountType, Status, available_funds, is_expired
+from portal.rules.calls import charged_cost, max_duration, minimum_to_call
 from portal.rules.rating import RateRow
 from portal.rules.translation import parse_rules, translate
 from portal.tariffs.service import prefix_binds
@@ -33,6 +33,8 @@ class Decision:
     checks: list[dict] = field(default_factory=list)
     rate_row: object = None
     needed: Decimal = Decimal(0)  # funds needed to start the call
+    # A prepaid call's percentage tax rates: its debit, and so its reservation, carries them.
+    tax_rates: tuple[Decimal, ...] = ()
     key_last_used: object = None  # when the API key was last used, as read with the account
 
     def check(self, name: str, passed: bool, cause: str, figures: dict | bool = False) -> bool:
@@ -180,8 +182,11 @@ def decide(
     live_calls, reserved = account.live_calls, account.reserved
     funds = available_funds(account.account_type, account.balance, account.credit_limit)
     usable = funds - reserved
+    # Postpaid usage is taxed on the invoice; a prepaid call's debit carries its taxes.
+    tax_rates = account.tax_rates if account.account_type == AccountType.PREPAID else ()
+    decision.tax_rates = tax_rates
     if rate is not None:
-        needed = minimum_to_call(rate, account.currency)
+        needed = minimum_to_call(rate, account.currency, tax_rates)
         decision.needed = needed
         decision.check(
             "funds",
@@ -193,6 +198,8 @@ def decide(
                 "reserved_by_live_calls": str(reserved),
                 "usable": str(usable),
                 "needed_to_start": str(needed),
+                "tax_rates_percent": [f"{percent.normalize():f}" for percent in tax_rates],
+                "tax_in_needed": str(needed - charged_cost(rate, 1, account.currency)),
             },
         )
     limit = account.max_channels
@@ -206,4 +213,4 @@ def decide(
         return
     decision.allowed = True
     cap = current_app.config["CALL_RESERVE_SECONDS"]
-    decision.max_duration_seconds = max_duration(rate, usable, cap, account.currency)
+    decision.max_duration_seconds = max_duration(rate, usable, cap, account.currency, tax_rates)

@@ -19,8 +19,8 @@ from portal.calls.checks import (
     rate_dict,
 )
 from portal.extensions import db
-from portal.models import Account, Call, CallStatus, EntryKind, utcnow
-from portal.rules.calls import charged_cost
+from portal.models import Account, AccountType, Call, CallStatus, EntryKind, utcnow
+from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
 from portal.writers import one_writer
@@ -172,7 +172,10 @@ def _record(
         )
     async_commit = current_app.config["CALLS_ASYNC_COMMIT"]
     if decision.allowed:
-        reserve = charged_cost(rate, decision.max_duration_seconds, account.currency)
+        # The longest call's debit: its charge, plus its taxes when prepaid (rules.calls).
+        reserve = taxed_charge(
+            rate, decision.max_duration_seconds, account.currency, decision.tax_rates
+        )
         values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
     binds = {f"call_{name}": value for name, value in values.items()}
     binds["call_account_id"] = account.id if account else None
@@ -282,18 +285,37 @@ def end_call(
         )
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         if cost > 0:
-            posted.entries.append(
-                post(
-                    account,
-                    EntryKind.USAGE,
-                    cost,
-                    f"Call to {call.translated_destination} ({seconds} s)",
-                )
-            )
+            text = f"Call to {call.translated_destination} ({seconds} s)"
+            posted.entries.append(post(account, EntryKind.USAGE, cost, text))
+            if account.account_type == AccountType.PREPAID:
+                posted.entries.extend(_post_call_taxes(account, cost, text))
         check_low_balance(account, posted)
     db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted
+
+
+def call_tax_line(tax) -> str:
+    """A percentage tax as a prepaid call's tax entry and its statement line name it."""
+    return f"{tax.name} ({tax.rate.normalize():f}%)"
+
+
+def _post_call_taxes(account: Account, cost: Decimal, call_text: str) -> list:
+    """A prepaid call's percentage taxes on its charged `cost`: one TAX entry each (not 0)."""
+    # The account's taxes as they are at hang-up, in priority order, as invoices and receipts
+    # take them; their fixed amounts go on the periodic statement, once per document.
+    percentage = [
+        tax for tax in sorted(account.taxes, key=lambda t: (t.priority, t.name)) if tax.rate
+    ]
+    amounts = call_taxes(cost, [tax.rate for tax in percentage], account.currency)
+    entries = []
+    for tax, amount in zip(percentage, amounts, strict=True):
+        if amount:
+            line = call_tax_line(tax)
+            entry = post(account, EntryKind.TAX, amount, f"{line}: {call_text}")
+            entry.tax_line = line[:120]
+            entries.append(entry)
+    return entries
 
 
 def reap(now=None, grace_seconds: int | None = None) -> int:

@@ -4,16 +4,21 @@ import functools
 
 from sqlalchemy import (
     DateTime,
+    String,
     and_,
     bindparam,
     case,
+    cast,
     func,
     insert,
     or_,
     select,
     true,
+    type_coerce,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from portal.models import (
     Account,
@@ -24,8 +29,10 @@ from portal.models import (
     Role,
     SipDevice,
     Status,
+    Tax,
+    account_taxes,
 )
-from portal.models.account import Money
+from portal.models.account import Money, MoneyList
 from portal.rawsql import Prepared
 from portal.tariffs.service import longest_prefix
 
@@ -36,6 +43,7 @@ groups = RateGroup.__table__
 rates = Rate.__table__
 devices = SipDevice.__table__
 calls = Call.__table__
+taxes = Tax.__table__
 
 
 def caller_condition(role: Role):
@@ -88,6 +96,43 @@ _best_rate = (
 )
 
 
+# The account's percentage tax rates, as one column of the account's row: a prepaid call's
+# debit carries them, so its funds check and reservation count them (portal.rules.calls).
+# Every assigned tax counts, as on invoices and receipts; a fixed amount is per document.
+class _joined_with_commas(FunctionElement):
+    """string_agg(x, ','), or group_concat: aggregate_strings without a post-compiled bind."""
+
+    # Prepared runs the compiled string as it is, so the separator is written into the SQL.
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_joined_with_commas)
+def _joined_standard(element, compiler, **kw):
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(_joined_with_commas, "sqlite")
+def _joined_sqlite(element, compiler, **kw):
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(_joined_with_commas, "mysql")
+@compiles(_joined_with_commas, "mariadb")
+def _joined_mysql(element, compiler, **kw):
+    return f"group_concat({compiler.process(element.clauses, **kw)} SEPARATOR ',')"
+
+
+_tax_rates = type_coerce(
+    select(_joined_with_commas(cast(taxes.c.rate, String)))
+    .select_from(account_taxes.join(taxes, taxes.c.id == account_taxes.c.tax_id))
+    .where(account_taxes.c.account_id == accounts.c.id, taxes.c.rate != 0)
+    .correlate(accounts)
+    .scalar_subquery(),
+    MoneyList(),
+)
+
+
 @functools.cache
 def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Prepared:
     """The caller's account with its rate group and rate, by number or by an active SIP device."""
@@ -112,6 +157,7 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
         accounts.c.credit_limit,
         accounts.c.live_calls,
         accounts.c.reserved,
+        _tax_rates.label("tax_rates"),
         groups.c.id.label("group_id"),
         groups.c.name.label("group_name"),
         groups.c.status.label("group_status"),

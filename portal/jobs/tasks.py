@@ -86,6 +86,7 @@ def _billing_summary(report: RunReport) -> dict:
     return {
         "examined": report.examined,
         "invoiced": report.invoiced,
+        "statements": report.statements,
         "skipped": report.skipped,
         "failed": len(report.failed),
         "failures": report.failed[:100],
@@ -149,6 +150,7 @@ def _chunk_result(outcome: dict) -> ChunkResult:
     return ChunkResult(
         examined=outcome["examined"],
         invoiced=outcome["invoiced"],
+        statements=outcome.get("statements", 0),  # chunks of a run started before statements
         failed=[tuple(failure) for failure in outcome["failed"]],
         mail_ids=outcome["mail_ids"],
         totals={currency: Decimal(total) for currency, total in outcome["totals"].items()},
@@ -163,6 +165,7 @@ def _bill_chunk(job: Job, actor: Account | None, progress) -> dict:
     return {
         "examined": result.examined,
         "invoiced": result.invoiced,
+        "statements": result.statements,
         "failed": result.failed,
         "mail_ids": result.mail_ids,
         "totals": {currency: f"{total:f}" for currency, total in result.totals.items()},
@@ -175,6 +178,7 @@ def _billing_dry_run(job: Job, actor: Account | None, progress) -> dict:
     return {
         "examined": report.examined,
         "would_invoice": report.invoiced,
+        "would_state": report.statements,
         "would_fail": len(report.failed),
         "totals": {currency: f"{total:f}" for currency, total in sorted(report.totals.items())},
     }
@@ -197,7 +201,7 @@ records.register("billing_dry_run", _billing_dry_run, resumable=True, atomic=Fal
 @huey.periodic_task(crontab(minute="0"))
 @lock("billing-run", ttl_seconds=3600)
 def hourly_billing() -> None:
-    """Start a billing run when postpaid accounts are due (billing day reached, in their zone)."""
+    """Start a billing run when accounts are due (billing day reached, in their zone)."""
     with app_context():
         planned = plan()
         if planned.chunks or planned.failed:  # an hour with nothing due leaves no row

@@ -44,6 +44,23 @@ class ExactMoney(TypeDecorator):
 Money = ExactMoney()
 
 
+class MoneyList(TypeDecorator):
+    """Read only: ExactMoney values joined by commas in SQL (aggregate_strings), as a tuple."""
+
+    # The CAST to text inside the aggregate gives the stored form: integer units on SQLite,
+    # the NUMERIC's digits elsewhere.
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        """'2100000,50000' (SQLite) or '21.00000,0.50000' -> (Decimal('21'), Decimal('0.5'))."""
+        if not value:
+            return ()
+        if dialect.name == "sqlite":
+            return tuple(Decimal(int(item)).scaleb(-ExactMoney.SCALE) for item in value.split(","))
+        return tuple(Decimal(item) for item in value.split(","))
+
+
 def compare_type(_context, _inspected_column, _metadata_column, inspected_type, metadata_type):
     """Alembic: an ExactMoney column is the NUMERIC the migrations create, on every backend."""
     if isinstance(metadata_type, ExactMoney):

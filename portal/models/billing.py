@@ -72,6 +72,9 @@ class LedgerEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The receipt or invoice that lists this entry (NULL: not billed yet).
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    # A prepaid call's tax entry: the tax's statement line, e.g. "VAT (21%)", which the periodic
+    # statement sums it under (its description also names the call). NULL otherwise.
+    tax_line: Mapped[str | None] = mapped_column(String(120))
 
     author = relationship("Account", foreign_keys=[author_id])
     # Its receipt (a payment, a prepaid charge) or invoice.

@@ -48,3 +48,13 @@ def tax_lines(amount: Decimal, taxes: Iterable[TaxLike], places: int = 2) -> Tax
 def tax_for(amount: Decimal, taxes: Iterable[TaxLike], places: int = 2) -> Decimal:
     """Total tax on `amount`: the sum of `amount * rate / 100 + fixed` per tax, rounded per line."""
     return tax_lines(amount, taxes, places).total
+
+
+def percentage_taxes(amount: Decimal, rates: Iterable[Decimal], places: int = 2) -> list[Decimal]:
+    """`amount * rate / 100` per rate, each rounded half-up to `places` (a prepaid call's taxes)."""
+    # The percentage part of tax_lines: a call's debit carries these; fixed amounts are per
+    # document (the periodic statement), never per call.
+    if not isinstance(amount, Decimal):
+        raise TypeError("amount must be a Decimal")
+    quantum = Decimal(1).scaleb(-places)
+    return [(amount * rate / 100).quantize(quantum, ROUND_HALF_UP) for rate in rates]
