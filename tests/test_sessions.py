@@ -1,11 +1,13 @@
 """Login sessions end on the server: logout, password resets, deactivation, log out everywhere."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from portal.accounts.forms import edit_form_data
+from portal.auth.sessions import load_session, purge_idle_sessions
 from portal.extensions import db
 from portal.models import Account, LoginSession, Role, utcnow
 from tests.conftest import PASSWORD, Browser, make_account
@@ -201,8 +203,6 @@ def test_a_session_row_holds_a_hash_and_the_browser(app, victim):
 
 
 def test_a_wrong_token_with_a_real_session_id_is_refused(app, victim):
-    from portal.auth.sessions import load_session
-
     browser = logged_in(app, victim)
     (row,) = db.session.scalars(select(LoginSession)).all()
     assert load_session(f"{row.id}:not-the-token") is None
@@ -293,3 +293,25 @@ def test_my_account_is_for_staff_and_my_password_for_customers(app, victim, admi
     assert customer_browser.get("/my/account").status_code == 403
     assert admin_browser.get("/my/password").status_code == 403
     assert Browser(app.test_client()).get("/my/account").status_code == 302
+
+
+def test_sessions_idle_past_the_remember_me_lifetime_are_purged(app, victim):
+    idle, active = logged_in(app, victim), logged_in(app, victim)
+    old, _new = db.session.scalars(select(LoginSession).order_by(LoginSession.id)).all()
+    old.last_seen_at = utcnow() - timedelta(days=366)
+    db.session.commit()
+    assert purge_idle_sessions() == 1
+    assert not opens(idle, victim) and opens(active, victim)
+
+
+def test_the_api_ends_sessions_on_a_password_reset_and_a_deactivation(app, rest, victim):
+    browser = logged_in(app, victim)
+    response = rest.patch(f"/accounts/{victim.id}", {"password": NEW_PASSWORD})
+    assert response.status_code == 200, response.get_json()
+    assert_all_closed([browser, *copies(browser).values()], victim)
+
+    browser = logged_in(app, victim, NEW_PASSWORD)
+    copied = list(copies(browser).values())
+    assert rest.post(f"/accounts/{victim.id}/deactivate").status_code == 200
+    assert rest.post(f"/accounts/{victim.id}/activate").status_code == 200
+    assert_all_closed([browser, *copied], victim)

@@ -4,6 +4,8 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from flask import current_app
+from flask_login.config import COOKIE_DURATION
 from sqlalchemy import delete, select, update
 
 from portal.extensions import db
@@ -93,6 +95,20 @@ def sessions_of(account: Account) -> list[LoginSession]:
             .order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())
         )
     )
+
+
+def purge_idle_sessions() -> int:
+    """Delete sessions unseen for longer than a remember-me cookie lives (daily); how many."""
+    # Browsers closed without logging out leave their rows; past the remember-me cookie's
+    # lifetime (Flask-Login's REMEMBER_COOKIE_DURATION, 365 days) none of their cookies is kept.
+    max_idle = current_app.config.get("REMEMBER_COOKIE_DURATION", COOKIE_DURATION)
+    if not isinstance(max_idle, timedelta):
+        max_idle = timedelta(seconds=max_idle)
+    result = db.session.execute(
+        delete(LoginSession).where(LoginSession.last_seen_at < utcnow() - max_idle)
+    )
+    db.session.commit()
+    return result.rowcount
 
 
 def current_session_id(account: Account) -> int | None:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from portal import mail
 from portal.accounts.bulk import count_exported, export_accounts, import_accounts, mass_create
 from portal.api.idempotency import purge
+from portal.auth.sessions import purge_idle_sessions
 from portal.auth.throttle import purge_ended_windows
 from portal.background import records
 from portal.background.engine import app_context, huey, lock
@@ -246,8 +247,9 @@ def purge_idempotency() -> None:
 
 
 @huey.periodic_task(crontab(minute="27", hour="3"))
-@lock("login-counter-purge", ttl_seconds=3600)
-def purge_login_counters() -> None:
-    """Forget failed-login counters whose window has ended."""
+@lock("login-purge", ttl_seconds=3600)
+def purge_logins() -> None:
+    """Forget ended failed-login windows, and sessions idle past the remember-me lifetime."""
     with app_context():
         purge_ended_windows()
+        purge_idle_sessions()
