@@ -1,4 +1,4 @@
-"""The customer's own operations: profile, password (ending other sessions), SIP passwords."""
+"""Own operations: profile and SIP passwords (customers), password (every role; ends sessions)."""
 
 from sqlalchemy import select
 
