@@ -1,4 +1,4 @@
-"""Own pages: the customer portal (dashboard, profile, password, SIP passwords); staff: My account."""
+"""Own pages: the customer portal (dashboard, profile, password, SIP); staff: My account."""
 
 from flask import Blueprint
 
