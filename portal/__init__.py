@@ -1,6 +1,5 @@
 """Application factory for the VoIP billing portal."""
 
-import secrets
 from pathlib import Path
 
 from flask import Flask, abort, jsonify, render_template, request
@@ -11,8 +10,9 @@ from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.assets import register_static_caching
+from portal.auth.sessions import load_session
 from portal.config import load_config
-from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
+from portal.extensions import compress, csrf, db, login_manager, migrate
 from portal.templating import register_template_filters
 from portal.web import has_nul
 
@@ -129,25 +129,14 @@ def register_extensions(app: Flask) -> None:
     # the call API's lane answers before Flask and is never compressed.
     compress.init_app(app)
     register_static_caching(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
 
-    @login_manager.user_loader
-    def load_user(session_id: str):
-        from portal.models import Account
-
-        # "id:token": a session made before the token changed (password change) is refused.
-        account_id, _, token = session_id.partition(":")
-        if not account_id.isdigit() or not token:
-            return None
-        account = db.session.get(Account, int(account_id))
-        if account is None or not account.is_active or account.is_expired:
-            return None
-        return account if secrets.compare_digest(account.session_token, token) else None
+    # Each request's session is checked against its login session row (portal.auth.sessions).
+    login_manager.user_loader(load_session)
 
 
 def _sqlite_pragmas(dbapi_connection, _record, synchronous="FULL") -> None:

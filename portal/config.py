@@ -63,18 +63,6 @@ def _rate_limit(name: str, default: str) -> str:
     return value
 
 
-def _rate_limit_storage() -> dict:
-    """Where failed logins are counted: Redis when REDIS_URL is set (shared by every server)."""
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        return {"RATELIMIT_STORAGE_URI": "memory://"}
-    # Short timeouts: a stalled Redis must not hang the login page.
-    return {
-        "RATELIMIT_STORAGE_URI": redis_url,
-        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-    }
-
-
 def _locale(name: str, default: str) -> str:
     """A Babel locale such as "en" or "de_DE" from the environment, checked at start-up."""
     value = os.environ.get(name, default)
@@ -103,8 +91,6 @@ def load_config(instance_path: str) -> dict:
         ),
         "LOGIN_LIMIT_PER_ACCOUNT": _rate_limit("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         "LOGIN_LIMIT_PER_IP": _rate_limit("LOGIN_LIMIT_PER_IP", "30 per 15 minutes"),
-        "RATELIMIT_KEY_PREFIX": "portal",
-        **_rate_limit_storage(),
         "WTF_CSRF_TIME_LIMIT": None,
         "ACCOUNTS_PER_PAGE": 25,
         # How many reverse proxies (nginx, a load balancer) sit in front and set X-Forwarded-*.

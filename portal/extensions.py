@@ -1,9 +1,6 @@
 """Unbound extension instances, bound to the app in create_app."""
 
-from flask import request
 from flask_compress import Compress
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -32,13 +29,3 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 compress = Compress()
-# No default limits: only the login view consults it, counting failed attempts (auth.throttle).
-limiter = Limiter(key_func=get_remote_address)
-
-
-@limiter.request_filter
-def _outside_the_limits() -> bool:
-    """API requests skip most of the limiter's per-request work: none of its limits applies."""
-    # Keys are random 256-bit secrets, not guessable passwords, and the call API answers a
-    # softswitch many times a second.
-    return request.blueprint == "api"

@@ -18,13 +18,12 @@ import redis
 from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from limits.storage import MemoryStorage
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from portal import MIGRATIONS_DIR, create_app
-from portal.extensions import db, limiter
+from portal.extensions import db
 from portal.models import (
     Account,
     AccountType,
@@ -321,23 +320,19 @@ def tenants(app, default_rate_group):
     return world
 
 
-# Captured before _login_limits_in_memory removes REDIS_URL from the tests' environment.
+# Captured before _no_redis_by_default removes REDIS_URL from the tests' environment.
 TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(autouse=True)
-def _login_limits_in_memory(monkeypatch):
-    """Failed logins count in memory, from zero in every test (a test asks for Redis itself)."""
+def _no_redis_by_default(monkeypatch):
+    """Jobs queue in SQLite unless a test asks for Redis itself."""
     monkeypatch.delenv("REDIS_URL", raising=False)
-    yield
-    # The one Limiter is shared by every app made in this process: empty its memory counters.
-    if limiter.initialized and isinstance(limiter.storage, MemoryStorage):
-        limiter.storage.reset()
 
 
 @pytest.fixture
 def redis_url():
-    """The Redis server the limiter test runs against; the test fails when it is not running."""
+    """The Redis server a test runs against; the test fails when it is not running."""
     client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()

@@ -42,6 +42,7 @@ MATRIX = {
     ("auth.login", "GET"): [("/login", PUBLIC)],
     ("auth.login", "POST"): [("/login", PUBLIC)],
     ("auth.logout", "POST"): [("/logout", LOGGED_IN)],
+    ("auth.logout_everywhere", "POST"): [("/logout/everywhere", LOGGED_IN)],
     ("auth.home", "GET"): [("/", LOGGED_IN)],
     ("dashboard.index", "GET"): [("/dashboard/", MANAGERS)],
     ("accounts.index", "GET"): [("/accounts/", MANAGERS)],
@@ -174,6 +175,9 @@ MATRIX = {
     ("me.profile", "POST"): [("/my/profile", CUSTOMERS)],
     ("me.password", "GET"): [("/my/password", CUSTOMERS)],
     ("me.password", "POST"): [("/my/password", CUSTOMERS)],
+    # Staff and resellers: their own password and sessions.
+    ("me.account", "GET"): [("/my/account", MANAGERS)],
+    ("me.account", "POST"): [("/my/account", MANAGERS)],
     ("me.reset_device_password", "POST"): [
         ("/my/sip-devices/{device}/reset-password", CUSTOMERS),
         (

@@ -1,17 +1,20 @@
 """Login, logout, role gates, and that every page sits behind login."""
 
 import re
-import secrets
+import statistics
+import time
 from datetime import timedelta
 
 import pytest
-import redis
 from flask import Flask
+from sqlalchemy import select, update
 
+from portal.accounts.generated import new_password
+from portal.auth.throttle import purge_ended_windows
 from portal.config import load_config
-from portal.extensions import db, limiter
-from portal.models import Status, utcnow
-from portal.passwords import hash_password
+from portal.extensions import db
+from portal.models import Account, LoginFailureCounter, Status, utcnow
+from portal.passwords import hash_generated_secret, hash_password, verify_password
 from tests.conftest import PASSWORD, Browser, make_test_app
 
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
@@ -284,15 +287,12 @@ def test_login_limits_and_cookie_flags_come_from_the_environment(monkeypatch, tm
     config = load_config(str(tmp_path))
     assert config["LOGIN_LIMIT_PER_ACCOUNT"] == "5 per 15 minutes"
     assert config["LOGIN_LIMIT_PER_IP"] == "30 per 15 minutes"
-    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
     assert not config["SESSION_COOKIE_SECURE"] and not config["REMEMBER_COOKIE_SECURE"]
 
     monkeypatch.setenv("LOGIN_LIMIT_PER_ACCOUNT", "3 per hour")
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "1")
-    monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6379/2")
     config = load_config(str(tmp_path))
     assert config["LOGIN_LIMIT_PER_ACCOUNT"] == "3 per hour"
-    assert config["RATELIMIT_STORAGE_URI"] == "redis://cache.internal:6379/2"
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
     monkeypatch.setenv("REMEMBER_COOKIE_SECURE", "0")
     assert not load_config(str(tmp_path))["REMEMBER_COOKIE_SECURE"]
@@ -311,42 +311,127 @@ def test_remember_me_cookie_is_httponly_lax_and_secure_when_asked(app, user, adm
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
 
 
-def test_failed_logins_are_counted_in_redis(app, database_url, redis_url, monkeypatch, customer):
-    prefix = f"portal-test-{secrets.token_hex(6)}"
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    redis_app = make_test_app(
-        database_url, RATELIMIT_KEY_PREFIX=prefix, LOGIN_LIMIT_PER_ACCOUNT="2 per 15 minutes"
+def test_failed_logins_are_shared_by_every_app_on_the_database(app, database_url, customer):
+    # Two apps on one database stand for two gunicorn workers (tests/e2e proves it with two).
+    other_app = make_test_app(database_url)
+    try:
+        one, two = Browser(app.test_client()), Browser(other_app.test_client())
+        statuses = [_attempts(b, customer.account_number, [WRONG])[0] for b in [one, two] * 3]
+        assert statuses == [422] * 5 + [429]
+        assert one.login(customer.account_number).status_code == 429
+        rows = db.session.scalars(select(LoginFailureCounter)).all()
+        assert sorted(row.count for row in rows) == [5, 5]  # the identifier's and the address's
+        assert customer.account_number not in "".join(row.key for row in rows)  # hashed keys
+    finally:
+        with other_app.app_context():
+            db.engine.dispose()
+
+
+def test_an_ended_window_counts_from_one_again_and_is_purged(app, user, customer):
+    assert _attempts(user, customer.account_number, [WRONG] * 5) == [422] * 5
+    assert user.login(customer.account_number).status_code == 429
+    for row in db.session.scalars(select(LoginFailureCounter)):
+        row.window_end = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert _attempts(user, customer.account_number, [WRONG]) == [422]
+    counts = db.session.scalars(select(LoginFailureCounter.count)).all()
+    assert counts == [1, 1]
+    db.session.execute(update(LoginFailureCounter).values(window_end=utcnow()))
+    db.session.commit()
+    assert purge_ended_windows() == 2
+    assert db.session.scalars(select(LoginFailureCounter)).all() == []
+
+
+def _scrypt_app(database_url):
+    """An app with the production hash method and room for many failed logins."""
+    return make_test_app(
+        database_url,
+        PASSWORD_HASH_METHOD="scrypt",
+        LOGIN_LIMIT_PER_ACCOUNT="1000 per 15 minutes",
+        LOGIN_LIMIT_PER_IP="1000 per 15 minutes",
     )
-    server = redis.Redis.from_url(redis_url)
-    pattern = f"LIMITS:LIMITER/{prefix}/*"
+
+
+def _fast_hashed_customer(customer) -> str:
+    """Give the customer a generated password with its fast hash (as mass creation does)."""
+    password = new_password()
+    customer.password_hash = hash_generated_secret(password)
+    db.session.commit()
+    return password
+
+
+def test_a_fast_hashed_account_answers_a_wrong_password_as_slowly_as_an_unknown_one(
+    app, database_url, customer
+):
+    # Not a benchmark: the gap was 15x (a fast hash against scrypt); equal work stays within 2x.
+    _fast_hashed_customer(customer)
+    slow_app = _scrypt_app(database_url)
     try:
-        assert type(limiter.storage).__name__ == "RedisStorage"
-        user = Browser(redis_app.test_client())
-        assert _attempts(user, customer.account_number, [WRONG] * 2) == [422, 422]
-        response = user.login(customer.account_number)
-        assert response.status_code == 429 and THROTTLED in response.get_data(as_text=True)
-        keys = sorted(key.decode() for key in server.scan_iter(match=pattern))
-        assert len(keys) == 2  # one for the identifier, one for the client IP
-        assert any("/login-account/" in key for key in keys)
-        assert any("/login-ip/127.0.0.1/" in key for key in keys)
-        assert customer.account_number not in "".join(keys)  # identifiers are stored hashed
-        assert all(0 < server.ttl(key) <= 900 for key in keys)
+        user = Browser(slow_app.test_client())
+        user.login("0000000000", WRONG)  # warm up: the dummy hash is made once
+        timings = {"known": [], "unknown": []}
+        for _ in range(20):
+            for kind, identifier in (("known", customer.account_number), ("unknown", "999999")):
+                started = time.perf_counter()
+                response = user.login(identifier, WRONG)
+                timings[kind].append(time.perf_counter() - started)
+                assert response.status_code == 422
+        known, unknown = (statistics.median(timings[k]) for k in ("known", "unknown"))
+        assert unknown / 2 < known < unknown * 2, (known, unknown)
     finally:
-        for key in server.scan_iter(match=pattern):
-            server.delete(key)
-        assert list(server.scan_iter(match=pattern)) == []
-        server.close()
-        with redis_app.app_context():
+        with slow_app.app_context():
             db.engine.dispose()
 
 
-def test_logins_still_work_when_redis_is_down(app, database_url, monkeypatch, customer):
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    down_app = make_test_app(database_url)
+def test_a_generated_password_is_rehashed_slowly_at_its_first_login(app, database_url, customer):
+    password = _fast_hashed_customer(customer)
+    slow_app = _scrypt_app(database_url)
     try:
-        user = Browser(down_app.test_client())
-        assert _attempts(user, customer.account_number, [WRONG] * 6) == [422] * 6  # unthrottled
-        assert _attempts(user, customer.account_number, [PASSWORD]) == [303]
+        user = Browser(slow_app.test_client())
+        assert user.login(customer.account_number, WRONG).status_code == 422
+        db.session.expire_all()
+        assert db.session.get(Account, customer.id).password_hash.startswith("pbkdf2:sha256:1000$")
+        assert user.login(customer.account_number, password).status_code == 303
+        db.session.expire_all()
+        rehashed = db.session.get(Account, customer.id).password_hash
+        assert rehashed.startswith("scrypt:")
+        user.post("/logout", {}, token_from="/my/")
+        assert user.login(customer.account_number, password).status_code == 303
+        db.session.expire_all()
+        assert db.session.get(Account, customer.id).password_hash == rehashed  # once only
     finally:
-        with down_app.app_context():
+        with slow_app.app_context():
             db.engine.dispose()
+
+
+CURRENT = {"new_password": "N3w-horse-battery", "repeat_password": "N3w-horse-battery"}
+
+
+@pytest.mark.parametrize("page", ["/my/password", "/my/account"])
+def test_the_current_password_check_is_throttled_like_the_login(app, user, customer, admin, page):
+    account = customer if page == "/my/password" else admin
+    user.login(account.account_number)
+    wrong = {**CURRENT, "old_password": WRONG}
+    for _ in range(5):
+        assert user.post(page, wrong, token_from=page).status_code == 422
+    response = user.post(page, {**CURRENT, "old_password": PASSWORD}, token_from=page)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429 and 840 < int(response.headers["Retry-After"]) <= 900
+    block = re.search(r'id="field-old_password">(.*?)</div>', html, re.S)
+    assert block and THROTTLED in block.group(1)
+    db.session.expire_all()
+    assert verify_password(db.session.get(Account, account.id).password_hash, PASSWORD)
+    assert user.get(page).status_code == 200  # still logged in; only the check is refused
+
+
+def test_wrong_current_passwords_and_failed_logins_share_the_address_limit(
+    app, user, customer, admin
+):
+    app.config["LOGIN_LIMIT_PER_IP"] = "3 per 15 minutes"
+    assert _attempts(user, "nobody@example.com", [WRONG] * 2) == [422, 422]
+    user.login(customer.account_number)
+    wrong = {**CURRENT, "old_password": WRONG}
+    assert user.post("/my/password", wrong, token_from="/my/password").status_code == 422
+    assert user.post("/my/password", wrong, token_from="/my/password").status_code == 429
+    user.post("/logout", {}, token_from="/my/")
+    assert user.login(admin.account_number).status_code == 429

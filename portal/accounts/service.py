@@ -21,6 +21,7 @@ from portal.accounts.validation import (
     new_account_number,
     new_pin,
 )
+from portal.auth.sessions import end_all_sessions
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -135,10 +136,10 @@ def update_account(actor: Account | None, account: Account, data: dict) -> Accou
     with _transaction():
         changes = {}
         if clean.get("password"):
-            account.password_hash = hash_password(clean["password"])
             changes["password"] = None
+        change_access(account, password=clean.get("password"), status=clean.get("status"))
         for field in fields:
-            if field == "valid_days":
+            if field in ("valid_days", "status"):
                 continue
             setattr(account, field, clean[field])
         if "valid_days" in clean and clean["valid_days"] != account.valid_days:
@@ -164,11 +165,36 @@ def update_customer(actor: Account, account: Account, data: dict) -> Account:
     return update_account(actor, account, data)
 
 
+def change_access(
+    account: Account,
+    *,
+    password: str | None = None,
+    status: Status | None = None,
+    delete: bool = False,
+) -> None:
+    """Set a new password, status or deletion: the one way they change (caller's transaction)."""
+    # A password change or reset by anyone, a deactivation and a deletion end every login
+    # session of the account, remember-me cookies included; a reactivation revives none.
+    ends = False
+    if password:
+        account.password_hash = hash_password(password)
+        ends = True
+    if status is not None and status != account.status:
+        account.status = status
+        ends = ends or status == Status.INACTIVE
+    if delete:
+        account.deleted_at = utcnow()
+        account.status = Status.INACTIVE
+        ends = True
+    if ends:
+        end_all_sessions(account)
+
+
 def set_status(actor: Account | None, account: Account, status: Status) -> None:
     """Activate or deactivate an account (its SIP devices follow)."""
     with _transaction():
         old = account.status
-        account.status = status
+        change_access(account, status=status)
         for device in account.sip_devices:
             device.status = status
         if old != status:
@@ -187,8 +213,7 @@ def set_status(actor: Account | None, account: Account, status: Status) -> None:
 def soft_delete(actor: Account | None, account: Account) -> None:
     """Delete an account softly: it disappears everywhere but its number is never reused."""
     with _transaction():
-        account.deleted_at = utcnow()
-        account.status = Status.INACTIVE
+        change_access(account, delete=True)
         for device in account.sip_devices:
             device.status = Status.INACTIVE
         audit.record(

@@ -194,7 +194,7 @@ class AuthorizeLane:
     """WSGI middleware: POST /api/v1/calls/authorize answered without Flask's request cycle."""
 
     # A softswitch asks this once per call attempt, so it is the one request whose framework
-    # cost matters: Flask's request context, routing and the hooks of CSRF, the limiter, the
+    # cost matters: Flask's request context, routing and the hooks of CSRF, the
     # login manager and the session cookie cost about as much as the authorization itself
     # (in-process 600 us through Flask, 310 us here; bench/README.md), and none of them
     # applies to a JSON call authenticated by its key (the API is CSRF-exempt, has no session

@@ -1,16 +1,33 @@
 """Authentication: find the account by number or e-mail and check its password."""
 
-from sqlalchemy import select
+from functools import cache
+
+from flask import current_app
+from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
 from portal.extensions import db
 from portal.models import Account
-from portal.passwords import verify_password
+from portal.passwords import FAST_HASH_METHOD, hash_password, verify_password
 
 WRONG_CREDENTIALS = "Unknown account or wrong password."
 
-# Checked when no account matches, so a wrong identifier costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-0")
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """A hash of the configured method, checked when no account matches (made once)."""
+    return generate_password_hash("not-a-real-password-0", method=method)
+
+
+def _slow_dummy_check(password: str) -> None:
+    """Spend what checking a password with the configured (slow) method costs."""
+    verify_password(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
+
+
+def _fast_hashed(password_hash: str) -> bool:
+    """True for a generated secret's fast hash when the configured method is another one."""
+    fast = password_hash.startswith(FAST_HASH_METHOD + "$")
+    return fast and current_app.config["PASSWORD_HASH_METHOD"] != FAST_HASH_METHOD
 
 
 def normalize_identifier(identifier: str) -> str:
@@ -26,13 +43,33 @@ def find_login_account(identifier: str) -> Account | None:
     return db.session.scalar(select(Account).where(column == value, Account.deleted_at.is_(None)))
 
 
+def check_password(account: Account, password: str) -> bool:
+    """Check an account's password at the cost of the configured method, whatever its hash."""
+    # Bulk-created accounts have a fast hash (passwords.FAST_HASH_METHOD): without the dummy
+    # check a wrong password would answer 15x faster than an unknown identifier, telling which
+    # accounts exist. Their first right password is rehashed instead (as slow).
+    fast = _fast_hashed(account.password_hash)
+    if verify_password(account.password_hash, password):
+        if fast:
+            db.session.execute(
+                update(Account)
+                .where(Account.id == account.id, Account.password_hash == account.password_hash)
+                .values(password_hash=hash_password(password))
+            )
+            db.session.commit()
+        return True
+    if fast:
+        _slow_dummy_check(password)
+    return False
+
+
 def authenticate(identifier: str, password: str) -> tuple[Account | None, str | None]:
     """Return (account, None) on success, else (None, the message to show)."""
     account = find_login_account(identifier)
     if account is None:
-        verify_password(_DUMMY_HASH, password)
+        _slow_dummy_check(password)
         return None, WRONG_CREDENTIALS
-    if not verify_password(account.password_hash, password):
+    if not check_password(account, password):
         return None, WRONG_CREDENTIALS
     # Only after the right password: without it these look like unknown accounts.
     if not account.is_active:

@@ -8,9 +8,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 from portal.auth import bp
 from portal.auth.forms import LoginForm
 from portal.auth.service import WRONG_CREDENTIALS, authenticate
-from portal.auth.throttle import record_failure, retry_message, seconds_until_retry
+from portal.auth.sessions import end_all_sessions, end_session, start_session
+from portal.auth.throttle import (
+    login_counters,
+    record_failure,
+    retry_message,
+    seconds_until_retry,
+)
 from portal.htmx import redirect_to
 from portal.models import Role
+from portal.transactions import transaction
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -40,7 +47,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         identifier = form.identifier.data
-        wait = seconds_until_retry(identifier)
+        wait = seconds_until_retry(login_counters(identifier))
         if wait:
             # Refused before the password is checked: the right one does not help either.
             form.password.errors = [retry_message(wait)]
@@ -50,9 +57,10 @@ def login():
         account, error = authenticate(identifier, form.password.data)
         if account is None:
             if error == WRONG_CREDENTIALS:
-                record_failure(identifier)
+                record_failure(login_counters(identifier))
             form.password.errors = [error]
         else:
+            start_session(account, form.remember.data, request.user_agent.string)
             login_user(account, remember=form.remember.data)
             return redirect_to(_safe_next(request.args.get("next")) or url_for("auth.home"))
     status = 422 if request.method == "POST" else 200
@@ -62,7 +70,20 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Log out (POST, so a link on another site cannot log you out)."""
+    """Log out (POST, so a link on another site cannot log you out); the session row goes."""
+    # A copy of this browser's cookies (session or remember-me) opens nothing afterwards.
+    end_session(current_user.login_id)
     logout_user()
     flash("You are logged out.", "info")
+    return redirect_to(url_for("auth.login"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """End every session of the logged-in account, on every browser and device."""
+    with transaction():
+        end_all_sessions(current_user._get_current_object())
+    logout_user()
+    flash("You are logged out on every browser and device.", "info")
     return redirect_to(url_for("auth.login"))

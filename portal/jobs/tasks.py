@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from portal import mail
 from portal.accounts.bulk import count_exported, export_accounts, import_accounts, mass_create
 from portal.api.idempotency import purge
+from portal.auth.sessions import purge_idle_sessions
+from portal.auth.throttle import purge_ended_windows
 from portal.background import records
 from portal.background.engine import app_context, huey, lock
 from portal.billing import chunk
@@ -246,3 +248,12 @@ def purge_idempotency() -> None:
     """Forget Idempotency-Key answers older than 24 hours."""
     with app_context():
         purge()
+
+
+@huey.periodic_task(crontab(minute="27", hour="3"))
+@lock("login-purge", ttl_seconds=3600)
+def purge_logins() -> None:
+    """Forget ended failed-login windows, and sessions idle past the remember-me lifetime."""
+    with app_context():
+        purge_ended_windows()
+        purge_idle_sessions()

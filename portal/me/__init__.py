@@ -1,4 +1,4 @@
-"""The customer's own pages: dashboard, profile, password and SIP device passwords."""
+"""Own pages: the customer portal (dashboard, profile, password, SIP); staff: My account."""
 
 from flask import Blueprint
 

@@ -1,15 +1,13 @@
-"""The customer's own operations: profile, password (ending other sessions), SIP passwords."""
-
-import secrets
+"""Own operations: profile and SIP passwords (customers), password (every role; ends sessions)."""
 
 from sqlalchemy import select
 
 from portal import audit
-from portal.accounts.service import store_search_tokens
+from portal.accounts.service import change_access, store_search_tokens
 from portal.accounts.validation import email_in_use
 from portal.extensions import db
 from portal.models import Account, SipDevice
-from portal.passwords import hash_password, verify_password
+from portal.passwords import verify_password
 from portal.rules.currency import parse_money
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import password_error
@@ -98,10 +96,8 @@ def change_password(account: Account, old_password: str, new_password: str) -> N
     if errors:
         raise ValidationFailed(errors)
     with transaction():
-        account.password_hash = hash_password(new_password)
-        # The token is part of every login id: sessions and remember-me cookies made with the
-        # old one are refused by the user loader from now on.
-        account.session_token = secrets.token_hex(16)
+        # Every session ends, this one too: the view logs this browser in again.
+        change_access(account, password=new_password)
         audit.record(
             account,
             "update",

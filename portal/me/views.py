@@ -1,10 +1,17 @@
 """The customer's own pages; every lookup is scoped to the logged-in account."""
 
-from flask import abort, current_app, flash, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
 
 from portal.accounts.service import reset_sip_password
+from portal.auth.sessions import current_session_id, sessions_of, start_session
+from portal.auth.throttle import (
+    password_check_counters,
+    record_failure,
+    retry_message,
+    seconds_until_retry,
+)
 from portal.billing.queries import activity
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
@@ -50,27 +57,62 @@ def profile():
     return render_template("me/profile.html", form=form, account=account), _status()
 
 
-@bp.route("/password", methods=["GET", "POST"])
-@roles_required(Role.CUSTOMER)
-def password():
-    """Change the password; every other session of the account ends."""
+def _password_page(template: str, done_endpoint: str):
+    """The password form (throttled current-password check) and the account's sessions."""
     account = _me()
     form = PasswordForm()
     min_length = get_setting("password_min_length")
     form.new_password.description = f"At least {min_length} characters, letters and digits."
+    status, wait = _status(), 0
     if form.validate_on_submit():
-        try:
-            change_password(account, form.old_password.data, form.new_password.data)
-        except ValidationFailed as failed:
-            apply_errors(form, failed.errors)
+        counters = password_check_counters(account)
+        wait = seconds_until_retry(counters)
+        if wait:
+            # Refused before the current password is checked, as a throttled login is.
+            form.old_password.errors = [retry_message(wait)]
+            status = 429
         else:
-            # Log in again with the new token so this browser stays in; a remember-me cookie
-            # is renewed with it (the old one is refused like every other session).
-            remember_name = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME)
-            login_user(account, remember=remember_name in request.cookies)
-            flash("Your password was changed. Your other sessions were logged out.", "success")
-            return redirect_to(url_for("me.dashboard"))
-    return render_template("me/password.html", form=form), _status()
+            try:
+                change_password(account, form.old_password.data, form.new_password.data)
+            except ValidationFailed as failed:
+                if "old_password" in failed.errors:
+                    record_failure(counters)
+                apply_errors(form, failed.errors)
+            else:
+                # Every session ended; this browser gets a new one (and a new remember-me
+                # cookie when it had one).
+                remember_name = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME)
+                remember = remember_name in request.cookies
+                start_session(account, remember, request.user_agent.string)
+                login_user(account, remember=remember)
+                flash("Your password was changed. Your other sessions were logged out.", "success")
+                return redirect_to(url_for(done_endpoint))
+    response = make_response(
+        render_template(
+            template,
+            form=form,
+            sessions=sessions_of(account),
+            current_session=current_session_id(account),
+        ),
+        status,
+    )
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@roles_required(Role.CUSTOMER)
+def password():
+    """Change the password; every other session of the account ends."""
+    return _password_page("me/password.html", "me.dashboard")
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.SUBADMIN, Role.RESELLER)
+def account():
+    """Staff and resellers: change the own password and see or end the own sessions."""
+    return _password_page("me/account.html", "me.account")
 
 
 @bp.route("/sip-devices/<int:device_id>/reset-password", methods=["POST"])

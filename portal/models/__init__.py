@@ -27,6 +27,7 @@ from portal.models.billing import (
 )
 from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
 from portal.models.job import Job, JobFile, JobStatus
+from portal.models.session import LoginFailureCounter, LoginSession
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
 from portal.models.tax import Tax
@@ -52,6 +53,8 @@ __all__ = [
     "JobFile",
     "JobStatus",
     "LedgerEntry",
+    "LoginFailureCounter",
+    "LoginSession",
     "OutboxMessage",
     "Rate",
     "RateGroup",

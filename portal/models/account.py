@@ -1,7 +1,6 @@
 """Accounts of every role, their SIP devices and search tokens."""
 
 import enum
-import secrets
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -153,10 +152,6 @@ class Account(UserMixin, db.Model):
     tenant_path: Mapped[str] = mapped_column(String(400), default="", server_default="")
     email: Mapped[str | None] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Part of the login session id: a new token (password change) ends every other session.
-    session_token: Mapped[str] = mapped_column(
-        String(32), default=lambda: secrets.token_hex(16), server_default=""
-    )
     pin: Mapped[str | None] = mapped_column(String(12))
     first_name: Mapped[str] = mapped_column(String(80), default="")
     last_name: Mapped[str] = mapped_column(String(80), default="")
@@ -219,9 +214,15 @@ class Account(UserMixin, db.Model):
         full = f"{self.first_name} {self.last_name}".strip()
         return full or self.company or self.account_number
 
+    # Flask-Login's id of the login this request runs under: "session row id:token", set by
+    # portal.auth.sessions when a login starts or a cookie's session row is found.
+    login_id = None
+
     def get_id(self) -> str:
-        """Flask-Login session id: the account id and its current session token."""
-        return f"{self.id}:{self.session_token}"
+        """Flask-Login session id: the login session's row id and token (see login_id)."""
+        if not self.login_id:
+            raise RuntimeError("no login session: log in through portal.auth.sessions")
+        return self.login_id
 
     @property
     def subtree_path(self) -> str:

@@ -439,3 +439,35 @@ def test_sub_admin_manages_customers_without_the_admin_pages(browse, portal):
     nav(page, "Mail outbox")
     expect(page.get_by_role("heading", level=1)).to_have_text("Mail outbox")
     browse.check(page, "Mail outbox (sub-admin)")
+
+
+def test_a_reseller_changes_its_own_password_and_logs_out_everywhere(browse, portal):
+    reseller, _url = create_account(browse, ADMIN, "reseller", "Rex", "rex@example.com")
+    elsewhere = browse.page(reseller)  # another browser of the same reseller
+    elsewhere.goto(portal("/dashboard/"))
+    page = browse.page(reseller, width=390)
+    page.goto(portal("/dashboard/"))
+    nav(page, "My account")
+    expect(page.get_by_role("heading", level=1)).to_have_text("My account")
+    expect(page.locator("#login-sessions")).to_contain_text("(this browser)")
+    browse.check(page, "My account (reseller)")
+    new_password = "N3w-passw0rd-for-rex"
+    field(page, "Current password").fill("wrong-password-1")
+    field(page, "New password").fill(new_password)
+    field(page, "Repeat new password").fill(new_password)
+    main(page).get_by_role("button", name="Change password").click()
+    expect(page.locator(".field.has-error")).to_have_count(1)
+    browse.check(page, "My account, refused")
+    field(page, "Current password").fill(reseller.password)
+    field(page, "New password").fill(new_password)
+    field(page, "Repeat new password").fill(new_password)
+    main(page).get_by_role("button", name="Change password").click()
+    expect(main(page)).to_contain_text("Your password was changed.")
+    browse.check(page, "My account, password changed")
+    elsewhere.reload()
+    expect(elsewhere).to_have_url(re.compile(r"/login"))  # the other browser was logged out
+    main(page).get_by_role("button", name="Log out everywhere").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+    expect(main(page)).to_contain_text("You are logged out on every browser and device.")
+    page.goto(portal("/dashboard/"))
+    expect(page).to_have_url(re.compile(r"/login"))
