@@ -10,8 +10,8 @@ worker and server sees the same counts without Redis.
 
 Downgrade: the column comes back with a new random token per account (every session ends).
 
-Revision ID: c4d5e6f7a8b9
-Revises: 5e7f1a2b9c0d
+Revision ID: a3b4c5d6e7f8
+Revises: f2a3b4c5d6e7
 Create Date: 2026-12-01 07:00:00
 
 """
@@ -21,8 +21,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = "c4d5e6f7a8b9"
-down_revision = "5e7f1a2b9c0d"
+revision = "a3b4c5d6e7f8"
+down_revision = "f2a3b4c5d6e7"
 branch_labels = None
 depends_on = None
 
