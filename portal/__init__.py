@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from portal.assets import register_static_caching
 from portal.config import load_config
 from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
+from portal.headers import register_security_headers
 from portal.templating import register_template_filters
 from portal.web import has_nul
 
@@ -129,6 +130,7 @@ def register_extensions(app: Flask) -> None:
     # the call API's lane answers before Flask and is never compressed.
     compress.init_app(app)
     register_static_caching(app)
+    register_security_headers(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -18,6 +18,7 @@ from portal.api.keys import WRONG_ADDRESS, identify, key_state, note_use
 from portal.api.openapi import MAX_BODY_BYTES
 from portal.calls.service import Busy, CallEnded, CallIdTaken, KeyRefused, authorize
 from portal.extensions import db
+from portal.headers import NO_STORE, SECURITY_HEADERS
 from portal.web import NUL_MESSAGE
 
 PATH = "/api/v1/calls/authorize"
@@ -214,7 +215,12 @@ class AuthorizeLane:
         with self.app.app_context():
             status, body = self._respond(environ)
         payload = json.dumps(body).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *SECURITY_HEADERS,
+            NO_STORE,
+        ]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [payload]
 
