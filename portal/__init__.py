@@ -14,11 +14,11 @@ from portal.assets import register_static_caching
 from portal.config import load_config
 from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
 from portal.headers import register_security_headers
+from portal.ids import IdConverter
 from portal.templating import register_template_filters
 from portal.web import has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
-MAX_ID = 2**31 - 1
 CALLS_BIND = "calls"
 # The HTTP errors a user can meet: (page title, message); the API answers the message as JSON.
 HTTP_ERRORS = {
@@ -68,7 +68,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         # X-Forwarded-* headers the given number of trusted proxies set.
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
-    app.url_value_preprocessor(_ids_in_range)
+    # Every <int:...> of every route: an id beyond the INTEGER range is a 404, not a driver error.
+    app.url_map.converters["int"] = IdConverter
     app.url_value_preprocessor(_no_nul_in_query)
     app.session_interface = PagesOnlySessionInterface()
     register_extensions(app)
@@ -90,12 +91,6 @@ class PagesOnlySessionInterface(SecureCookieSessionInterface):
         if request.path.startswith("/api/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
-
-
-def _ids_in_range(_endpoint, values: dict | None) -> None:
-    """An id in a URL beyond the databases' INTEGER range is a 404, not a driver error."""
-    if values and any(isinstance(v, int) and v > MAX_ID for v in values.values()):
-        abort(404)
 
 
 def _no_nul_in_query(_endpoint, _values) -> None:

@@ -1,0 +1,133 @@
+"""No 5xx from input: every route with 20-digit, negative, NUL and over-long parameters."""
+
+import re
+import traceback
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from flask_wtf import FlaskForm
+from pydantic import BaseModel
+from werkzeug.routing import AnyConverter, IntegerConverter
+from wtforms.fields.core import UnboundField
+
+from portal.api import call_schemas, schemas
+from tests.conftest import ROOT, csrf_from
+
+HOSTILE = {
+    "20 digits": "9" * 20,
+    "negative": "-1",
+    "NUL": "1\x002",
+    "over-long": "7" * 10_000,
+}
+# Routes that would end the walker's own session.
+SKIPPED_ENDPOINTS = re.compile(r"logout|static")
+
+
+def _query_args() -> set[str]:
+    """The query arguments the views read (request.args.get("name") in the sources)."""
+    names = set()
+    for path in Path(ROOT, "portal").rglob("*.py"):
+        names |= set(re.findall(r"request\.args\.get\(\s*[\"'](\w+)[\"']", path.read_text()))
+    return names
+
+
+def _subclasses(cls) -> set:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
+
+
+def _field_names() -> set[str]:
+    """Every field name of every form (partials read forms from the query string too)."""
+    names = set()
+    for form in _subclasses(FlaskForm):
+        names |= {name for name in dir(form) if isinstance(getattr(form, name), UnboundField)}
+    return names
+
+
+def _api_fields() -> set[str]:
+    """Every field name of the API's request and answer models."""
+    names = set()
+    for module in (schemas, call_schemas):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+                names |= set(value.model_fields)
+    return names
+
+
+def _path(rule, value: str) -> str | None:
+    """The rule's URL with every argument set to `value` (None if the converter refuses it)."""
+    path = rule.rule
+    for name, converter in rule._converters.items():
+        if isinstance(converter, IntegerConverter) and not value.isdigit():
+            return None  # not routed at all: the 404 of the URL map
+        if isinstance(converter, AnyConverter):
+            part = next(iter(converter.items)) if hasattr(converter, "items") else "x"
+        else:
+            part = quote(value, safe="")
+        path = re.sub(r"<(?:[^:<>]+:)?" + name + r"(?:\([^)]*\))?>", part, path)
+    return path
+
+
+def _has_id(rule) -> bool:
+    """Whether the rule has an <int:...> part."""
+    return any(isinstance(c, IntegerConverter) for c in rule._converters.values())
+
+
+def _walk(app, user, api_key) -> list[str]:
+    """Send every hostile value to every route; the answers of 500 and above."""
+    query_names = sorted(_query_args() | _field_names())
+    form_names = sorted(_field_names())
+    api_names = sorted(_api_fields() | _query_args())
+    token = csrf_from(user.get("/accounts/new/customer").get_data(as_text=True))
+    failures = []
+    # The login form's failed attempts end the session: the auth routes come last.
+    rules = sorted(app.url_map.iter_rules(), key=lambda rule: rule.endpoint.startswith("auth."))
+    for rule in rules:
+        if SKIPPED_ENDPOINTS.search(rule.endpoint):
+            continue
+        on_api = rule.rule.startswith("/api/")
+        headers = {"Authorization": f"Bearer {api_key}"} if on_api else {}
+        for label, value in HOSTILE.items():
+            path = _path(rule, value)
+            if path is None:
+                continue
+            query = dict.fromkeys(api_names if on_api else query_names, value)
+            for method in sorted(rule.methods & {"GET", "POST", "PATCH", "PUT", "DELETE"}):
+                kwargs = {"headers": headers}
+                if method == "GET":
+                    kwargs["query_string"] = query
+                elif on_api:
+                    kwargs["json"] = dict.fromkeys(api_names, value)
+                else:
+                    kwargs["data"] = {**dict.fromkeys(form_names, value), "csrf_token": token}
+                try:
+                    response = user.client.open(path, method=method, **kwargs)
+                except Exception as error:  # raised by the view (TESTING propagates it)
+                    where = traceback.extract_tb(error.__traceback__)
+                    inside = [f"{f.filename}:{f.lineno}" for f in where if "/portal/" in f.filename]
+                    failures.append(f"{method} {rule.rule} {label}: {error!r:.300} at {inside}")
+                    continue
+                if response.status_code >= 500:
+                    failures.append(f"{method} {rule.rule} {label}: {response.status_code}")
+                elif (
+                    method == "GET"
+                    and label == "20 digits"
+                    and _has_id(rule)
+                    and not on_api
+                    and response.status_code != 404
+                ):  # an id beyond the database's range finds nothing, as a 404
+                    failures.append(f"GET {rule.rule} {label}: {response.status_code}")
+        if not rule.endpoint.startswith("auth.") and user.get("/dashboard/").status_code != 200:
+            failures.append(f"{rule.rule} ended the walker's session: the rest is untested")
+            break
+    return failures
+
+
+@pytest.mark.usefixtures("customer", "tenants", "vat")
+def test_no_route_answers_5xx_to_hostile_values(app, as_admin, api_key):
+    """20-digit, negative, NUL and 10,000-character values in URLs, queries, forms and JSON."""
+    failures = _walk(app, as_admin, api_key)
+    assert not failures, "\n".join(failures)
