@@ -12,7 +12,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 from wtforms.fields.core import UnboundField
 
 from portal.api import call_schemas, schemas
-from tests.conftest import ROOT, csrf_from
+from tests.conftest import PASSWORD, ROOT, csrf_from
 
 HOSTILE = {
     "20 digits": "9" * 20,
@@ -131,3 +131,48 @@ def test_no_route_answers_5xx_to_hostile_values(app, as_admin, api_key):
     """20-digit, negative, NUL and 10,000-character values in URLs, queries, forms and JSON."""
     failures = _walk(app, as_admin, api_key)
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_deeply_nested_json_is_a_400(api, rest, depth):
+    """The call endpoints and the REST API refuse JSON nested deeper than 32 with a message."""
+    body = '{"call_id": ' + "[" * depth + "]" * depth + "}"
+    headers = {"Content-Type": "application/json"}
+    answers = [
+        api.post("/api/v1/calls/authorize", data=body, headers=headers),
+        api.post("/api/v1/calls/c1/end", data=body, headers=headers),
+        rest.post("/accounts", data=body, headers=headers),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.get_data(as_text=True)
+        assert "nested deeper than 32" in answer.get_json()["error"]
+
+
+def test_json_nested_32_deep_is_read(api):
+    """32 levels are still parsed (and refused for what they say, with the field named)."""
+    body = '{"call_id": "c1", "destination": "44", "account": ' + "[" * 31 + "]" * 31 + "}"
+    answer = api.post(
+        "/api/v1/calls/authorize", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert "account" in answer.get_json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/accounts/\r\nSet-Cookie: a=b", "/\\evil.example/", "/\\\\evil.example", "/\t/evil.example"],
+)
+def test_login_refuses_a_next_with_control_characters_or_backslashes(user, admin, target):
+    """CR/LF (header splitting) and backslashes (read as //host) send the user home instead."""
+    url = "/login?next=" + quote(target, safe="")
+    token = csrf_from(user.client.get(url).get_data(as_text=True))
+    response = user.client.post(
+        url, data={"identifier": admin.account_number, "password": "x" * 8, "csrf_token": token}
+    )
+    assert response.status_code < 500
+    response = user.client.post(
+        url,
+        data={"identifier": admin.account_number, "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
