@@ -8,6 +8,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.assets import register_static_caching
@@ -15,7 +16,9 @@ from portal.config import load_config
 from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
 from portal.headers import register_security_headers
 from portal.ids import IdConverter
+from portal.private import private_file
 from portal.templating import register_template_filters
+from portal.transactions import commit_started, track_commits
 from portal.web import has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
@@ -27,8 +30,14 @@ HTTP_ERRORS = {
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
     413: ("Too large", "The request was larger than this portal accepts."),
-    500: ("Server error", "Something went wrong on our side; nothing was saved."),
+    500: (
+        "Server error",
+        "Something went wrong on our side; some changes may have been saved: "
+        "check before retrying.",
+    ),
 }
+# A 500 before any commit of the request began: the transaction was rolled back.
+NOTHING_SAVED = "Something went wrong on our side; nothing was saved."
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -48,6 +57,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     server = not uri.startswith("sqlite")
+    sqlite_file = None if server else make_url(uri).database
+    if sqlite_file and sqlite_file != ":memory:" and not sqlite_file.startswith("file:"):
+        private_file(Path(app.instance_path, sqlite_file))  # 0600 before SQLite creates it
     engine_options.setdefault("pool_pre_ping", server)
     if server or make_url(uri).database not in (None, "", ":memory:"):
         # The call API's own pool of the same database (portal.api.authorize): without the
@@ -75,6 +87,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
+    track_commits()
     register_template_filters(app)
     register_cli(app)
     bind_jobs(app)
@@ -202,11 +215,15 @@ def register_errors(app: Flask) -> None:
 
     def handler(code: int, title: str, message: str):
         def render(error):
+            text = message
+            if code == 500 and not commit_started():
+                text = NOTHING_SAVED  # known: no commit began, the transaction rolls back
             if request.path.startswith("/api/"):  # machines get JSON, even for unknown routes
-                return jsonify({"error": message}), code
-            return render_template(
-                "errors/error.html", code=code, title=title, message=message
-            ), code
+                return jsonify({"error": text}), code
+            if isinstance(request.routing_exception, SecurityError):
+                # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page either.
+                return text, code, {"Content-Type": "text/plain; charset=utf-8"}
+            return render_template("errors/error.html", code=code, title=title, message=text), code
 
         return render
 
