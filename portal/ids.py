@@ -31,5 +31,9 @@ def in_int_range(number: int) -> bool:
 class IdConverter(IntegerConverter):
     """The app's `int` URL converter: an id beyond the INTEGER range does not match (a 404)."""
 
+    # Longer numbers fail the pattern itself, so no route matches them, whatever the method
+    # (a rule refusing the value only in to_python would leave a 405 for the other methods).
+    regex = r"\d{1,10}"  # the digits of MAX_INT
+
     def __init__(self, url_map, fixed_digits=0, min=None, max=MAX_INT, signed=False):
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
