@@ -12,14 +12,17 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 from wtforms.fields.core import UnboundField
 
 from portal.api import call_schemas, schemas
+from portal.ids import MAX_INT, at_most_pattern
 from tests.conftest import PASSWORD, ROOT, csrf_from
 
 HOSTILE = {
     "20 digits": "9" * 20,
+    "past the range": "2147483648",
     "negative": "-1",
     "NUL": "1\x002",
     "over-long": "7" * 10_000,
 }
+BEYOND = ("20 digits", "past the range")
 # Routes that would end the walker's own session.
 SKIPPED_ENDPOINTS = re.compile(r"logout|static")
 
@@ -112,7 +115,7 @@ def _walk(app, user, api_key) -> list[str]:
                     continue
                 if response.status_code >= 500:
                     failures.append(f"{method} {rule.rule} {label}: {response.status_code}")
-                elif label == "20 digits" and _has_id(rule) and response.status_code != 404:
+                elif label in BEYOND and _has_id(rule) and response.status_code != 404:
                     # An id beyond the database's range finds nothing, whatever the method.
                     failures.append(f"{method} {rule.rule} {label}: {response.status_code}")
         if not rule.endpoint.startswith("auth.") and user.get("/dashboard/").status_code != 200:
@@ -171,3 +174,15 @@ def test_login_refuses_a_next_with_control_characters_or_backslashes(user, admin
     )
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
+
+
+def test_the_id_pattern_matches_exactly_the_numbers_up_to_its_limit():
+    """The int converter's pattern: every number up to the limit, none above, for any limit."""
+    for limit in (0, 5, 10, 90, 209, 1000, 1999):
+        pattern = re.compile(at_most_pattern(limit) + r"\Z")
+        assert [n for n in range(3000) if pattern.match(str(n))] == list(range(limit + 1))
+    pattern = re.compile(at_most_pattern(MAX_INT) + r"\Z")
+    for number in (1, 999_999_999, 1_999_999_999, 2_147_483_639, MAX_INT):
+        assert pattern.match(str(number)), number
+    for number in (MAX_INT + 1, 2_147_483_650, 2_999_999_999, 9_999_999_999, 10**19):
+        assert not pattern.match(str(number)), number
