@@ -28,11 +28,14 @@ db: setup
 	$(BIN)/flask --app app init
 
 # The Procfile's processes: gunicorn and the job consumer, stopped together by Ctrl-C.
+# Links in mail point at PORTAL_URL: this address unless set (behind a proxy, set it).
 run: db
-	HOST=$(HOST) WORKERS=$(WORKERS) $(BIN)/honcho start --port $(PORT) --procfile Procfile
+	HOST=$(HOST) WORKERS=$(WORKERS) PORTAL_URL=$${PORTAL_URL:-http://$(HOST):$(PORT)} \
+	$(BIN)/honcho start --port $(PORT) --procfile Procfile
 
 # Development server with the reloader and the interactive debugger: never expose it.
 dev: db
+	PORTAL_URL=$${PORTAL_URL:-http://$(HOST):$(PORT)} \
 	$(BIN)/flask --app app run --debug --host $(HOST) --port $(PORT)
 
 test: setup-dev

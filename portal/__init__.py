@@ -7,17 +7,21 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.assets import register_static_caching
 from portal.auth.sessions import load_session
 from portal.config import load_config
 from portal.extensions import compress, csrf, db, login_manager, migrate
+from portal.headers import register_security_headers
+from portal.ids import IdConverter
+from portal.private import private_file
 from portal.templating import register_template_filters
+from portal.transactions import commit_started, track_commits
 from portal.web import has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
-MAX_ID = 2**31 - 1
 CALLS_BIND = "calls"
 # The HTTP errors a user can meet: (page title, message); the API answers the message as JSON.
 HTTP_ERRORS = {
@@ -26,8 +30,14 @@ HTTP_ERRORS = {
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
     413: ("Too large", "The request was larger than this portal accepts."),
-    500: ("Server error", "Something went wrong on our side; nothing was saved."),
+    500: (
+        "Server error",
+        "Something went wrong on our side; some changes may have been saved: "
+        "check before retrying.",
+    ),
 }
+# A 500 before any commit of the request began: the transaction was rolled back.
+NOTHING_SAVED = "Something went wrong on our side; nothing was saved."
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -47,6 +57,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     server = not uri.startswith("sqlite")
+    sqlite_file = None if server else make_url(uri).database
+    if sqlite_file and sqlite_file != ":memory:" and not sqlite_file.startswith("file:"):
+        private_file(Path(app.instance_path, sqlite_file))  # 0600 before SQLite creates it
     engine_options.setdefault("pool_pre_ping", server)
     if server or make_url(uri).database not in (None, "", ":memory:"):
         # The call API's own pool of the same database (portal.api.authorize): without the
@@ -67,12 +80,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         # X-Forwarded-* headers the given number of trusted proxies set.
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
-    app.url_value_preprocessor(_ids_in_range)
+    # Every <int:...> of every route: an id beyond the INTEGER range is a 404, not a driver error.
+    app.url_map.converters["int"] = IdConverter
     app.url_value_preprocessor(_no_nul_in_query)
     app.session_interface = PagesOnlySessionInterface()
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
+    track_commits()
     register_template_filters(app)
     register_cli(app)
     bind_jobs(app)
@@ -89,12 +104,6 @@ class PagesOnlySessionInterface(SecureCookieSessionInterface):
         if request.path.startswith("/api/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
-
-
-def _ids_in_range(_endpoint, values: dict | None) -> None:
-    """An id in a URL beyond the databases' INTEGER range is a 404, not a driver error."""
-    if values and any(isinstance(v, int) and v > MAX_ID for v in values.values()):
-        abort(404)
 
 
 def _no_nul_in_query(_endpoint, _values) -> None:
@@ -129,6 +138,7 @@ def register_extensions(app: Flask) -> None:
     # the call API's lane answers before Flask and is never compressed.
     compress.init_app(app)
     register_static_caching(app)
+    register_security_headers(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to open that page."
@@ -194,11 +204,15 @@ def register_errors(app: Flask) -> None:
 
     def handler(code: int, title: str, message: str):
         def render(error):
+            text = message
+            if code == 500 and not commit_started():
+                text = NOTHING_SAVED  # known: no commit began, the transaction rolls back
             if request.path.startswith("/api/"):  # machines get JSON, even for unknown routes
-                return jsonify({"error": message}), code
-            return render_template(
-                "errors/error.html", code=code, title=title, message=message
-            ), code
+                return jsonify({"error": text}), code
+            if isinstance(request.routing_exception, SecurityError):
+                # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page either.
+                return text, code, {"Content-Type": "text/plain; charset=utf-8"}
+            return render_template("errors/error.html", code=code, title=title, message=text), code
 
         return render
 

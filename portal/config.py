@@ -7,6 +7,8 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from limits import parse_many
 
+from portal.private import private_directory
+
 # What is worth compressing: text. Images (PNG, ICO) and fonts in WOFF2 are compressed already.
 COMPRESSED_TYPES = [
     "text/html",
@@ -53,6 +55,12 @@ def _flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default) == "1"
 
 
+def _list(name: str) -> list[str] | None:
+    """A comma-separated list from the environment, or None when unset or empty."""
+    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return items or None
+
+
 def _rate_limit(name: str, default: str) -> str:
     """A rate limit such as "5 per 15 minutes" from the environment, checked at start-up."""
     value = os.environ.get(name, default)
@@ -75,7 +83,7 @@ def _locale(name: str, default: str) -> str:
 
 def load_config(instance_path: str) -> dict:
     """Build the configuration mapping for an app whose instance folder is instance_path."""
-    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    private_directory(Path(instance_path))
     session_cookie_secure = _flag("SESSION_COOKIE_SECURE")
     return {
         "SECRET_KEY": _secret_key(instance_path),
@@ -109,8 +117,11 @@ def load_config(instance_path: str) -> dict:
         "MAIL_MESSAGE_ID_DOMAIN": os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "portal.local"),
         # A message still refused this long after it was queued is marked failed (3 days).
         "MAIL_GIVE_UP_HOURS": float(os.environ.get("MAIL_GIVE_UP_HOURS", "72")),
-        # The portal's public address, for links in e-mails (else the request's host).
+        # The portal's public address, for links in e-mails (`make run` sets it from HOST and
+        # PORT when unset). Without it a link uses the request's host only if that host is in
+        # TRUSTED_HOSTS (which then refuses any other Host with a 400); else it is a bare path.
         "PORTAL_URL": os.environ.get("PORTAL_URL", "").rstrip("/"),
+        "TRUSTED_HOSTS": _list("TRUSTED_HOSTS"),
         # How amounts read on pages, documents and e-mails (Babel: separators, code position).
         "PORTAL_LOCALE": _locale("PORTAL_LOCALE", "en"),
         "INVOICE_DUE_DAYS": int(os.environ.get("INVOICE_DUE_DAYS", "15")),

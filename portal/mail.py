@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from typing import NamedTuple
 
 from flask import current_app, has_request_context, render_template, url_for
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from portal.background.engine import app_context, huey
 from portal.extensions import db
@@ -22,6 +22,8 @@ RETRY_MOST = timedelta(hours=1)
 # A claim outlives any send: several SMTP commands, each allowed MAIL_TIMEOUT (see _lease).
 LEASE_LEAST = timedelta(minutes=5)
 LEASE_TIMEOUTS = 10
+# What a sent message that held a password keeps instead of its text.
+PURGED_BODY = "(The text of this message held a password: it was deleted once sent.)"
 
 
 class Delivery(NamedTuple):
@@ -51,15 +53,20 @@ def queue(kind: str, recipient: str, template: str, account: Account | None = No
         subject=subject.removeprefix("Subject:").strip()[:200],
         body=body.lstrip("\n"),
         account_id=account.id if account else None,
+        # A password in the text is kept only until the mail is sent (see _mark_sent).
+        holds_secret=bool(context.get("password")),
     )
     db.session.add(message)
     return message
 
 
 def login_url() -> str:
-    """The portal's login page for links in mail: PORTAL_URL, else this request's host."""
+    """The portal's login page for links in mail: PORTAL_URL, else a trusted request host."""
     base = current_app.config["PORTAL_URL"]
-    if not base and has_request_context():
+    if not base and has_request_context() and current_app.config["TRUSTED_HOSTS"]:
+        # Flask refuses (400) a request whose Host is not in TRUSTED_HOSTS before any view
+        # runs; without that list the Host header is whatever the client sent
+        # (Host: evil.example.com would put a phishing link in a genuine mail).
         return url_for("auth.login", _external=True)
     # Built from the URL map: url_for() refuses outside a request unless SERVER_NAME is set,
     # and a command-line run knows no host (without PORTAL_URL the path is all it can give).
@@ -178,7 +185,14 @@ def _mark_sent(message_id: int, now: datetime) -> None:
     db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(sent_at=now, claimed_until=None, next_attempt_at=None, last_error="")
+        .values(
+            sent_at=now,
+            claimed_until=None,
+            next_attempt_at=None,
+            last_error="",
+            # The recipient has the password now: no copy stays in the database.
+            body=case((OutboxMessage.holds_secret, PURGED_BODY), else_=OutboxMessage.body),
+        )
         .execution_options(synchronize_session=False)
     )
 

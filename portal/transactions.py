@@ -3,6 +3,8 @@
 from collections.abc import Iterable
 from contextlib import contextmanager
 
+from flask import g, has_app_context
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -56,3 +58,22 @@ def transaction(unique_fields: Iterable[tuple[str, str, str]] = ()):
     except BaseException:
         db.session.rollback()
         raise
+
+
+def track_commits() -> None:
+    """Note in each request (flask.g) when a commit starts on any engine (once per process)."""
+    if not event.contains(Engine, "commit", _commit_started):
+        event.listen(Engine, "commit", _commit_started)
+
+
+def _commit_started(_connection) -> None:
+    """A COMMIT is about to be sent: from now on what the request saved is not known."""
+    # Sent is not known to be applied: a connection that drops during (or right after) the
+    # COMMIT leaves the outcome open, so an error page must not say "nothing was saved".
+    if has_app_context():
+        g.commit_started = True
+
+
+def commit_started() -> bool:
+    """Whether this request (or command) began a commit: until then an error saved nothing."""
+    return has_app_context() and g.get("commit_started", False)

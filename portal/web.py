@@ -6,8 +6,10 @@ from typing import TypeVar
 from flask import abort, request
 from flask_wtf import FlaskForm
 from sqlalchemy import Select
+from wtforms import IntegerField
 
 from portal.extensions import db
+from portal.ids import MAX_INT, MIN_INT, in_int_range, to_id
 from portal.models import Status
 from portal.transactions import ValidationFailed
 
@@ -21,6 +23,37 @@ def has_nul(value) -> bool:
     """True if a submitted value (a string, or a list of them) holds a NUL character."""
     values = value if isinstance(value, list | tuple) else (value,)
     return any(isinstance(item, str) and "\x00" in item for item in values)
+
+
+class WholeNumberField(IntegerField):
+    """Every whole-number form field: a value beyond the INTEGER range is the field's error."""
+
+    def process_formdata(self, valuelist):
+        """Parse as IntegerField does, then refuse what no INTEGER column holds."""
+        super().process_formdata(valuelist)
+        if self.data is not None and not in_int_range(self.data):
+            self.data = None
+            raise ValueError(f"Enter a whole number from {MIN_INT:,} to {MAX_INT:,}.")
+
+
+def coerce_id(value) -> int:
+    """The coerce of every select whose values are ids: a ValueError (the field's error) if not."""
+    number = to_id(value)
+    if number is None:
+        raise ValueError("Not a valid choice.")
+    return number
+
+
+def query_id(name: str) -> int | None:
+    """An id the query string carries under `name` (None when absent); 404 if it is not an id."""
+    # ?before=<20 digits> names no row: "not found", as the same id in a URL path.
+    raw = request.args.get(name, "")
+    if raw == "":
+        return None
+    number = to_id(raw)
+    if number is None:
+        abort(404)
+    return number
 
 
 class PortalForm(FlaskForm):
@@ -45,7 +78,13 @@ class ServiceForm(PortalForm):
 
     def service_data(self) -> dict:
         """The submitted values keyed by field name, without CSRF and display-only fields."""
-        return {name: f.data for name, f in self._fields.items() if name not in self.IGNORED}
+        # A value with a NUL is left out: an invalid form's other rules are still checked for
+        # their messages (queries PostgreSQL refuses with a NUL), and it has its own already.
+        return {
+            name: f.data
+            for name, f in self._fields.items()
+            if name not in self.IGNORED and not has_nul(f.data)
+        }
 
 
 def apply_errors(form: FlaskForm, errors: dict[str, str]) -> None:

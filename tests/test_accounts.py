@@ -22,7 +22,7 @@ from portal.models import (
     utcnow,
 )
 from portal.settings.service import save_settings
-from tests.conftest import make_account
+from tests.conftest import Browser, make_account
 
 FORM = "/accounts/new"
 
@@ -675,6 +675,40 @@ def test_welcome_mail_is_queued_with_the_password_only_when_asked(as_admin, payl
         select(OutboxMessage).where(OutboxMessage.recipient == "bo@example.com")
     ).one()
     assert "Password: Other123x" in second.body
+
+
+def test_welcome_mail_links_never_come_from_an_untrusted_host_header(app, client, admin, payload):
+    """Host: evil.example.com does not become the login link of a genuine welcome mail."""
+    from portal.models import OutboxMessage
+
+    client.environ_base["HTTP_HOST"] = "evil.example.com"  # every request, the login too
+    attacker = Browser(client)
+    assert attacker.login(admin.account_number).status_code == 303
+    payload.update(send_welcome="y")
+    assert create(attacker, payload).status_code == 200
+    message = db.session.scalars(select(OutboxMessage)).one()
+    assert "evil.example.com" not in message.body
+    assert "Log in at: /login" in message.body  # no PORTAL_URL: the path, not a guessed host
+
+    # With PORTAL_URL set (make run sets it from HOST and PORT), that address.
+    app.config["PORTAL_URL"] = "https://portal.example.com"
+    payload.update(account_number="4444444445", email="bo@example.com")
+    assert create(attacker, payload).status_code == 200
+    second = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert "Log in at: https://portal.example.com/login" in second.body
+
+
+def test_a_trusted_host_builds_the_link_and_any_other_host_is_refused(app, client, admin):
+    """With TRUSTED_HOSTS, the request's host is used for links, and another Host is a 400."""
+    from portal import mail
+
+    app.config["TRUSTED_HOSTS"] = ["portal.example.com"]
+    with app.test_request_context("/", headers={"Host": "portal.example.com"}):
+        assert mail.login_url() == "http://portal.example.com/login"
+    client.environ_base["HTTP_HOST"] = "evil.example.com"
+    refused = client.get("/login")
+    assert refused.status_code == 400
+    assert "evil.example.com" not in refused.get_data(as_text=True)
 
 
 def test_no_welcome_mail_unless_ticked(as_admin, payload):

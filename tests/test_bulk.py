@@ -356,6 +356,22 @@ def test_import_page_reports_every_bad_line_and_saves_nothing(as_admin, import_r
     assert counts()["customers"] == 0
 
 
+def test_import_gives_row_errors_for_numbers_beyond_the_database(app, admin, import_rows):
+    """20-digit ids and whole numbers are errors of their line, not a driver error."""
+    twenty = "9" * 20
+    import_rows[0].update(rate_group_id=twenty, tax_ids=twenty, billing_day=twenty)
+    import_rows[1].update(rate_group_id="-1", billing_day="7" * 5000)
+    with pytest.raises(ImportFailed) as failed:
+        import_accounts(admin, csv_text(import_rows))
+    messages = [str(e) for e in failed.value.line_errors]
+    assert any(m.startswith("line 2, rate_group_id:") for m in messages), messages
+    assert any(m.startswith("line 2, tax_ids:") for m in messages), messages
+    assert any(m.startswith("line 2, billing_day:") for m in messages), messages
+    assert any(m.startswith("line 3, rate_group_id:") for m in messages), messages
+    assert any(m.startswith("line 3, billing_day:") for m in messages), messages
+    assert counts()["customers"] == 0
+
+
 def test_import_refuses_duplicates_inside_the_file(app, admin, import_rows):
     import_rows[1].update(account_number="5550000001")
     import_rows[2].update(email="ZED@example.com")

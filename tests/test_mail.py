@@ -574,3 +574,47 @@ def test_a_sender_killed_mid_send_leaves_the_message_to_be_retried(
     assert arrived["Message-ID"] == half_sent["Message-ID"] == f"<outbox-{message.id}@portal.local>"
     done = outbox()[0]
     assert done.sent_at is not None and done.attempts == 2 and done.claimed_until is None
+
+
+def test_a_welcome_mail_keeps_its_password_only_until_sent(
+    as_admin, admin, default_rate_group, smtp_server
+):
+    """Once the server took it, the outbox row holds a note instead of the password."""
+    from portal.accounts.service import create_account
+    from portal.models import Role
+
+    data = {
+        "account_number": "4444444444",
+        "password": "Welcome-Secret-9",
+        "pin": "123456",
+        "email": "new@example.com",
+        "country": "US",
+        "timezone": "UTC",
+        "status": "active",
+        "max_channels": 0,
+        "valid_days": 30,
+        "rate_group_id": default_rate_group.id,
+        "billing_schedule": "monthly",
+        "billing_day": 1,
+        "currency": "USD",
+        "account_type": "prepaid",
+        "send_welcome": True,
+        "send_password": True,
+    }
+    created = create_account(admin, Role.CUSTOMER, data)
+    (message,) = created.mail
+    assert "Welcome-Secret-9" in message.body and message.holds_secret  # waiting: still needed
+    assert mail.send_pending() == (1, 0, 0)
+    (arrived,) = smtp_server.inbox.messages()
+    assert "Welcome-Secret-9" in words(arrived)
+    db.session.expire_all()
+    stored = db.session.get(OutboxMessage, message.id)
+    assert "Welcome-Secret-9" not in stored.body and stored.body == mail.PURGED_BODY
+    assert stored.sent_at is not None
+    # A mail without a password keeps its text (the outbox page never shows either).
+    add_payment(admin, created.account, "1")
+    mail.send_pending()
+    receipt = outbox("receipt")[0]
+    assert receipt.sent_at is not None and "Receipt" in receipt.subject and receipt.body
+    assert receipt.body != mail.PURGED_BODY
+    assert "Welcome-Secret-9" not in outbox_page(as_admin)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from portal.downloads import csv_chunks
+from portal.ids import MAX_INT, in_int_range
 
 # The Create Customer form's fields, in its order, without the display-only ones (First Used,
 # Expiry Date) and the welcome-mail ticks (an import sends no mail).
@@ -38,6 +39,7 @@ COLUMNS = [
     "email",
 ]
 WHOLE_NUMBERS = ("max_channels", "valid_days", "billing_day")
+MAX_DIGITS = len(str(MAX_INT))
 YES_NO = ("create_sip_device", "email_alerts")
 YES, NO = ("yes", "y", "true", "1"), ("no", "n", "false", "0")
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -163,6 +165,9 @@ def _parse_row(line: int, header: list[str], cells: list[str], result: ParsedFil
         if name in WHOLE_NUMBERS:
             if not (text.isascii() and text.isdigit()):
                 result.add_error(line, name, f'Enter a whole number, not "{text[:40]}".')
+                continue
+            if len(text) > MAX_DIGITS or not in_int_range(int(text)):
+                result.add_error(line, name, f'"{text[:40]}" is too large.')
                 continue
             values[name] = int(text)
         elif name in YES_NO:

@@ -7,7 +7,6 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DecimalField,
-    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -20,7 +19,7 @@ from portal.extensions import db
 from portal.models import Account, AccountType, BillingSchedule, RateGroup, Role, Status, Tax
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
 from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
-from portal.web import PortalForm, ServiceForm
+from portal.web import PortalForm, ServiceForm, WholeNumberField, coerce_id
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -96,7 +95,7 @@ class CustomerForm(ServiceForm):
         default=Status.ACTIVE.value,
         description="An inactive account can neither log in nor make calls.",
     )
-    max_channels = IntegerField(
+    max_channels = WholeNumberField(
         "Max Channels",
         default=0,
         validators=[REQUIRED],
@@ -116,7 +115,7 @@ class CustomerForm(ServiceForm):
         render_kw={"readonly": True, "disabled": True},
         description="No new calls after this date; follows Valid Days.",
     )
-    valid_days = IntegerField(
+    valid_days = WholeNumberField(
         "Valid Days",
         default=3650,
         validators=[REQUIRED],
@@ -138,7 +137,7 @@ class CustomerForm(ServiceForm):
         default=BillingSchedule.MONTHLY.value,
         description="How often invoices are generated: every day, or monthly on the billing day.",
     )
-    billing_day = IntegerField(
+    billing_day = WholeNumberField(
         "Billing Day",
         validators=[Optional()],
         description="Day of the month (1-28) the invoice is generated.",
@@ -164,7 +163,7 @@ class CustomerForm(ServiceForm):
         description="Postpaid only.",
     )
     tax_ids = MultiCheckboxField(
-        "Tax", coerce=int, description="Taxes applied to this account's charges and calls."
+        "Tax", coerce=coerce_id, description="Taxes applied to this account's charges and calls."
     )
     low_balance_alert = DecimalField(
         "Low Balance Alert",
@@ -244,7 +243,7 @@ class MassCreateForm(CustomerForm):
     first_name = last_name = company = telephone = number_translation = None
     first_used = expiry_date = low_balance_alert = email_alerts = email = None
     send_welcome = send_password = None
-    count = IntegerField(
+    count = WholeNumberField(
         "Number of accounts",
         default=10,
         validators=[REQUIRED],

@@ -6,6 +6,7 @@ from decimal import Decimal
 from sqlalchemy import exists, select
 
 from portal.extensions import db
+from portal.ids import to_id
 from portal.models import (
     Account,
     AccountType,
@@ -68,14 +69,6 @@ def email_in_use(email: str, except_id: int | None) -> bool:
 def sip_username_taken(username: str) -> bool:
     """True if a SIP device already has this username."""
     return bool(db.session.scalar(select(exists().where(SipDevice.username == username))))
-
-
-def to_int(value) -> int | None:
-    """An id from a form or JSON value, or None when it is not a whole number."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class _Checker:
@@ -182,7 +175,7 @@ def _owner(check: _Checker, actor: Account, account: Account | None) -> Account 
     if raw in (None, "", "0", 0):
         return None
     reseller = db.session.scalar(
-        visible_resellers(actor).where(Account.id == to_int(raw), Account.status == Status.ACTIVE)
+        visible_resellers(actor).where(Account.id == to_id(raw), Account.status == Status.ACTIVE)
     )
     if reseller is None:
         check.errors["reseller_id"] = "Choose a reseller from the list."
@@ -208,7 +201,7 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
     )
 
     owner_id = owner.id if owner else None
-    rate_group_id = to_int(data.get("rate_group_id"))
+    rate_group_id = to_id(data.get("rate_group_id"))
     rate_group = None
     if rate_group_id is not None:
         rate_group = db.session.scalar(
@@ -249,7 +242,7 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
     # Credit limit means something only for postpaid; a prepaid account always stores 0.
     clean["credit_limit"] = credit_limit if account_type == AccountType.POSTPAID else Decimal(0)
 
-    tax_ids = {to_int(t) for t in data.get("tax_ids") or []}
+    tax_ids = {to_id(t) for t in data.get("tax_ids") or []}
     taxes = []
     if tax_ids:
         taxes = list(

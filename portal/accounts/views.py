@@ -19,10 +19,10 @@ from portal.accounts.service import (
     soft_delete,
     update_account,
 )
-from portal.accounts.validation import to_int
 from portal.billing.queries import money_context
 from portal.extensions import db
 from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
+from portal.ids import to_id
 from portal.models import Account, Role
 from portal.rules.identifiers import NumberSpaceExhausted, generate_password
 from portal.security import (
@@ -37,7 +37,7 @@ from portal.security import (
 )
 from portal.templating import datetime_text, local_date_text
 from portal.transactions import ValidationFailed
-from portal.web import apply_errors, posted_status
+from portal.web import apply_errors, posted_status, query_id
 
 KINDS = {
     "customer": Role.CUSTOMER,
@@ -76,7 +76,7 @@ def _chosen_owner_id(raw) -> int | None:
     """The reseller staff chose on the form, if it is one they may use (else the admins)."""
     if current_user.role not in STAFF:
         return current_user.id
-    reseller_id = to_int(raw)
+    reseller_id = to_id(raw)
     if reseller_id is None:
         return None
     found = db.session.scalar(
@@ -90,7 +90,7 @@ def _chosen_owner_id(raw) -> int | None:
 def _list(roles: tuple[Role, ...], title: str, kinds: tuple[str, ...]):
     """One list page of accounts of `roles`, newest first, searchable, keyset-paginated."""
     query = request.args.get("q", "").strip()[:100]
-    before = request.args.get("before", type=int)
+    before = query_id("before")
     page = search_accounts(
         visible_accounts(current_user).where(Account.role.in_(roles)),
         query,

@@ -13,11 +13,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from portal import CALLS_BIND, HTTP_ERRORS
-from portal.api.errors import ApiError
+from portal.api.errors import ApiError, check_json_depth
 from portal.api.keys import WRONG_ADDRESS, identify, key_state, note_use
 from portal.api.openapi import MAX_BODY_BYTES
 from portal.calls.service import Busy, CallEnded, CallIdTaken, KeyRefused, authorize
 from portal.extensions import db
+from portal.headers import NO_STORE, SECURITY_HEADERS
 from portal.web import NUL_MESSAGE
 
 PATH = "/api/v1/calls/authorize"
@@ -137,6 +138,7 @@ def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | Non
     """(call_id, destination, account, sip_username) of an authorization, or a 400."""
     data = None
     if is_json(content_type):
+        check_json_depth(body)
         with contextlib.suppress(ValueError):  # not JSON, or not UTF-8: data stays None
             data = json.loads(body)
     if not isinstance(data, dict):
@@ -214,7 +216,12 @@ class AuthorizeLane:
         with self.app.app_context():
             status, body = self._respond(environ)
         payload = json.dumps(body).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *SECURITY_HEADERS,
+            NO_STORE,
+        ]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [payload]
 

@@ -1,5 +1,7 @@
 """API errors: always JSON, never an HTML page."""
 
+import re
+
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +22,26 @@ class ApiError(Exception):
         if self.fields:
             body["fields"] = self.fields
         return body
+
+
+# Deeper JSON is no request this API takes, and Python's parser and the schemas recurse per
+# level: a body of 100,000 "[" would exhaust the stack (a 500) instead of being refused.
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels."
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def check_json_depth(raw: bytes) -> None:
+    """Raise a 400 ApiError if the JSON text `raw` nests deeper than MAX_JSON_DEPTH."""
+    # Counting first keeps the call API's hot path at two C-level scans for ordinary bodies.
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", raw)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(400, TOO_DEEP)
 
 
 @bp.errorhandler(ApiError)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from portal.api import bp
-from portal.api.errors import ApiError
+from portal.api.errors import ApiError, check_json_depth
 from portal.api.schemas import ErrorOut
 
 MAX_BODY_BYTES = 256 * 1024
@@ -89,6 +89,7 @@ def parse_body(model: type[M]) -> M:
     raw = request.get_data(cache=True)  # 413 (as JSON) when larger
     if request.mimetype != "application/json":
         raise ApiError(400, "Send a JSON object with Content-Type: application/json.")
+    check_json_depth(raw)
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as error:

@@ -5,12 +5,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from portal.ids import MAX_INT
 from portal.models import AccountType, BillingSchedule, Status
 from portal.web import NUL_MESSAGE, has_nul
 
 # Ids fit every backend's INTEGER; a larger one would be a driver error, not a 404.
-MAX_ID = 2**31 - 1
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 # Exact decimals travel as strings ("10.50"): a JSON number may be read as a binary float.
 Amount = Annotated[
     str,
@@ -152,7 +152,7 @@ class AccountQuery(BaseModel):
     @classmethod
     def _cursor_in_range(cls, value: str | None) -> str | None:
         """A cursor is an account id, so it fits the id range."""
-        if value is not None and int(value) > MAX_ID:
+        if value is not None and int(value) > MAX_INT:
             raise ValueError("Not a cursor this API gave.")
         return value
 

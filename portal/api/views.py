@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.api import bp, call_schemas
 from portal.api.authorize import answer, key_refused, required_key, unstorable
-from portal.api.errors import ApiError
+from portal.api.errors import ApiError, check_json_depth
 from portal.api.keys import authenticate
 from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS, operation
 from portal.calls.checks import callers
@@ -36,6 +36,8 @@ def require_key():
 
 def _json_object() -> dict:
     """The request's JSON object, or a 400."""
+    if request.is_json:
+        check_json_depth(request.get_data(cache=True))
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiError(400, "Send a JSON object (Content-Type: application/json).")

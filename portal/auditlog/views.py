@@ -8,7 +8,7 @@ from portal.extensions import db
 from portal.htmx import render_page_or_fragment
 from portal.models import Account, AuditEntry, Role
 from portal.security import roles_required
-from portal.web import newest_first
+from portal.web import newest_first, query_id
 
 PER_PAGE = 50
 
@@ -18,7 +18,7 @@ PER_PAGE = 50
 def index():
     """Who changed what, when; ?account=<number> keeps one account's entries."""
     number = "".join(ch for ch in request.args.get("account", "") if ch.isdigit())[:20]
-    before = request.args.get("before", type=int)
+    before = query_id("before")
     query = select(AuditEntry)
     account = None
     if number:

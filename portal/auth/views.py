@@ -22,7 +22,11 @@ from portal.transactions import transaction
 
 def _safe_next(target: str | None) -> str | None:
     """Only same-site relative paths are followed after login (no open redirect)."""
-    if not target:
+    if not target or len(target) > 2000:  # longer than any address of the portal
+        return None
+    # A control character (CR/LF would split the Location header) or a backslash (browsers
+    # read "/\\host" as "//host") is never part of a path this portal links to.
+    if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):

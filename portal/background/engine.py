@@ -8,6 +8,8 @@ from flask import Flask, has_app_context
 from huey import RedisExpireHuey, SqliteHuey
 from huey.api import TaskLock
 
+from portal.private import private_file
+
 INSTANCE = Path(__file__).resolve().parents[2] / "instance"
 # Tests and a second portal on the same Redis use a name of their own.
 NAME = os.environ.get("JOBS_QUEUE_NAME", "portal")
@@ -33,7 +35,7 @@ def _create_huey():
         # (SET NX EX), so a lock of a consumer killed with -9 frees itself.
         return RedisExpireHuey(NAME, url=url, results=False, expire_time=REDIS_RESULT_SECONDS)
     path = sqlite_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
     return SqliteHuey(NAME, filename=str(path), results=False)
 
 

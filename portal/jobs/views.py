@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from flask import Response, abort, render_template, request, url_for
+from flask import Response, abort, render_template, url_for
 from flask_login import current_user
 
 from portal.accounts.bulk import BulkResult
@@ -13,6 +13,7 @@ from portal.htmx import redirect_to, render_fragment, render_page_or_fragment
 from portal.jobs import bp
 from portal.models import Job, JobStatus, Role, utcnow
 from portal.security import MANAGERS, roles_required
+from portal.web import query_id
 
 PER_PAGE = 25
 WAITING_WARNING_SECONDS = 30
@@ -22,7 +23,7 @@ WAITING_WARNING_SECONDS = 30
 @roles_required(*MANAGERS)
 def index():
     """The tenant's jobs, newest first, keyset-paginated (?before=<id>)."""
-    before = request.args.get("before", type=int)
+    before = query_id("before")
     # A billing run's chunks show on the run's page, not one by one here.
     query = records.visible_jobs(current_user).where(Job.kind != "billing_chunk")
     if before:

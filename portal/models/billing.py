@@ -12,6 +12,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     func,
     select,
     text,
@@ -268,6 +269,8 @@ class OutboxMessage(db.Model):
     claimed_until: Mapped[datetime | None]
     # Given up (too old to retry); shown to the staff with last_error.
     failed_at: Mapped[datetime | None]
+    # The text carries a password (a welcome mail): replaced by a note once the server took it.
+    holds_secret: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     account = relationship("Account", foreign_keys=[account_id])
     document = relationship("Document", foreign_keys=[document_id])

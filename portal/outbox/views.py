@@ -12,7 +12,7 @@ from portal.models import OutboxMessage, utcnow
 from portal.outbox import bp
 from portal.outbox.service import retry_failed
 from portal.security import STAFF, roles_required
-from portal.web import newest_first
+from portal.web import newest_first, query_id
 
 PER_PAGE = 50
 # Which unsent messages a page shows: ?state=failed or ?state=waiting, else both.
@@ -33,7 +33,7 @@ def index():
     """Mail waiting for a retry and mail given up, newest first, keyset-paginated."""
     state = request.args.get("state", "")
     state = state if state in STATES else ""
-    before = request.args.get("before", type=int)
+    before = query_id("before")
     # Never the text, not even loaded: a welcome mail may hold a password.
     query = _unsent().options(defer(OutboxMessage.body))
     if state:

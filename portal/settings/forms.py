@@ -1,11 +1,11 @@
 """Global configuration form, built from the setting definitions."""
 
-from wtforms import BooleanField, IntegerField, StringField, TextAreaField
+from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
 from portal.accounts.forms import LongSelectField
 from portal.settings.service import DEFINITIONS
-from portal.web import PortalForm
+from portal.web import PortalForm, WholeNumberField
 
 REQUIRED = InputRequired(message="This field is required.")
 
@@ -13,7 +13,7 @@ REQUIRED = InputRequired(message="This field is required.")
 def _field(definition):
     """The WTForms field of one setting definition."""
     if definition.kind == "int":
-        return IntegerField(
+        return WholeNumberField(
             definition.label,
             description=definition.help,
             validators=[REQUIRED, NumberRange(definition.minimum, definition.maximum)],

@@ -3,7 +3,6 @@
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -13,7 +12,7 @@ from wtforms.validators import InputRequired, Length
 
 from portal.accounts.forms import STATUS_CHOICES, LongSelectField, choices
 from portal.rules.locale import currency_choices
-from portal.web import PortalForm, ServiceForm
+from portal.web import PortalForm, ServiceForm, WholeNumberField
 
 REQUIRED = InputRequired(message="This field is required.")
 
@@ -42,13 +41,13 @@ class RateForm(ServiceForm):
     destination = StringField("Destination", validators=[Length(max=100)])
     connect_cost = StringField("Connect cost", default="0", validators=[REQUIRED])
     cost_per_minute = StringField("Cost per minute", default="0", validators=[REQUIRED])
-    initial_increment = IntegerField(
+    initial_increment = WholeNumberField(
         "Initial increment (s)",
         default=60,
         validators=[REQUIRED],
         description="Seconds billed at the start of the call.",
     )
-    increment = IntegerField(
+    increment = WholeNumberField(
         "Increment (s)",
         default=60,
         validators=[REQUIRED],

@@ -1,10 +1,10 @@
 """Tax form."""
 
-from wtforms import IntegerField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
 from portal.accounts.forms import STATUS_CHOICES
-from portal.web import ServiceForm
+from portal.web import ServiceForm, WholeNumberField
 
 REQUIRED = InputRequired(message="This field is required.")
 
@@ -15,7 +15,7 @@ class TaxForm(ServiceForm):
     name = StringField("Name", validators=[REQUIRED, Length(max=100)])
     rate = StringField("Rate (%)", default="0", validators=[REQUIRED])
     fixed_amount = StringField("Fixed amount", default="0", validators=[REQUIRED])
-    priority = IntegerField(
+    priority = WholeNumberField(
         "Priority",
         default=1,
         validators=[REQUIRED],

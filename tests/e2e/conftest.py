@@ -2,8 +2,9 @@
 
 One server (gunicorn, 2 sync workers, on its own throwaway database) per test module; one
 Chromium per session (tests/conftest.py). A test fails when the server logged a traceback or
-answered a 5xx, when the page raised a JavaScript error, and when a page it visited is wider
-than the viewport or has a serious or critical axe-core violation at 390 or 1366 px.
+answered a 5xx, when the page raised a JavaScript error or the browser reported a violation of
+the Content-Security-Policy, and when a page it visited is wider than the viewport or has a
+serious or critical axe-core violation at 390 or 1366 px.
 """
 
 import re
@@ -23,6 +24,14 @@ ADMIN_PASSWORD = "E2e-admin-passw0rd"
 WIDTHS = (390, 1366)
 HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
 AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text()
+# Every document of a page reports each CSP violation on the console (an init script runs
+# through the DevTools protocol, outside the page's CSP). Chromium logs most of them itself too.
+CSP_REPORTER = """document.addEventListener('securitypolicyviolation', (event) => {
+  console.error('CSP violation: ' + event.violatedDirective + ' blocked ' +
+                (event.blockedURI || 'inline') + ' at ' + event.sourceFile + ':' +
+                event.lineNumber);
+});"""
+CSP_MESSAGE = re.compile(r"CSP violation|Content Security Policy")
 AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
   return result.violations
@@ -131,10 +140,12 @@ class Session:
             viewport={"width": width, "height": 900}, storage_state=state, accept_downloads=True
         )
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(CSP_REPORTER)
         self.contexts.append(context)
         page = context.new_page()
         self.logins[page] = role.identifier if role else ""
         page.on("pageerror", lambda error: self.errors.append(f"JavaScript error: {error}"))
+        page.on("console", lambda message: self._on_console(page, message))
         page.on("response", self._on_response)
         page.on("dialog", self._on_dialog)
         page.on(
@@ -152,6 +163,12 @@ class Session:
             self.errors.append(
                 f"HTTP {response.status} for {response.request.method} {response.url}"
             )
+
+    def _on_console(self, page: Page, message) -> None:
+        # Only the portal's own pages: a test page of another origin framing the portal is
+        # refused by the portal's policy, and reports that in its own console.
+        if CSP_MESSAGE.search(message.text) and page.url.startswith(self.portal.url):
+            self.errors.append(f"CSP violation on {_path(page.url)}: {message.text}")
 
     def _on_dialog(self, dialog) -> None:
         # hx-confirm asks with window.confirm: the user says yes.
@@ -188,7 +205,9 @@ class Session:
         self.portal.checked.add(key)
         original = page.viewport_size
         if page.evaluate("typeof window.axe") == "undefined":
-            page.add_script_tag(content=AXE_SOURCE)
+            # Evaluated through the DevTools protocol: the page's CSP (no inline script) does
+            # not apply to it, and stays in force for everything the page itself runs.
+            page.evaluate(AXE_SOURCE)
         seen = set()
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": original["height"]})
