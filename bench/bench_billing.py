@@ -272,7 +272,7 @@ def examine_only(app) -> float:
     """Baseline: stream the accounts in batches as the run does and take their local dates."""
     with app.app_context():
         start = time.perf_counter()
-        for batch in billing_run._postpaid_accounts(500):
+        for batch in billing_run._billed_accounts(AccountType.POSTPAID, 500):
             for account in batch:
                 billing_run.local_date(account, NOW_UTC)
         seconds = time.perf_counter() - start
