@@ -27,6 +27,7 @@ from portal.models.billing import (
 )
 from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
 from portal.models.job import Job, JobFile, JobStatus
+from portal.models.profile import InvoiceProfile
 from portal.models.session import LoginFailureCounter, LoginSession
 from portal.models.setting import Setting
 from portal.models.tariff import Rate, RateGroup
@@ -49,6 +50,7 @@ __all__ = [
     "DocumentStatus",
     "EntryKind",
     "IdempotencyRecord",
+    "InvoiceProfile",
     "Job",
     "JobFile",
     "JobStatus",
