@@ -33,6 +33,10 @@ ADMIN = expect(reseller=FORBIDDEN, subadmin=FORBIDDEN)
 CUSTOMERS = expect(customer=OK, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FORBIDDEN)
 # A record owned by the admins: a reseller may not know it exists.
 ADMINS_RECORD = expect(reseller=NOT_FOUND)
+RESELLERS = expect(customer=FORBIDDEN, reseller=OK, subadmin=FORBIDDEN, admin=FORBIDDEN)
+ISSUERS = expect(customer=FORBIDDEN, reseller=OK, subadmin=FORBIDDEN, admin=OK)
+# Only an issuer's own logo, and none stored in the matrix's world: not found for them.
+OWN_LOGO = expect(customer=FORBIDDEN, reseller=NOT_FOUND, subadmin=FORBIDDEN, admin=NOT_FOUND)
 # The softswitch API takes bearer keys only: a browser session is no key, whoever logged in.
 API_KEY_ONLY = expect(401, 401, 401, 401, 401)
 
@@ -184,6 +188,21 @@ MATRIX = {
             "/my/sip-devices/{other_device}/reset-password",
             expect(customer=NOT_FOUND, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FORBIDDEN),
         ),
+    ],
+    # A reseller's own account: its profile and full ledger.
+    ("me.account_profile", "GET"): [("/my/account/profile", RESELLERS)],
+    ("me.account_profile", "POST"): [("/my/account/profile", RESELLERS)],
+    ("me.ledger", "GET"): [("/my/account/ledger", RESELLERS)],
+    # The issuer's own invoice profile: a reseller's, or the operator's (admins).
+    ("me.invoice_profile", "GET"): [("/my/invoice-profile", ISSUERS)],
+    ("me.invoice_profile", "POST"): [("/my/invoice-profile", ISSUERS)],
+    ("me.invoice_profile_logo", "GET"): [("/my/invoice-profile/logo", OWN_LOGO)],
+    # A document's issuer logo: for whoever may read the document (no logo stored: 404).
+    ("billing.document_logo", "GET"): [
+        (
+            "/documents/{document}/logo",
+            expect(customer=NOT_FOUND, reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND),
+        )
     ],
 }
 

@@ -7,13 +7,13 @@ from sqlalchemy import or_, select
 from portal import mail
 from portal.billing import bp
 from portal.billing.forms import MoneyForm
+from portal.billing.profile import issuer_profile, logo_of, logo_response
 from portal.billing.queries import WITH_ALLOCATIONS, money_context
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.models import Account, Document, Role
 from portal.security import MANAGERS, get_account_or_404, roles_required, visible_accounts
-from portal.settings.service import get_settings
 from portal.transactions import ValidationFailed
 from portal.web import apply_errors
 
@@ -78,10 +78,8 @@ def charge(account_id: int):
     return _money_action(account_id, "charge", add_charge, "Charge recorded")
 
 
-@bp.route("/documents/<int:document_id>")
-@login_required
-def document(document_id: int):
-    """A printable receipt or invoice, for whoever may see its account, and for its own account."""
+def _document_or_404(document_id: int, *options) -> Document:
+    """A document of an account the caller may see, or of the caller itself; else 404."""
     visible = visible_accounts(current_user).with_only_columns(Account.id)
     # A reseller is billed too, but is not inside its own subtree: it reads its own documents.
     found = db.session.scalar(
@@ -90,9 +88,30 @@ def document(document_id: int):
             Document.id == document_id,
             or_(Document.account_id.in_(visible), Document.account_id == current_user.id),
         )
-        .options(*WITH_ALLOCATIONS)
+        .options(*options)
     )
     if found is None:
         abort(404)
-    fields = ["company_name", "company_address", "company_tax_number", "company_email"]
-    return render_template("billing/document.html", document=found, company=get_settings(fields))
+    return found
+
+
+@bp.route("/documents/<int:document_id>")
+@login_required
+def document(document_id: int):
+    """A printable receipt or invoice, for whoever may see its account, and for its own account."""
+    found = _document_or_404(document_id, *WITH_ALLOCATIONS)
+    # The issuer it was numbered for: the operator, or the reseller its account belonged to.
+    return render_template(
+        "billing/document.html", document=found, issuer=issuer_profile(found.issuer_key)
+    )
+
+
+@bp.route("/documents/<int:document_id>/logo")
+@login_required
+def document_logo(document_id: int):
+    """The issuer's logo on a document: for those who may read the document, nobody else."""
+    found = _document_or_404(document_id)
+    logo = logo_of(found.issuer_key)
+    if logo is None:
+        abort(404)
+    return logo_response(*logo)

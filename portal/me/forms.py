@@ -1,6 +1,7 @@
-"""The customer's profile and password forms."""
+"""Own forms: the profile (customers, resellers), password, and a reseller's invoice profile."""
 
-from wtforms import BooleanField, PasswordField, StringField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired
 
 from portal.accounts.forms import plain_decimal
@@ -32,11 +33,18 @@ class ProfileForm(ServiceForm):
     email_alerts = BooleanField("Enable Email Alerts?")
 
 
+class ResellerProfileForm(ProfileForm):
+    """A reseller's profile: the customer's fields and its company."""
+
+    company = StringField("Company", render_kw={"autocomplete": "organization"})
+
+
 def profile_form_data(account: Account) -> dict:
     """The profile form's initial values."""
     return {
         "first_name": account.first_name,
         "last_name": account.last_name,
+        "company": account.company,
         "telephone": account.telephone or "",
         "email": account.email or "",
         "low_balance_alert": plain_decimal(account.low_balance_alert),
@@ -65,3 +73,24 @@ class PasswordForm(PortalForm):
         ],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+class InvoiceProfileForm(ServiceForm):
+    """Who the issuer's receipts and invoices name; the rules live in billing.profile."""
+
+    IGNORED = ("csrf_token", "logo", "remove_logo")
+
+    company_name = StringField("Company name", render_kw={"autocomplete": "organization"})
+    address = TextAreaField("Address", render_kw={"rows": 3})
+    tax_number = StringField("Tax number", description="VAT / GST registration number.")
+    email = StringField(
+        "E-mail",
+        description="Where customers reply to invoices.",
+        render_kw={"type": "email"},
+    )
+    logo = FileField(
+        "Logo",
+        description="Optional: a PNG, JPEG or GIF image of at most 256 kB.",
+        render_kw={"accept": "image/png,image/jpeg,image/gif"},
+    )
+    remove_logo = BooleanField("Remove the logo")

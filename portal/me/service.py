@@ -16,6 +16,7 @@ from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed, transaction
 
 NAME_LIMIT = 80
+COMPANY_LIMIT = 120
 EMAIL_TAKEN = "Another account already uses this e-mail address."
 NOT_CURRENT = "The current password is not correct."
 
@@ -29,6 +30,11 @@ def _clean_profile(account: Account, data: dict) -> dict:
         if len(value) > NAME_LIMIT:
             errors[field] = f"At most {NAME_LIMIT} characters."
         clean[field] = value
+    if "company" in data:  # a reseller's profile: the company its documents fall back to
+        company = str(data.get("company") or "").strip()
+        if len(company) > COMPANY_LIMIT:
+            errors["company"] = f"At most {COMPANY_LIMIT} characters."
+        clean["company"] = company
 
     telephone = str(data.get("telephone") or "").strip()
     clean["telephone"] = None
@@ -61,7 +67,7 @@ def _clean_profile(account: Account, data: dict) -> dict:
 
 
 def update_profile(account: Account, data: dict) -> Account:
-    """Save the customer's names, telephone (E.164), alert e-mail and low balance alert."""
+    """Save the names (a reseller's company), telephone (E.164), alert e-mail and alert amount."""
     clean = _clean_profile(account, data)
     # The UNIQUE index still decides when another request took the e-mail meanwhile.
     before = audit.snapshot(account, clean)

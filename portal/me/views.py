@@ -1,8 +1,9 @@
-"""The customer's own pages; every lookup is scoped to the logged-in account."""
+"""Own pages (customers; resellers' and staff's My account); every lookup is the caller's own."""
 
 from flask import abort, current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
+from sqlalchemy import select
 
 from portal.accounts.service import reset_sip_password
 from portal.auth.sessions import current_session_id, sessions_of, start_session
@@ -12,20 +13,39 @@ from portal.auth.throttle import (
     retry_message,
     seconds_until_retry,
 )
+from portal.billing.profile import (
+    issuer_key_of,
+    issuer_profile,
+    logo_of,
+    logo_response,
+    save_invoice_profile,
+)
+from portal.billing.profile import profile_form_data as invoice_profile_data
 from portal.billing.queries import activity
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
-from portal.me.forms import PasswordForm, ProfileForm, profile_form_data
+from portal.me.forms import (
+    InvoiceProfileForm,
+    PasswordForm,
+    ProfileForm,
+    ResellerProfileForm,
+    profile_form_data,
+)
 from portal.me.service import (
     change_password,
     own_sip_device,
     update_profile,
 )
-from portal.models import Account, Role
+from portal.models import Account, LedgerEntry, Role
+from portal.models.profile import LOGO_MAX_BYTES
 from portal.security import roles_required
 from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed
-from portal.web import apply_errors, submit
+from portal.web import apply_errors, newest_first, query_id, submit
+
+LEDGER_PAGE = 50
+# One byte more than a logo may have: enough to tell that an upload is too large.
+LOGO_READ_LIMIT = LOGO_MAX_BYTES + 1
 
 
 def _me() -> Account:
@@ -57,7 +77,7 @@ def profile():
     return render_template("me/profile.html", form=form, account=account), _status()
 
 
-def _password_page(template: str, done_endpoint: str):
+def _password_page(template: str, done_endpoint: str, **context):
     """The password form (throttled current-password check) and the account's sessions."""
     account = _me()
     form = PasswordForm()
@@ -93,6 +113,7 @@ def _password_page(template: str, done_endpoint: str):
             form=form,
             sessions=sessions_of(account),
             current_session=current_session_id(account),
+            **context,
         ),
         status,
     )
@@ -111,8 +132,76 @@ def password():
 @bp.route("/account", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.SUBADMIN, Role.RESELLER)
 def account():
-    """Staff and resellers: change the own password and see or end the own sessions."""
+    """Staff and resellers: the own password and sessions; a reseller also its own money."""
+    me = _me()
+    if me.role == Role.RESELLER:
+        # What its parent bills it: the money panel of its account page, without the forms
+        # (nobody posts to their own account), its documents and latest ledger entries.
+        return _password_page("me/reseller_account.html", "me.account", **activity(me))
     return _password_page("me/account.html", "me.account")
+
+
+@bp.route("/account/profile", methods=["GET", "POST"])
+@roles_required(Role.RESELLER)
+def account_profile():
+    """A reseller edits its own names, company, telephone, e-mail and low balance alert."""
+    account = _me()
+    data = None if request.method == "POST" else profile_form_data(account)
+    form = ResellerProfileForm(data=data)
+    if request.method == "POST" and submit(form, lambda values: update_profile(account, values)):
+        flash("Your profile was saved.", "success")
+        return redirect_to(url_for("me.account_profile"))
+    return render_template("me/profile.html", form=form, account=account), _status()
+
+
+@bp.route("/account/ledger")
+@roles_required(Role.RESELLER)
+def ledger():
+    """Every ledger entry of the reseller's own account, newest first, a page at a time."""
+    account = _me()
+    entries, next_before = newest_first(
+        select(LedgerEntry).where(LedgerEntry.account_id == account.id),
+        LedgerEntry.id,
+        query_id("before"),
+        LEDGER_PAGE,
+    )
+    return render_template(
+        "me/ledger.html", account=account, entries=entries, next_before=next_before
+    )
+
+
+@bp.route("/invoice-profile", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.RESELLER)
+def invoice_profile():
+    """The issuer's own invoice profile: a reseller's, or for an admin the operator's."""
+    me = _me()
+    issuer = issuer_key_of(me)
+    form = InvoiceProfileForm(
+        data=None if request.method == "POST" else invoice_profile_data(issuer)
+    )
+    if form.validate_on_submit():
+        upload = form.logo.data
+        content = upload.read(LOGO_READ_LIMIT) if upload else None
+        try:
+            save_invoice_profile(me, form.service_data(), content, form.remove_logo.data)
+        except ValidationFailed as failed:
+            apply_errors(form, failed.errors)
+        else:
+            flash("Your invoice profile was saved.", "success")
+            return redirect_to(url_for("me.invoice_profile"))
+    return render_template(
+        "me/invoice_profile.html", form=form, profile=issuer_profile(issuer)
+    ), _status()
+
+
+@bp.route("/invoice-profile/logo")
+@roles_required(Role.ADMIN, Role.RESELLER)
+def invoice_profile_logo():
+    """The issuer's own logo, as its documents show it."""
+    logo = logo_of(issuer_key_of(_me()))
+    if logo is None:
+        abort(404)
+    return logo_response(*logo)
 
 
 @bp.route("/sip-devices/<int:device_id>/reset-password", methods=["POST"])
