@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 
 from portal.background.engine import app_context, huey
 from portal.extensions import db
-from portal.models import Account, OutboxMessage, utcnow
+from portal.models import Account, InvoiceProfile, OutboxMessage, utcnow
 from portal.settings.service import get_setting
 
 # After a failed try a message waits 1, 2, 4 ... minutes, then every hour until it is too old
@@ -35,10 +35,13 @@ class Delivery(NamedTuple):
 
 
 def sender_name(account: Account | None) -> str:
-    """Who signs mail to `account`: its reseller (as on its documents), else the portal company."""
+    """Who signs mail to `account`: its reseller's profile name (as on documents), or the portal."""
     reseller = account.reseller if account is not None else None
     if reseller is not None:
-        return reseller.company or reseller.name
+        profile_name = db.session.scalar(
+            select(InvoiceProfile.company_name).where(InvoiceProfile.issuer_key == reseller.id)
+        )
+        return profile_name or reseller.company or reseller.name
     return get_setting("company_name")
 
 

@@ -19,6 +19,7 @@ from portal.models import (
     Document,
     DocumentKind,
     InvoiceProfile,
+    OutboxMessage,
 )
 from portal.models.profile import LOGO_MAX_BYTES
 from portal.settings.service import get_setting
@@ -370,3 +371,19 @@ def test_only_admins_and_resellers_have_an_invoice_profile(app, request, role_fi
     browser = logged_in(app, request.getfixturevalue(role_fixture))
     assert browser.get("/my/invoice-profile").status_code == 403
     assert browser.get("/my/invoice-profile/logo").status_code == 403
+
+
+def test_a_resellers_customers_mail_is_signed_with_its_profile(app, admin, tenants):
+    save_profile(logged_in(app, tenants["a"]))
+    add_payment(admin, tenants["a_customer"], "5")
+    add_payment(admin, tenants["b_customer"], "5")
+    signed = {
+        message.account_id: message.body.rstrip().rsplit("\n", 1)[-1]
+        for message in db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "receipt")
+        )
+    }
+    assert signed == {
+        tenants["a_customer"].id: "Acme A Telecom Ltd",
+        tenants["b_customer"].id: "Reseller B",
+    }

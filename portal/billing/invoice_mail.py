@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.billing.drafts import ChunkResult, Draft, display_name
 from portal.bulkrows import among, insert_rows, update_rows
 from portal.extensions import db
-from portal.models import Account, OutboxMessage, available_funds
+from portal.models import Account, InvoiceProfile, OutboxMessage, available_funds
 from portal.settings.service import get_setting
 
 
@@ -33,6 +33,13 @@ def _signers(resellers: set[int]) -> dict[int, str]:
             ).where(Account.id.in_(resellers))
         ):
             names[row.id] = row.company or display_name(row)
+        # A reseller's invoice profile names it, as on its documents.
+        for issuer, company_name in db.session.execute(
+            select(InvoiceProfile.issuer_key, InvoiceProfile.company_name).where(
+                InvoiceProfile.issuer_key.in_(resellers), InvoiceProfile.company_name != ""
+            )
+        ):
+            names[issuer] = company_name
     return names
 
 
