@@ -6,8 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 
+from portal import MIGRATIONS_DIR
 from portal.billing.run import run_billing
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
@@ -23,7 +26,7 @@ from portal.models import (
 )
 from portal.models.profile import LOGO_MAX_BYTES
 from portal.settings.service import get_setting
-from tests.conftest import PASSWORD, Browser
+from tests.conftest import PASSWORD, Browser, make_test_app, throwaway_database
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 NEW_PASSWORD = "N3w-horse-battery"
@@ -387,3 +390,22 @@ def test_a_resellers_customers_mail_is_signed_with_its_profile(app, admin, tenan
         tenants["a_customer"].id: "Acme A Telecom Ltd",
         tenants["b_customer"].id: "Reseller B",
     }
+
+
+def test_the_database_keeps_a_profile_keyed_by_its_reseller(app, tenants):
+    db.session.add(InvoiceProfile(issuer_key=tenants["b"].id, reseller_id=tenants["a"].id))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_the_invoice_profiles_migration_goes_down_and_up(tmp_path):
+    with throwaway_database(tmp_path) as url:
+        app = make_test_app(url)
+        with app.app_context():
+            upgrade(directory=MIGRATIONS_DIR)
+            downgrade(directory=MIGRATIONS_DIR, revision="b4c5d6e7f8a9")
+            assert "invoice_profiles" not in inspect(db.engine).get_table_names()
+            upgrade(directory=MIGRATIONS_DIR)
+            assert "invoice_profiles" in inspect(db.engine).get_table_names()
+            db.engine.dispose()
