@@ -76,6 +76,15 @@ MATRIX = {
         # Sub-admins do not manage staff, themselves included; an admin may delete a sub-admin.
         ("/accounts/{subadmin}/delete", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND)),
     ],
+    # Moving: a customer or reseller the caller manages (staff, or a reseller in its subtree).
+    ("accounts.move", "GET"): [
+        ("/accounts/{customer}/move", ADMINS_RECORD),
+        ("/accounts/{subadmin}/move", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=404)),
+    ],
+    ("accounts.move", "POST"): [("/accounts/{customer}/move", ADMINS_RECORD)],
+    ("accounts.move_choices", "GET"): [
+        ("/accounts/{customer}/move/choices?reseller_id={reseller}", ADMINS_RECORD)
+    ],
     ("accounts.mass_create_page", "GET"): [("/accounts/mass-create", MANAGERS)],
     ("accounts.mass_create_page", "POST"): [("/accounts/mass-create", MANAGERS)],
     ("accounts.import_csv", "GET"): [("/accounts/import", MANAGERS)],

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Rate, RateGroup, Role, Status
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Browser
 
 
 def text(response) -> str:
@@ -296,3 +296,34 @@ def test_dashboards_count_what_each_may_see(user, as_admin, tenants):
 def test_logging_in_writes_no_audit_entry(user, tenants):
     assert user.login(tenants["a1"].account_number, PASSWORD).status_code == 303
     assert db.session.scalar(select(AuditEntry)) is None  # logging in changes nothing
+
+
+def test_moving_a_sub_reseller_keeps_every_tenant_boundary(app, admin, tenants):
+    # Issue 17: A1 (with its customer) moves from A to B; every boundary follows the move.
+    from portal.accounts.moving import move_account
+
+    a, b, a1 = tenants["a"], tenants["b"], tenants["a1"]
+    move_account(admin, a1, b, {"rate_group_id": tenants["b_group"].id})
+    db.session.expire_all()
+    as_a = Browser(app.test_client())
+    as_a.login(a.account_number)
+    for url in record_urls(tenants, "a1"):
+        assert as_a.get(url).status_code == 404, url
+    assert numbers_in(as_a.get("/accounts/")) == {tenants["a_customer"].account_number}
+    assert numbers_in(as_a.get("/accounts/resellers/")) == set()
+    as_b = Browser(app.test_client())
+    as_b.login(b.account_number)
+    assert numbers_in(as_b.get("/accounts/")) == {
+        tenants["b_customer"].account_number,
+        tenants["a1_customer"].account_number,
+    }
+    assert numbers_in(as_b.get("/accounts/resellers/")) == {a1.account_number}
+    for url in record_urls(tenants, "a"):
+        assert as_b.get(url).status_code == 404, url
+    # B sees its new sub-reseller's customer, not the sub-reseller's own rate groups.
+    assert as_b.get(f"/accounts/{tenants['a1_customer'].id}").status_code == 200
+    assert as_b.get(f"/tariff/rate-groups/{tenants['a1_group'].id}").status_code == 404
+    as_a1 = Browser(app.test_client())
+    as_a1.login(a1.account_number)
+    assert numbers_in(as_a1.get("/accounts/")) == {tenants["a1_customer"].account_number}
+    assert as_a1.get(f"/accounts/{b.id}").status_code == 404

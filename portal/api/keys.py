@@ -3,6 +3,7 @@
 import hashlib
 import ipaddress
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from flask import current_app
 from sqlalchemy import bindparam, or_, select, update
 
 from portal import audit
+from portal.ancestors import stopped_by
 from portal.extensions import db
 from portal.models import Account, ApiKey, Role, Status, utcnow
 from portal.transactions import ValidationFailed, transaction
@@ -73,6 +75,7 @@ def revoke_key(actor: Account, row: ApiKey) -> None:
 
 
 WRONG_ADDRESS = "This API key may not be used from this address."
+OWNER_INACTIVE = "The account of this API key is not active."
 
 
 def _address_in(client_ip: str, networks: list) -> bool:
@@ -105,6 +108,7 @@ class KeyIdentity:
     key_id: int
     key_hash: str
     owner: KeyOwner
+    read_at: float = 0.0  # time.monotonic() when it was read
 
 
 _keys, _owners = ApiKey.__table__, Account.__table__
@@ -130,6 +134,7 @@ KEY_STATE_COLUMNS = (
     _keys.c.last_used_at.label("key_last_used_at"),
     _state_owners.c.status.label("key_owner_status"),
     _state_owners.c.deleted_at.label("key_owner_deleted_at"),
+    _state_owners.c.tenant_path.label("key_owner_tenant_path"),
 )
 KEY_STATE_FROM = _keys.join(_state_owners, _state_owners.c.id == _keys.c.owner_id)
 KEY_STATE_WHERE = _keys.c.id == bindparam("key_id")
@@ -146,6 +151,9 @@ _TOUCH_KEY = (
 # Identities kept per app (a process may serve several databases, as the tests do).
 _CACHE = "api_key_identities"
 _CACHE_SIZE = 10_000
+# A move (portal.accounts.moving) changes an owner's tenant_path: a cached identity is read
+# again after this long, and at once by authenticate() when the owner's path has changed.
+IDENTITY_SECONDS = 60.0
 
 
 def identify(key: str) -> tuple[KeyIdentity | None, str]:
@@ -155,13 +163,13 @@ def identify(key: str) -> tuple[KeyIdentity | None, str]:
         return None, "Malformed API key."
     cache = current_app.extensions.setdefault(_CACHE, {})
     identity = cache.get(parts[1])
-    if identity is None:
+    if identity is None or time.monotonic() - identity.read_at > IDENTITY_SECONDS:
         with db.engine.connect() as connection:  # not the Session's: it would stay checked out
             row = connection.execute(_KEY_IDENTITY, {"prefix": parts[1]}).first()
         if row is None:  # never cached: a key made later in another process must be found
             return None, "Unknown API key."
         owner = KeyOwner(row.owner_id, row.role, row.tenant_path)
-        identity = KeyIdentity(row.id, row.key_hash, owner)
+        identity = KeyIdentity(row.id, row.key_hash, owner, time.monotonic())
         if len(cache) >= _CACHE_SIZE:
             cache.clear()
         cache[parts[1]] = identity
@@ -170,8 +178,9 @@ def identify(key: str) -> tuple[KeyIdentity | None, str]:
     return identity, ""
 
 
-def refusal(state, client_ip: str) -> str:
+def refusal(state, client_ip: str, connection=None) -> str:
     """Why a key in `state` (KEY_STATE_COLUMNS; None: no such key) may not be used, or ""."""
+    # With a connection, the resellers above the owner are checked too (portal.ancestors).
     if state is None:
         return "Unknown API key."
     if state.key_revoked_at is not None:
@@ -181,7 +190,9 @@ def refusal(state, client_ip: str) -> str:
         if networks and not _address_in(client_ip, networks):
             return WRONG_ADDRESS
     if state.key_owner_status != Status.ACTIVE or state.key_owner_deleted_at is not None:
-        return "The account of this API key is not active."
+        return OWNER_INACTIVE
+    if connection is not None and stopped_by(connection, state.key_owner_tenant_path):
+        return OWNER_INACTIVE
     return ""
 
 
@@ -194,13 +205,18 @@ def authenticate(key: str, client_ip: str) -> tuple[KeyOwner | None, str]:
     if why:
         return None, why
     note_use(identity.key_id, state.key_last_used_at)
+    if state.key_owner_tenant_path != identity.owner.tenant_path:  # the owner was moved
+        current_app.extensions.get(_CACHE, {}).pop(key.split("_")[1], None)
+        owner = identity.owner
+        return KeyOwner(owner.id, owner.role, state.key_owner_tenant_path), ""
     return identity.owner, ""
 
 
 def key_state(key_id: int, client_ip: str):
     """(the key's state row, why it may not be used or "")."""
-    state = db.session.connection().execute(_KEY_STATE, {"key_id": key_id}).first()
-    return state, refusal(state, client_ip)
+    connection = db.session.connection()
+    state = connection.execute(_KEY_STATE, {"key_id": key_id}).first()
+    return state, refusal(state, client_ip, connection)
 
 
 def note_use(key_id: int, last_used_at: datetime | None) -> None:

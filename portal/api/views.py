@@ -5,6 +5,7 @@ from xml.sax.saxutils import quoteattr
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
+from portal.ancestors import stopped_by
 from portal.api import bp, call_schemas
 from portal.api.authorize import answer, key_refused, required_key, unstorable
 from portal.api.errors import ApiError, check_json_depth
@@ -154,6 +155,8 @@ def freeswitch_directory():
     )
     account = db.session.get(Account, device.account_id) if device else None
     if device is None or not account.is_active or account.is_expired:
+        return Response(NOT_FOUND_XML, mimetype="text/xml")
+    if stopped_by(db.session.connection(), account.tenant_path):  # a reseller above is inactive
         return Response(NOT_FOUND_XML, mimetype="text/xml")
     variables = {
         "accountcode": account.account_number,

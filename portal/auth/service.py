@@ -6,6 +6,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
+from portal.ancestors import stopped_by
 from portal.extensions import db
 from portal.models import Account
 from portal.passwords import FAST_HASH_METHOD, hash_password, verify_password
@@ -73,6 +74,9 @@ def authenticate(identifier: str, password: str) -> tuple[Account | None, str | 
         return None, WRONG_CREDENTIALS
     # Only after the right password: without it these look like unknown accounts.
     if not account.is_active:
+        return None, "This account is inactive. Contact your provider."
+    if stopped_by(db.session.connection(), account.tenant_path):
+        # A reseller above it is inactive: its whole subtree is stopped until reactivated.
         return None, "This account is inactive. Contact your provider."
     if account.is_expired:
         return None, f"This account expired on {account.expiry_date:%Y-%m-%d}."

@@ -8,6 +8,7 @@ from flask import current_app
 from flask_login.config import COOKIE_DURATION
 from sqlalchemy import delete, select, update
 
+from portal.ancestors import stopped_by
 from portal.extensions import db
 from portal.models import Account, LoginSession, utcnow
 
@@ -61,6 +62,9 @@ def load_session(login_id: str) -> Account | None:
     if not secrets.compare_digest(session.token_hash, _hash(token)):
         return None
     if not account.is_active or account.is_expired:
+        return None
+    # A reseller above it was deactivated: refused, not ended, so a reactivation revives it.
+    if stopped_by(db.session.connection(), account.tenant_path):
         return None
     now = utcnow()
     if now - session.last_seen_at >= SEEN_EVERY:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import Connection, Row, Select, select
 
+from portal.ancestors import stopped_by
 from portal.calls import statements
 from portal.models import Account, AccountType, Status, available_funds, is_expired
 from portal.rules.calls import charged_cost, max_duration, minimum_to_call
@@ -136,11 +137,19 @@ def decide(
         explain and {"account": account.account_number if account else None},
     ):
         return
+    active = account.status == Status.ACTIVE and account.deleted_at is None
+    # An inactive (or deleted) reseller above the account stops its whole subtree.
+    stopped = stopped_by(connection, account.tenant_path) if active or explain else None
     decision.check(
         "account_active",
-        account.status == Status.ACTIVE and account.deleted_at is None,
+        active and stopped is None,
         ACCOUNT_INACTIVE_DELETED,
-        explain and {"status": account.status.value, "deleted": account.deleted_at is not None},
+        explain
+        and {
+            "status": account.status.value,
+            "deleted": account.deleted_at is not None,
+            "inactive_reseller": stopped,
+        },
     )
     expiry = account.expiry_date
     decision.check(

@@ -86,7 +86,7 @@ def authorize(
             key_id = key[0] if key else None
             account = find_account(bound, owner, account_number, sip_username, destination, key_id)
             if key is not None:
-                account, last_used = _checked_key(account, key[1])
+                account, last_used = _checked_key(account, key[1], bound)
             decide(bound, account, destination, decision, explain=explain)
             if _record(bound, call_id, account, sip_username, destination, decision, session_bound):
                 if key is not None:
@@ -106,9 +106,9 @@ def authorize(
     raise Busy
 
 
-def _checked_key(row, client_ip: str):
+def _checked_key(row, client_ip: str, connection=None):
     """(the account or None, the key's last use) of a row read with its key; KeyRefused."""
-    why = _key_refusal()(row, client_ip)
+    why = _key_refusal()(row, client_ip, connection)
     if why:
         raise KeyRefused(why)
     return (row if row.id is not None else None), row.key_last_used_at

@@ -147,6 +147,7 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
         accounts.c.account_number,
         accounts.c.status,
         accounts.c.deleted_at,
+        accounts.c.tenant_path,
         accounts.c.expiry_date,
         accounts.c.number_translation,
         accounts.c.max_channels,
