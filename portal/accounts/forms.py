@@ -40,6 +40,17 @@ def _long_list(source) -> tuple[list[SelectChoice], frozenset[str]]:
     return choices(pairs), frozenset(str(value) for value, _ in pairs)
 
 
+def tax_choices(owner_id: int | None) -> list:
+    """The owner's active taxes as checkbox choices, in the order they apply."""
+    taxes = db.session.scalars(
+        taxes_of(owner_id).where(Tax.status == Status.ACTIVE).order_by(Tax.priority, Tax.name)
+    )
+    return choices(
+        (t.id, f"{t.name} ({plain_decimal(t.rate)}% + {plain_decimal(t.fixed_amount)})")
+        for t in taxes
+    )
+
+
 class LongSelectField(SelectField):
     """A select over a long fixed list (countries, timezones, currencies), checked with a set."""
 
@@ -214,13 +225,7 @@ class CustomerForm(ServiceForm):
         self.rate_group_id.choices = choices(
             [("", "Choose a rate group…")] + [(g.id, f"{g.name} ({g.currency})") for g in groups]
         )
-        taxes = db.session.scalars(
-            taxes_of(owner_id).where(Tax.status == Status.ACTIVE).order_by(Tax.priority, Tax.name)
-        )
-        self.tax_ids.choices = choices(
-            (t.id, f"{t.name} ({plain_decimal(t.rate)}% + {plain_decimal(t.fixed_amount)})")
-            for t in taxes
-        )
+        self.tax_ids.choices = tax_choices(owner_id)
 
     IGNORED = ("csrf_token", "first_used", "expiry_date")
 

@@ -5,18 +5,17 @@ from flask_login import current_user
 from wtforms import SelectField
 
 from portal.accounts import bp
-from portal.accounts.forms import MultiCheckboxField, choices, plain_decimal
+from portal.accounts.forms import MultiCheckboxField, choices, tax_choices
 from portal.accounts.moving import MOVABLE, move_account, move_targets, target_owner
 from portal.extensions import db
 from portal.htmx import redirect_to, render_fragment
-from portal.models import Account, RateGroup, Status, Tax
+from portal.models import Account, RateGroup, Status
 from portal.security import (
     MANAGERS,
     STAFF,
     get_account_or_404,
     rate_groups_of,
     roles_required,
-    taxes_of,
 )
 from portal.transactions import ValidationFailed
 from portal.web import ServiceForm, apply_errors, coerce_id
@@ -59,13 +58,7 @@ class MoveForm(ServiceForm):
         self.rate_group_id.choices = choices(
             [("", "Choose a rate group…")] + [(g.id, f"{g.name} ({g.currency})") for g in groups]
         )
-        taxes = db.session.scalars(
-            taxes_of(owner_id).where(Tax.status == Status.ACTIVE).order_by(Tax.priority, Tax.name)
-        )
-        self.tax_ids.choices = choices(
-            (t.id, f"{t.name} ({plain_decimal(t.rate)}% + {plain_decimal(t.fixed_amount)})")
-            for t in taxes
-        )
+        self.tax_ids.choices = tax_choices(owner_id)
 
 
 def _movable_or_404(account_id: int) -> Account:

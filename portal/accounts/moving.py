@@ -3,10 +3,11 @@
 from sqlalchemy import func, literal, or_, select, update
 
 from portal import audit
+from portal.accounts.validation import owner_taxes
 from portal.extensions import db
 from portal.ids import to_id
-from portal.models import Account, RateGroup, Role, Status, Tax
-from portal.security import STAFF, in_subtree, rate_groups_of, taxes_of, visible_resellers
+from portal.models import Account, RateGroup, Role, Status
+from portal.security import STAFF, in_subtree, rate_groups_of, visible_resellers
 from portal.transactions import ValidationFailed, transaction
 from portal.writers import one_writer
 
@@ -82,16 +83,9 @@ def check_move(account: Account, owner: Account | None, data: dict) -> dict:
             f'Rate group "{rate_group.name}" is priced in {rate_group.currency}, '
             f"not in the account's {account.currency}."
         )
-    tax_ids = {to_id(t) for t in data.get("tax_ids") or []}
-    taxes = []
-    if tax_ids:
-        taxes = list(
-            db.session.scalars(
-                taxes_of(owner_id).where(Tax.id.in_(tax_ids), Tax.status == Status.ACTIVE)
-            )
-        )
-        if len(taxes) != len(tax_ids):
-            errors["tax_ids"] = "Choose taxes of the new owner from the list."
+    taxes = owner_taxes(owner_id, data.get("tax_ids"))
+    if taxes is None:
+        errors["tax_ids"] = "Choose taxes of the new owner from the list."
     if errors:
         raise ValidationFailed(errors)
     return {"rate_group": rate_group, "taxes": taxes}

@@ -242,22 +242,28 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
     # Credit limit means something only for postpaid; a prepaid account always stores 0.
     clean["credit_limit"] = credit_limit if account_type == AccountType.POSTPAID else Decimal(0)
 
-    tax_ids = {to_id(t) for t in data.get("tax_ids") or []}
-    taxes = []
-    if tax_ids:
-        taxes = list(
-            db.session.scalars(
-                taxes_of(owner_id).where(Tax.id.in_(tax_ids), Tax.status == Status.ACTIVE)
-            )
-        )
-        if len(taxes) != len(tax_ids):
-            errors["tax_ids"] = "Choose taxes from the list."
-    clean["taxes"] = taxes
+    taxes = owner_taxes(owner_id, data.get("tax_ids"))
+    if taxes is None:
+        errors["tax_ids"] = "Choose taxes from the list."
+    clean["taxes"] = taxes or []
 
     check.money("low_balance_alert", currency)
     clean["email_alerts"] = bool(data.get("email_alerts"))
     if clean["email_alerts"] and not clean.get("email") and "email" not in errors:
         errors["email"] = "E-mail alerts need an e-mail address."
+
+
+def owner_taxes(owner_id: int | None, raw_ids) -> list[Tax] | None:
+    """The owner's active taxes with these ids, or None when any id is not one of them."""
+    tax_ids = {to_id(t) for t in raw_ids or []}
+    if not tax_ids:
+        return []
+    taxes = list(
+        db.session.scalars(
+            taxes_of(owner_id).where(Tax.id.in_(tax_ids), Tax.status == Status.ACTIVE)
+        )
+    )
+    return taxes if len(taxes) == len(tax_ids) else None
 
 
 def clean_account(
