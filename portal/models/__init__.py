@@ -25,7 +25,7 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
+from portal.models.calls import ApiKey, Call, CallCharge, CallStatus, IdempotencyRecord
 from portal.models.job import Job, JobFile, JobStatus
 from portal.models.session import LoginFailureCounter, LoginSession
 from portal.models.setting import Setting
@@ -39,6 +39,7 @@ __all__ = [
     "Allocation",
     "ApiKey",
     "Call",
+    "CallCharge",
     "CallStatus",
     "AuditEntry",
     "BillingSchedule",
