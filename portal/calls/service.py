@@ -218,9 +218,11 @@ def _record(
 def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
     """A reseller's customer's live call: every level reserves, or none does; False if stale."""
     # Several statements in one transaction: on PostgreSQL the API's autocommit connection is
-    # taken out of autocommit for it. Rows are locked top-down (the root reseller first, the
-    # caller last), as every chain call and hang-up takes them, so two calls never wait on
-    # each other's rows in opposite orders.
+    # taken out of autocommit for it. The rows are written first (a taken call id fails
+    # before anything is locked), then the accounts are locked bottom-up, the caller first
+    # and the root reseller last, as every chain call and hang-up takes them: two calls never
+    # wait on each other's rows in opposite orders, and the rows every call of a reseller's
+    # subtree shares (the resellers', the top one above all) are held for the shortest time.
     level_binds = []
     for level in decision.levels:
         reserve = taxed_charge(
@@ -244,7 +246,7 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
                 "charge_reserved": reserve,
             }
         )
-    top_down = [*reversed(level_binds), binds]
+    bottom_up = [binds, *level_binds]
     driver = connection.connection.driver_connection
     postgresql = connection.dialect.name == "postgresql"
     with one_writer() as writer:
@@ -255,13 +257,13 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
         try:
             if postgresql and current_app.config["CALLS_ASYNC_COMMIT"]:
                 statements.ASYNC_COMMIT_LOCAL.rowcount(connection, {})
-            for funds in top_down:
-                if statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
-                    driver.rollback()  # nothing reserved anywhere: decide again
-                    return False
             statements.INSERT_CALL.rowcount(connection, binds)
             for charge in level_binds:
                 statements.INSERT_CHARGE.rowcount(connection, charge)
+            for funds in bottom_up:
+                if statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
+                    driver.rollback()  # nothing reserved or written anywhere: decide again
+                    return False
             driver.commit()
         except BaseException:
             driver.rollback()
@@ -339,15 +341,16 @@ def end_call(
         if claimed != 1:
             return posted
         text = f"Call to {call.translated_destination} ({seconds} s)"
-        if account.tenant_path:
-            # The resellers above first, top-down: the order authorizations lock them in.
-            _end_charges(call.id, seconds, text, posted)
         # A live call's reservation never changes, so the one read with the call is exact.
         db.session.execute(
             statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
         )
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         _debit(account, cost, text, posted)
+        if account.tenant_path:
+            # Then the resellers above, bottom-up: the order authorizations lock them in. (An
+            # account is never moved while it has live calls, so its path is the call's.)
+            _end_charges(call.id, seconds, text, posted)
     db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted
@@ -366,7 +369,7 @@ def _end_charges(call_id: int, seconds: int, text: str, posted: Posted) -> None:
     """Rate and debit each reseller level of a call at its own rate, freeing its reservation."""
     # In end_call's transaction: every level's entry is posted with the caller's, or none is.
     charges = db.session.scalars(
-        select(CallCharge).where(CallCharge.call_id == call_id).order_by(CallCharge.level.desc())
+        select(CallCharge).where(CallCharge.call_id == call_id).order_by(CallCharge.level)
     ).all()
     for charge in charges:
         db.session.execute(
