@@ -47,34 +47,84 @@ PORTAL_APPS = {False: "app:app", True: "bench.flask_route_app:app"}
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 
 
-def seed(database_url: str, accounts: int, rates: int, taxes: int = 0) -> tuple[str, list[str]]:
-    """Migrate, then add an admin's API key, a rate group and funded customers: (key, numbers)."""
+def _rate_group(name: str, prefixes: set, per_minute: str, reseller_id=None) -> RateGroup:
+    """An active rate group with a rate for each prefix."""
+    group = RateGroup(name=name, status=Status.ACTIVE, reseller_id=reseller_id)
+    db.session.add(group)
+    db.session.commit()
+    db.session.execute(
+        insert(Rate),
+        [
+            {
+                "rate_group_id": group.id,
+                "prefix": prefix,
+                "destination": f"Dest {prefix}",
+                "connect_cost": Decimal("0.01"),
+                "cost_per_minute": Decimal(per_minute),
+                "initial_increment": 30,
+                "increment": 6,
+            }
+            for prefix in sorted(prefixes)
+        ],
+    )
+    return group
+
+
+def _chain_customers(prefixes: set, accounts: int) -> list[str]:
+    """Customers two reseller levels deep (admin -> reseller -> sub-reseller -> customer)."""
+    # Each level has its own rate group, assigned by its parent, and funds of its own.
+    wholesale = _rate_group("Wholesale", prefixes, "0.01")
+    parent, group = None, wholesale
+    for level, number in enumerate(("5000000001", "5000000002"), start=1):
+        reseller = Account(
+            account_number=number,
+            role=Role.RESELLER,
+            password_hash="x",
+            reseller_id=parent.id if parent else None,
+            tenant_path=parent.subtree_path if parent else "",
+            rate_group_id=group.id,
+            balance=FUNDS,
+        )
+        db.session.add(reseller)
+        db.session.commit()
+        group = _rate_group(f"Plan {level}", prefixes, "0.015", reseller.id)
+        parent = reseller
+    numbers = [str(7_000_000_000 + i) for i in range(accounts)]
+    db.session.execute(
+        insert(Account),
+        [
+            {
+                "account_number": number,
+                "role": Role.CUSTOMER,
+                "password_hash": "x",
+                "reseller_id": parent.id,
+                "tenant_path": parent.subtree_path,
+                "rate_group_id": group.id,
+                "balance": FUNDS,
+            }
+            for number in numbers
+        ],
+    )
+    return numbers
+
+
+def seed(
+    database_url: str, accounts: int, rates: int, taxes: int = 0, chain: bool = False
+) -> tuple[str, list[str], list[str]]:
+    """Migrate, then add an admin's API key, a rate group and funded customers.
+
+    (key, the admins' customers, with `chain` customers two reseller levels deep or []).
+    """
     app = make_app(database_url, FAST_HASH)
     migrate(app)
     with app.app_context():
         admin = create_admin("admin@bench.example", ADMIN_PASSWORD)
-        group = RateGroup(name="Bench", status=Status.ACTIVE)
-        db.session.add(group)
-        db.session.commit()
         # Random 4 to 7 digit prefixes around the one the calls use, as in a real tariff.
         prefixes = {"44", "4420"} | {
             str(secrets.randbelow(9_000_000) + 1_000_000)[: 4 + i % 4] for i in range(rates)
         }
-        db.session.execute(
-            insert(Rate),
-            [
-                {
-                    "rate_group_id": group.id,
-                    "prefix": prefix,
-                    "destination": f"Dest {prefix}",
-                    "connect_cost": Decimal("0.01"),
-                    "cost_per_minute": Decimal("0.02"),
-                    "initial_increment": 30,
-                    "increment": 6,
-                }
-                for prefix in sorted(prefixes)
-            ],
-        )
+        group = _rate_group("Bench", prefixes, "0.02")
+        chained = _chain_customers(prefixes, accounts) if chain else []
         numbers = [str(6_000_000_000 + i) for i in range(accounts)]
         db.session.execute(
             insert(Account),
@@ -113,7 +163,7 @@ def seed(database_url: str, accounts: int, rates: int, taxes: int = 0) -> tuple[
         server = make_url(database_url).set(drivername="postgresql").render_as_string(False)
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE")
-    return key, numbers
+    return key, numbers, chained
 
 
 def load(port: int, path: str, bodies, headers: dict, seconds: float, connections: int) -> dict:
@@ -162,13 +212,19 @@ def load(port: int, path: str, bodies, headers: dict, seconds: float, connection
 
 def measure(backend: str, database_url: str, args) -> dict:
     """Both servers side by side: rounds of bare then authorize load, totals over the rounds."""
-    key, numbers = seed(database_url, args.accounts, args.rates, args.taxes)
+    key, numbers, chained = seed(database_url, args.accounts, args.rates, args.taxes, args.chain)
     run = secrets.token_hex(3)
     counter = iter(range(10**9))
 
     def authorize_body(index: int) -> bytes:
         serial = next(counter)  # a new call id every time; accounts taken in turn
         account = numbers[serial % len(numbers)]
+        call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
+        return json.dumps(call).encode()
+
+    def chain_body(index: int) -> bytes:
+        serial = next(counter)
+        account = chained[serial % len(chained)]
         call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
         return json.dumps(call).encode()
 
@@ -181,6 +237,8 @@ def measure(backend: str, database_url: str, args) -> dict:
     env = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret"}
     env["CALLS_ASYNC_COMMIT"] = "0" if args.durable else "1"
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
+    if chained:
+        rounds["chain"] = []
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
         gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
@@ -189,6 +247,8 @@ def measure(backend: str, database_url: str, args) -> dict:
             ("bare", bare_port, "/bare", bare_body, json_headers),
             ("authorize", portal_port, "/api/v1/calls/authorize", authorize_body, key_headers),
         )
+        if chained:  # customers two reseller levels deep, in the same rounds
+            plan += (("chain", portal_port, "/api/v1/calls/authorize", chain_body, key_headers),)
         for _name, port, path, bodies, headers in plan:  # warm up both (imports, connections)
             load(port, path, bodies, headers, 1.0, args.connections)
         for index in range(args.rounds):
@@ -215,6 +275,15 @@ def measure(backend: str, database_url: str, args) -> dict:
         for a, b in zip(rounds["authorize"], rounds["bare"], strict=True)
     ]
     result["median_ratio"] = statistics.median(result["round_ratios"])
+    if chained:
+        # How much longer a chain customer's authorization takes than an admin customer's.
+        result["chain_cost"] = (
+            result["authorize"]["requests_per_second"] / result["chain"]["requests_per_second"]
+        )
+        result["chain_round_costs"] = [
+            a["requests_per_second"] / c["requests_per_second"]
+            for a, c in zip(rounds["authorize"], rounds["chain"], strict=True)
+        ]
     result["live_calls"] = _live_calls(database_url)
     return result
 
@@ -236,7 +305,7 @@ def report(result: dict) -> None:
     notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
     notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
     print(f"\n{result['backend']}{''.join(notes)}:")
-    for name in ("bare", "authorize"):
+    for name in [name for name in ("bare", "authorize", "chain") if name in result]:
         figures = result[name]
         print(
             f"  {name:<10} {figures['requests_per_second']:8.0f} req/s  "
@@ -249,6 +318,13 @@ def report(result: dict) -> None:
         f"{result['median_ratio']:.0%} ({rounds})\n"
         f"  live calls in the database (warm-up included): {result['live_calls']}"
     )
+    if "chain_cost" in result:
+        costs = " ".join(f"{cost:.2f}x" for cost in result["chain_round_costs"])
+        print(
+            f"  chain (2 reseller levels) / single level: {result['chain_cost']:.2f}x the time "
+            f"per authorization over the run, median of rounds "
+            f"{statistics.median(result['chain_round_costs']):.2f}x ({costs})"
+        )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -263,6 +339,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
     parser.add_argument(
         "--taxes", type=int, default=0, help="percentage taxes on every customer (prepaid)"
+    )
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="also customers two reseller levels deep, in the same rounds (the cost chain)",
     )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"

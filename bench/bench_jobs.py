@@ -256,7 +256,7 @@ def run_once(setup: dict, workers: int, files: int, args) -> dict:
 
 def measure(backend: str, database_url: str, args) -> list[dict]:
     """Seed, serve, and run each configuration on the same server and database."""
-    key, numbers = seed(database_url, args.accounts, args.rates)
+    key, numbers, _chained = seed(database_url, args.accounts, args.rates)
     app = make_app(database_url, FAST_HASH)
     with app.app_context():
         group_id = db.session.scalar(select(RateGroup.id).where(RateGroup.name == "Bench"))

@@ -103,6 +103,27 @@ class Prepared:
             for reader, value in zip(plan.readers, row, strict=True)
         )
 
+    def all(self, connection: Connection, binds: dict) -> list:
+        """Every row of a SELECT, as first() gives one."""
+        plan = self._plan(connection.dialect)
+        cursor = self.execute(connection, binds)
+        rows = cursor.fetchall()
+        if plan.readers is None:
+            dialect = connection.dialect
+            columns = self.statement.selected_columns
+            plan.readers = [
+                column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+                for column, described in zip(columns, cursor.description, strict=True)
+            ]
+        cursor.close()
+        return [
+            plan.row_type._make(
+                value if reader is None else reader(value)
+                for reader, value in zip(plan.readers, row, strict=True)
+            )
+            for row in rows
+        ]
+
     def rowcount(self, connection: Connection, binds: dict) -> int:
         """How many rows the statement changed."""
         cursor = self.execute(connection, binds)

@@ -320,6 +320,26 @@ def tenants(app, default_rate_group):
     return world
 
 
+@pytest.fixture
+def tenants_calling(tenants):
+    """`tenants` whose resellers may carry calls: each has a rate group from its parent."""
+    # A reseller's customer calls only if every reseller up its chain has a rate for the
+    # number (the cost chain): A and B get the admins' "Wholesale" (UK free), A1 gets its
+    # parent's Plan A (UK free). Free rates: no funds needed at any level.
+    from portal.models import Rate
+
+    wholesale = RateGroup(name="Wholesale", status=Status.ACTIVE, reseller_id=None)
+    db.session.add(wholesale)
+    db.session.commit()
+    db.session.add(Rate(rate_group_id=wholesale.id, prefix="44", destination="UK"))
+    for name in ("a", "b"):
+        tenants[name].rate_group_id = wholesale.id
+    tenants["a1"].rate_group_id = tenants["a_group"].id
+    db.session.commit()
+    tenants["wholesale_group"] = wholesale
+    return tenants
+
+
 # Captured before _no_redis_by_default removes REDIS_URL from the tests' environment.
 TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 

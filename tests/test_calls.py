@@ -594,7 +594,13 @@ def test_explain_reports_every_check_past_the_first_failure(api, call_rates):
     body = response.json
     assert body["allowed"] is False and body["cause"] == "ACCOUNT_EXPIRE"
     # explain adds the checks and changes nothing else of the answer.
-    assert {k: v for k, v in body.items() if k != "checks"} == plain.json
+    explained = ("checks", "refused_by")
+    assert {k: v for k, v in body.items() if k not in explained} == plain.json
+    assert body["refused_by"] == {
+        "level": 0,
+        "account": account.account_number,
+        "account_id": account.id,
+    }
     checks = {check["check"]: check for check in body["checks"]}
     assert list(checks) == [
         "authentication",
@@ -690,7 +696,8 @@ def test_authorizing_an_ended_call_again_is_409(app, api, call_rates, finish):
     assert db.session.get(Account, account.id).balance == balance
 
 
-def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants):
+def test_a_key_only_reaches_its_own_tenant(app, client, call_rates, tenants_calling):
+    tenants = tenants_calling
     _row, key = create_key(tenants["a"], "reseller switch", "")
     api = Api(client, key)
     theirs = make_caller("5000000070", call_rates, "10")

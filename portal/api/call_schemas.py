@@ -89,7 +89,15 @@ class CallDecisionOut(BaseModel):
     rate: CallRateOut | None
     max_duration_seconds: int = Field(ge=0, description="Cut the call here; 0 when refused.")
     checks: list[dict[str, Any]] | None = Field(
-        None, description="With ?explain=1: each check, passed or not, with its figures."
+        None,
+        description="With ?explain=1: each check, passed or not, with its figures; a check of "
+        "a reseller up the caller's chain also carries its `level` (1: the caller's own "
+        "reseller) and `account`.",
+    )
+    refused_by: dict[str, Any] | None = Field(
+        None,
+        description="With ?explain=1, when refused: the account whose check refused, as "
+        "`level` (0: the caller), `account` (its number) and `account_id`.",
     )
 
 

@@ -37,6 +37,9 @@ class Decision:
     # A prepaid call's percentage tax rates: its debit, and so its reservation, carries them.
     tax_rates: tuple[Decimal, ...] = ()
     key_last_used: object = None  # when the API key was last used, as read with the account
+    # The resellers up the caller's chain, its own reseller first: each reserves its own cost.
+    levels: list["Level"] = field(default_factory=list)
+    refused_by: dict | None = None  # the account whose check refused (explain only)
 
     def check(self, name: str, passed: bool, cause: str, figures: dict | bool = False) -> bool:
         """Record a check (with its figures when explaining); the first failure sets the cause."""
@@ -57,7 +60,21 @@ class Decision:
         }
         if explain:
             body["checks"] = self.checks
+            if self.refused_by is not None:
+                body["refused_by"] = self.refused_by
         return body
+
+
+@dataclass
+class Level:
+    """A reseller above the caller that passed its checks: its share of the call."""
+
+    account_id: int
+    level: int  # 1: the caller's own reseller, 2: that reseller's parent, ...
+    currency: str
+    rate_row: RateRow
+    needed: Decimal
+    tax_rates: tuple[Decimal, ...]
 
 
 def rate_dict(rate) -> dict:
@@ -223,3 +240,82 @@ def decide(
     decision.allowed = True
     cap = current_app.config["CALL_RESERVE_SECONDS"]
     decision.max_duration_seconds = max_duration(rate, usable, cap, account.currency, tax_rates)
+
+
+def chain_ids(tenant_path: str) -> list[int]:
+    """The resellers above an account, its own reseller first ("12/34/" -> [34, 12])."""
+    return [int(part) for part in reversed(tenant_path.split("/")) if part]
+
+
+def decide_all(
+    connection: Connection,
+    account: Row | None,
+    destination: str,
+    decision: Decision,
+    explain=False,
+) -> None:
+    """decide() for the caller, then for every reseller up its chain (reads only)."""
+    # A customer of the admins has no chain: this is decide() and nothing more. A reseller's
+    # customer is allowed only if each reseller above it passes the same checks at its own
+    # rate group, funds and channels; the call may last as long as the poorest level allows.
+    decide(connection, account, destination, decision, explain=explain)
+    if account is None or not account.tenant_path:
+        if explain and not decision.allowed:
+            decision.refused_by = _named(account, 0)
+        return
+    if explain and decision.cause:
+        decision.refused_by = _named(account, 0)
+    if decision.cause and not explain:
+        return
+    ids = chain_ids(account.tenant_path)
+    called = decision.translated_destination or translate(
+        destination, parse_rules(account.number_translation)
+    )
+    binds = prefix_binds(called)
+    binds.update({f"level_{n}": account_id for n, account_id in enumerate(ids, start=1)})
+    found = {row.id: row for row in statements.chain_query(len(ids)).all(connection, binds)}
+    for number, reseller_id in enumerate(ids, start=1):
+        # Its own Number Translation is not applied again: it pays for the number called.
+        reseller = found.get(reseller_id)
+        own = Decision()
+        if reseller is not None:
+            reseller = reseller._replace(number_translation="")
+        decide(connection, reseller, called, own, explain=explain)
+        for check in own.checks:
+            check.update(level=number, account=reseller.account_number if reseller else None)
+        decision.checks.extend(own.checks)
+        if own.cause:
+            if not decision.cause:
+                decision.cause = own.cause
+                decision.allowed = False
+                decision.max_duration_seconds = 0
+                if explain:
+                    decision.refused_by = _named(reseller, number, reseller_id)
+            if not explain:
+                return
+            continue
+        if decision.allowed:
+            decision.levels.append(
+                Level(
+                    reseller.id,
+                    number,
+                    reseller.currency,
+                    own.rate_row,
+                    own.needed,
+                    own.tax_rates,
+                )
+            )
+            decision.max_duration_seconds = min(
+                decision.max_duration_seconds, own.max_duration_seconds
+            )
+    if not decision.allowed:
+        decision.levels = []
+
+
+def _named(account: Row | None, level: int, account_id: int | None = None) -> dict:
+    """Who refused a call, for ?explain=1."""
+    return {
+        "level": level,
+        "account": account.account_number if account is not None else None,
+        "account_id": account.id if account is not None else account_id,
+    }

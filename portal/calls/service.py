@@ -14,12 +14,12 @@ from portal.calls import statements
 from portal.calls.checks import (
     Decision,
     callers,
-    decide,
+    decide_all,
     find_account,
     rate_dict,
 )
 from portal.extensions import db
-from portal.models import Account, AccountType, Call, CallStatus, EntryKind, utcnow
+from portal.models import Account, AccountType, Call, CallCharge, CallStatus, EntryKind, utcnow
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
@@ -73,7 +73,7 @@ def authorize(
             connection = db.session.connection()
             decision = Decision()
             account = find_account(connection, owner, account_number, sip_username, destination)
-            decide(connection, account, destination, decision, explain=explain)
+            decide_all(connection, account, destination, decision, explain=explain)
             return decision
         finally:
             db.session.rollback()
@@ -87,7 +87,7 @@ def authorize(
             account = find_account(bound, owner, account_number, sip_username, destination, key_id)
             if key is not None:
                 account, last_used = _checked_key(account, key[1], bound)
-            decide(bound, account, destination, decision, explain=explain)
+            decide_all(bound, account, destination, decision, explain=explain)
             if _record(bound, call_id, account, sip_username, destination, decision, session_bound):
                 if key is not None:
                     decision.key_last_used = last_used
@@ -184,7 +184,9 @@ def _record(
     # The transaction is the driver's own: the Session's commit would cost more than the
     # statements (a Session that holds objects has them expired below, as its commit would).
     driver = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
+    if decision.allowed and decision.levels:
+        written = _record_chain(connection, binds, decision, values["started_at"])
+    elif connection.dialect.name == "postgresql":
         # One statement each: the UPDATE and INSERT commit together or not at all. In the
         # API's autocommit the statement is its own transaction; otherwise it is committed.
         if decision.allowed:
@@ -211,6 +213,65 @@ def _record(
     if session_bound and db.session.identity_map:
         db.session.expire_all()
     return written
+
+
+def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
+    """A reseller's customer's live call: every level reserves, or none does; False if stale."""
+    # Several statements in one transaction: on PostgreSQL the API's autocommit connection is
+    # taken out of autocommit for it. The rows are written first (a taken call id fails
+    # before anything is locked), then the accounts are locked bottom-up, the caller first
+    # and the root reseller last, as every chain call and hang-up takes them: two calls never
+    # wait on each other's rows in opposite orders, and the rows every call of a reseller's
+    # subtree shares (the resellers', the top one above all) are held for the shortest time.
+    level_binds = []
+    for level in decision.levels:
+        reserve = taxed_charge(
+            level.rate_row, decision.max_duration_seconds, level.currency, level.tax_rates
+        )
+        rate = level.rate_row
+        level_binds.append(
+            {
+                "account_id": level.account_id,
+                "required": max(reserve, level.needed),
+                "reserve": reserve,
+                "now": now,
+                "call_call_id": binds["call_call_id"],
+                "charge_account_id": level.account_id,
+                "charge_level": level.level,
+                "charge_rate_prefix": rate.prefix,
+                "charge_connect_cost": rate.connect_cost,
+                "charge_cost_per_minute": rate.cost_per_minute,
+                "charge_initial_increment": rate.initial_increment,
+                "charge_increment": rate.increment,
+                "charge_reserved": reserve,
+            }
+        )
+    bottom_up = [binds, *level_binds]
+    driver = connection.connection.driver_connection
+    postgresql = connection.dialect.name == "postgresql"
+    with one_writer() as writer:
+        writer.acquire()
+        autocommit = postgresql and driver.autocommit
+        if autocommit:
+            driver.autocommit = False
+        try:
+            if postgresql and current_app.config["CALLS_ASYNC_COMMIT"]:
+                statements.ASYNC_COMMIT_LOCAL.rowcount(connection, {})
+            statements.INSERT_CALL.rowcount(connection, binds)
+            for charge in level_binds:
+                statements.INSERT_CHARGE.rowcount(connection, charge)
+            for funds in bottom_up:
+                if statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
+                    driver.rollback()  # nothing reserved or written anywhere: decide again
+                    return False
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+        finally:
+            if autocommit:
+                driver.autocommit = True
+    return True
 
 
 def _funds_binds(account, decision: Decision, reserve: Decimal, values: dict) -> dict:
@@ -279,20 +340,54 @@ def end_call(
         ).rowcount
         if claimed != 1:
             return posted
+        text = f"Call to {call.translated_destination} ({seconds} s)"
         # A live call's reservation never changes, so the one read with the call is exact.
         db.session.execute(
             statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
         )
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
-        if cost > 0:
-            text = f"Call to {call.translated_destination} ({seconds} s)"
-            posted.entries.append(post(account, EntryKind.USAGE, cost, text))
-            if account.account_type == AccountType.PREPAID:
-                posted.entries.extend(_post_call_taxes(account, cost, text))
-        check_low_balance(account, posted)
+        _debit(account, cost, text, posted)
+        if account.tenant_path:
+            # Then the resellers above, bottom-up: the order authorizations lock them in. (An
+            # account is never moved while it has live calls, so its path is the call's.)
+            _end_charges(call.id, seconds, text, posted)
     db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted
+
+
+def _debit(account: Account, cost: Decimal, text: str, posted: Posted) -> None:
+    """Post a call's cost (and a prepaid account's call taxes) to `account`; check its alert."""
+    if cost > 0:
+        posted.entries.append(post(account, EntryKind.USAGE, cost, text))
+        if account.account_type == AccountType.PREPAID:
+            posted.entries.extend(_post_call_taxes(account, cost, text))
+    check_low_balance(account, posted)
+
+
+def _end_charges(call_id: int, seconds: int, text: str, posted: Posted) -> None:
+    """Rate and debit each reseller level of a call at its own rate, freeing its reservation."""
+    # In end_call's transaction: every level's entry is posted with the caller's, or none is.
+    charges = db.session.scalars(
+        select(CallCharge).where(CallCharge.call_id == call_id).order_by(CallCharge.level)
+    ).all()
+    for charge in charges:
+        db.session.execute(
+            statements.RELEASE, {"account_id": charge.account_id, "release": charge.reserved}
+        )
+        reseller = db.session.get(Account, charge.account_id)
+        db.session.refresh(reseller)  # locked by RELEASE
+        rate = RateRow(
+            charge.rate_prefix,
+            "",
+            charge.connect_cost,
+            charge.cost_per_minute,
+            charge.initial_increment,
+            charge.increment,
+        )
+        charge.cost = charged_cost(rate, seconds, reseller.currency)
+        charge.reserved = Decimal(0)
+        _debit(reseller, charge.cost, text, posted)
 
 
 def call_tax_line(tax) -> str:

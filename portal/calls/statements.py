@@ -24,6 +24,7 @@ from portal.models import (
     Account,
     AccountType,
     Call,
+    CallCharge,
     Rate,
     RateGroup,
     Role,
@@ -43,6 +44,7 @@ groups = RateGroup.__table__
 rates = Rate.__table__
 devices = SipDevice.__table__
 calls = Call.__table__
+charges = CallCharge.__table__
 taxes = Tax.__table__
 
 
@@ -133,18 +135,12 @@ _tax_rates = type_coerce(
 )
 
 
-@functools.cache
-def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Prepared:
-    """The caller's account with its rate group and rate, by number or by an active SIP device."""
-    # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
-    # same statement; a row comes back whenever the key exists, its account columns NULL if
-    # no account matched.
-    joined = accounts.outerjoin(groups, groups.c.id == accounts.c.rate_group_id).outerjoin(
-        _dialled_rate, _dialled_rate.c.id == _best_rate
-    )
-    columns = [
+def _caller_columns() -> list:
+    """The columns of an account that the checks of portal.calls.checks.decide read."""
+    return [
         accounts.c.id,
         accounts.c.account_number,
+        accounts.c.tenant_path,
         accounts.c.status,
         accounts.c.deleted_at,
         accounts.c.tenant_path,
@@ -164,6 +160,36 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
         groups.c.status.label("group_status"),
         *(_dialled_rate.c[column.name].label(f"rate_{column.name}") for column in RATE_COLUMNS),
     ]
+
+
+def _with_group_and_rate():
+    """accounts joined to their rate group and their rate for the number (binds prefix_0 ...)."""
+    return accounts.outerjoin(groups, groups.c.id == accounts.c.rate_group_id).outerjoin(
+        _dialled_rate, _dialled_rate.c.id == _best_rate
+    )
+
+
+@functools.cache
+def chain_query(depth: int) -> Prepared:
+    """The `depth` resellers above a customer (binds level_1 ...), each with its own rate."""
+    # A reseller is checked as its customer is: its rate group (assigned by its parent), its
+    # rate for the number the customer's call goes to (binds prefix_0 ... of that number), its
+    # funds, reservations and channels. One statement per depth: no expanding IN list.
+    return Prepared(
+        select(*_caller_columns())
+        .select_from(_with_group_and_rate())
+        .where(or_(*(accounts.c.id == bindparam(f"level_{n}") for n in range(1, depth + 1))))
+    )
+
+
+@functools.cache
+def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Prepared:
+    """The caller's account with its rate group and rate, by number or by an active SIP device."""
+    # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
+    # same statement; a row comes back whenever the key exists, its account columns NULL if
+    # no account matched.
+    joined = _with_group_and_rate()
+    columns = _caller_columns()
     if by_sip_username:
         joined = devices.join(joined, devices.c.account_id == accounts.c.id)
         found = and_(
@@ -254,6 +280,29 @@ INSERT_CALL = Prepared(
 )
 
 
+# A reseller level's share of a live call: binds call_call_id and charge_<column>.
+CHARGE_COLUMNS = (
+    "account_id",
+    "level",
+    "rate_prefix",
+    "connect_cost",
+    "cost_per_minute",
+    "initial_increment",
+    "increment",
+    "reserved",
+)
+INSERT_CHARGE = Prepared(
+    insert(charges).from_select(
+        ["call_id", *CHARGE_COLUMNS],
+        select(
+            calls.c.id,
+            *(bindparam(f"charge_{name}", type_=charges.c[name].type) for name in CHARGE_COLUMNS),
+        ).where(calls.c.call_id == bindparam("call_call_id", type_=calls.c.call_id.type)),
+        include_defaults=False,
+    )
+)
+
+
 # PostgreSQL: a statement run in autocommit is its own transaction, and set_config(..., true)
 # sets synchronous_commit for that transaction only: it commits without waiting for the WAL
 # flush (CALLS_ASYNC_COMMIT). A later synchronous commit, of any session, flushes it too.
@@ -294,3 +343,9 @@ def _insert_refusal(async_commit: bool):
 # By CALLS_ASYNC_COMMIT: the PostgreSQL statements of a live call and of a refusal.
 RESERVE_AND_INSERT = {flag: Prepared(_reserve_and_insert(flag)) for flag in (True, False)}
 INSERT_REFUSAL = {flag: Prepared(_insert_refusal(flag)) for flag in (True, False)}
+
+# PostgreSQL, inside a transaction of several statements (a reseller's customer's call): that
+# transaction commits without waiting for the WAL flush (CALLS_ASYNC_COMMIT).
+ASYNC_COMMIT_LOCAL = Prepared(
+    select(func.set_config("synchronous_commit", "off", true()).label("setting"))
+)

@@ -25,7 +25,7 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.models.calls import ApiKey, Call, CallStatus, IdempotencyRecord
+from portal.models.calls import ApiKey, Call, CallCharge, CallStatus, IdempotencyRecord
 from portal.models.job import Job, JobFile, JobStatus
 from portal.models.profile import InvoiceProfile
 from portal.models.session import LoginFailureCounter, LoginSession
@@ -40,6 +40,7 @@ __all__ = [
     "Allocation",
     "ApiKey",
     "Call",
+    "CallCharge",
     "CallStatus",
     "AuditEntry",
     "BillingSchedule",

@@ -76,6 +76,30 @@ class Call(db.Model):
     )
 
 
+class CallCharge(db.Model):
+    """What one reseller up a customer's chain pays its parent for a call (level 1 = its own)."""
+
+    # The call row holds the customer's rate, reservation and cost (level 0); each reseller
+    # above it is rated at its own rate group, so its margin on the call is the cost of the
+    # level below minus its own.
+    __tablename__ = "call_charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    level: Mapped[int]
+    rate_prefix: Mapped[str] = mapped_column(String(32))
+    connect_cost: Mapped[Decimal] = mapped_column(Money)
+    cost_per_minute: Mapped[Decimal] = mapped_column(Money)
+    initial_increment: Mapped[int]
+    increment: Mapped[int]
+    # The level's own reservation while the call is live; 0 once released at the end.
+    reserved: Mapped[Decimal] = mapped_column(Money)
+    cost: Mapped[Decimal | None] = mapped_column(Money)
+
+    __table_args__ = (UniqueConstraint("call_id", "level", name="uq_call_charges_call_level"),)
+
+
 class IdempotencyRecord(db.Model):
     """The stored answer to an API request sent with an Idempotency-Key, for its retries."""
 
