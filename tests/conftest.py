@@ -28,6 +28,7 @@ from portal.models import (
     Account,
     AccountType,
     BillingSchedule,
+    Rate,
     RateGroup,
     Role,
     SipDevice,
@@ -326,8 +327,6 @@ def tenants_calling(tenants):
     # A reseller's customer calls only if every reseller up its chain has a rate for the
     # number (the cost chain): A and B get the admins' "Wholesale" (UK free), A1 gets its
     # parent's Plan A (UK free). Free rates: no funds needed at any level.
-    from portal.models import Rate
-
     wholesale = RateGroup(name="Wholesale", status=Status.ACTIVE, reseller_id=None)
     db.session.add(wholesale)
     db.session.commit()

@@ -260,7 +260,8 @@ def test_an_inactive_reseller_stops_its_subtrees_api_keys(app, client, admin, te
     assert rest.get("/accounts").status_code == 200
 
 
-def test_an_inactive_reseller_stops_its_subtrees_calls(app, api, admin, tenants):
+def test_an_inactive_reseller_stops_its_subtrees_calls(app, api, admin, tenants_calling):
+    tenants = tenants_calling
     customer = tenants["a1_customer"]
     db.session.add(Rate(rate_group_id=tenants["a1_group"].id, prefix="4420", destination="L"))
     db.session.commit()
@@ -274,14 +275,15 @@ def test_an_inactive_reseller_stops_its_subtrees_calls(app, api, admin, tenants)
     set_status(admin, fresh(tenants["a"]), Status.INACTIVE)
     answer = authorize("c2")
     assert answer["allowed"] is False and answer["cause"] == "ACCOUNT_INACTIVE_DELETED"
-    check = next(c for c in answer["checks"] if c["check"] == "account_active")
-    assert check == {
-        "check": "account_active",
-        "passed": False,
-        "status": "active",
-        "deleted": False,
-        "inactive_reseller": tenants["a"].account_number,
+    assert answer["refused_by"] == {
+        "level": 2,
+        "account": tenants["a"].account_number,
+        "account_id": tenants["a"].id,
     }
+    check = next(
+        c for c in answer["checks"] if c.get("level") == 2 and c["check"] == "account_active"
+    )
+    assert check["passed"] is False and check["status"] == "inactive"
     assert 'status="not found"' in api.directory(customer.account_number).get_data(as_text=True)
     set_status(admin, fresh(tenants["a"]), Status.ACTIVE)
     assert authorize("c3")["cause"] != "ACCOUNT_INACTIVE_DELETED"

@@ -6,7 +6,6 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import Connection, Row, Select, select
 
-from portal.ancestors import stopped_by
 from portal.calls import statements
 from portal.models import Account, AccountType, Status, available_funds, is_expired
 from portal.rules.calls import charged_cost, max_duration, minimum_to_call
@@ -154,19 +153,13 @@ def decide(
         explain and {"account": account.account_number if account else None},
     ):
         return
-    active = account.status == Status.ACTIVE and account.deleted_at is None
-    # An inactive (or deleted) reseller above the account stops its whole subtree.
-    stopped = stopped_by(connection, account.tenant_path) if active or explain else None
+    # An inactive (or deleted) reseller above the account stops its whole subtree: decide_all
+    # runs this check at every level and names the reseller that refused.
     decision.check(
         "account_active",
-        active and stopped is None,
+        account.status == Status.ACTIVE and account.deleted_at is None,
         ACCOUNT_INACTIVE_DELETED,
-        explain
-        and {
-            "status": account.status.value,
-            "deleted": account.deleted_at is not None,
-            "inactive_reseller": stopped,
-        },
+        explain and {"status": account.status.value, "deleted": account.deleted_at is not None},
     )
     expiry = account.expiry_date
     decision.check(

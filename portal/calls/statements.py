@@ -143,7 +143,6 @@ def _caller_columns() -> list:
         accounts.c.tenant_path,
         accounts.c.status,
         accounts.c.deleted_at,
-        accounts.c.tenant_path,
         accounts.c.expiry_date,
         accounts.c.number_translation,
         accounts.c.max_channels,
