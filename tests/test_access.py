@@ -202,6 +202,7 @@ MATRIX = {
     ("me.account_profile", "GET"): [("/my/account/profile", RESELLERS)],
     ("me.account_profile", "POST"): [("/my/account/profile", RESELLERS)],
     ("me.ledger", "GET"): [("/my/account/ledger", RESELLERS)],
+    ("me.resold_calls", "GET"): [("/my/account/calls", RESELLERS)],
     # The issuer's own invoice profile: a reseller's, or the operator's (admins).
     ("me.invoice_profile", "GET"): [("/my/invoice-profile", ISSUERS)],
     ("me.invoice_profile", "POST"): [("/my/invoice-profile", ISSUERS)],

@@ -1,5 +1,6 @@
 """The cost chain: a reseller's customer's call is checked, reserved and debited at every level."""
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -8,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from portal.billing.service import add_payment
 from portal.calls.service import authorize, end_call
 from portal.extensions import db
 from portal.models import (
@@ -24,7 +26,7 @@ from portal.models import (
     Status,
     utcnow,
 )
-from tests.conftest import make_account
+from tests.conftest import Browser, make_account
 
 MOBILE = "447911123456"
 LEVELS = ("reseller", "sub", "customer")  # top-down: admin -> reseller -> sub -> customer
@@ -54,8 +56,6 @@ def _group(name: str, per_minute: str, owner: Account | None) -> RateGroup:
 
 def _chain(funds: dict | None = None, **changes) -> dict[str, Account]:
     """admin -> reseller -> sub-reseller -> customer, each prepaid with funds (ledger entries)."""
-    from portal.billing.service import add_payment
-
     funds = {"reseller": "100", "sub": "100", "customer": "10", **(funds or {})}
     group = _group("Wholesale", PER_MINUTE["reseller"], None)
     world: dict[str, Account] = {}
@@ -149,6 +149,46 @@ def test_each_level_reserves_and_pays_its_own_rate(api):
         )
         == 3
     )
+
+
+def _logged_in(app, number: str) -> Browser:
+    """A fresh browser logged in as the account `number`."""
+    user = Browser(app.test_client())
+    assert user.login(number).status_code in (302, 303)
+    return user
+
+
+def _resold_rows(app, number: str) -> list[list[str]]:
+    """The cells of the Resold calls table, as the reseller logged in as `number` sees them."""
+    user = _logged_in(app, number)
+    page = user.get("/my/account/calls")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    body = html.split('id="resold-calls"', 1)[1].split("</tbody>", 1)[0]
+    return [
+        [
+            " ".join(re.sub(r"<[^>]+>", "", cell).split())
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    ]
+
+
+def test_each_reseller_sees_its_resold_calls_with_its_margin(app, api, tenants):
+    _chain()
+    assert api.authorize(call_id="c1", account=NUMBERS["customer"], destination=MOBILE).json[
+        "allowed"
+    ]
+    assert api.end("c1", 110).status_code == 200
+    # The sub-reseller was paid the customer's 1.20 and paid 0.80; the reseller 0.80 and 0.60.
+    sub = _resold_rows(app, NUMBERS["sub"])
+    assert len(sub) == 1 and sub[0][1] == NUMBERS["customer"]
+    assert sub[0][3:] == ["110 s", "USD 1.20", "USD 0.80", "USD 0.40"]
+    top = _resold_rows(app, NUMBERS["reseller"])
+    assert len(top) == 1 and top[0][3:] == ["110 s", "USD 0.80", "USD 0.60", "USD 0.20"]
+    # Another reseller sees none of it; a customer has no such page.
+    assert _resold_rows(app, tenants["b"].account_number) == [["No rated calls yet."]]
+    assert _logged_in(app, NUMBERS["customer"]).get("/my/account/calls").status_code == 403
 
 
 def test_a_short_level_sets_the_length_of_the_call(api):

@@ -22,6 +22,7 @@ from portal.billing.profile import (
 )
 from portal.billing.profile import profile_form_data as invoice_profile_data
 from portal.billing.queries import activity
+from portal.calls.queries import resold_calls as resold
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
 from portal.me.forms import (
@@ -167,6 +168,17 @@ def ledger():
     )
     return render_template(
         "me/ledger.html", account=account, entries=entries, next_before=next_before
+    )
+
+
+@bp.route("/account/calls")
+@roles_required(Role.RESELLER)
+def resold_calls():
+    """The rated calls of the reseller's subtree: what it was paid, what it paid, the margin."""
+    account = _me()
+    rows, next_before = resold(account, query_id("before"), LEDGER_PAGE)
+    return render_template(
+        "me/resold_calls.html", account=account, rows=rows, next_before=next_before
     )
 
 
