@@ -34,6 +34,8 @@ CUSTOMERS = expect(customer=OK, reseller=FORBIDDEN, subadmin=FORBIDDEN, admin=FO
 # A record owned by the admins: a reseller may not know it exists.
 ADMINS_RECORD = expect(reseller=NOT_FOUND)
 RESELLERS = expect(customer=FORBIDDEN, reseller=OK, subadmin=FORBIDDEN, admin=FORBIDDEN)
+# Customers see their portal; a reseller is sent on to its My account page.
+OWN_MONEY = expect(customer=OK, reseller=OK, subadmin=FORBIDDEN, admin=FORBIDDEN)
 ISSUERS = expect(customer=FORBIDDEN, reseller=OK, subadmin=FORBIDDEN, admin=OK)
 # Only an issuer's own logo, and none stored in the matrix's world: not found for them.
 OWN_LOGO = expect(customer=FORBIDDEN, reseller=NOT_FOUND, subadmin=FORBIDDEN, admin=NOT_FOUND)
@@ -183,7 +185,7 @@ MATRIX = {
     ("api.list_rate_groups", "GET"): [("/api/v1/rate-groups", API_KEY_ONLY)],
     ("api.list_taxes", "GET"): [("/api/v1/taxes", API_KEY_ONLY)],
     # The customer portal: customers only, and only ever their own account.
-    ("me.dashboard", "GET"): [("/my/", CUSTOMERS)],
+    ("me.dashboard", "GET"): [("/my/", OWN_MONEY)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],
     ("me.profile", "POST"): [("/my/profile", CUSTOMERS)],
     ("me.password", "GET"): [("/my/password", CUSTOMERS)],

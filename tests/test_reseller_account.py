@@ -86,12 +86,18 @@ def test_a_reseller_sees_its_own_money_and_documents(app, admin, tenants):
     assert f'href="/documents/{other.id}"' not in page
     # Nobody posts to their own account: the panel has no payment or charge form.
     assert "payment-amount" not in page and "charge-amount" not in page
-    for link in ("/my/account/profile", "/my/invoice-profile", "/my/account/ledger", "/api-keys/"):
+    links = ("/my/account/profile", "/my/invoice-profile", "/my/account/ledger", "/api-keys/")
+    for link in (*links, "/my/account/calls"):
         assert f'href="{link}"' in page
     assert "Change password" in page and "Where you are logged in" in page
 
     assert browser.get(f"/documents/{own.id}").status_code == 200
     assert browser.get(f"/documents/{other.id}").status_code == 404
+
+
+def test_my_portal_sends_a_reseller_to_its_own_account(app, tenants):
+    response = logged_in(app, tenants["a"]).get("/my/")
+    assert response.status_code == 303 and response.headers["Location"] == "/my/account"
 
 
 def test_a_postpaid_resellers_available_funds_are_its_credit_left(app, admin, tenants):

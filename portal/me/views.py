@@ -60,10 +60,13 @@ def _status() -> int:
 
 
 @bp.route("/")
-@roles_required(Role.CUSTOMER)
+@roles_required(Role.CUSTOMER, Role.RESELLER)
 def dashboard():
     """Balance, funds, plan, SIP devices, receipts, invoices and ledger of the customer."""
-    return render_template("me/dashboard.html", **activity(_me()))
+    me = _me()
+    if me.role == Role.RESELLER:  # a reseller's own money lives on its My account page
+        return redirect_to(url_for("me.account"))
+    return render_template("me/dashboard.html", **activity(me))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
