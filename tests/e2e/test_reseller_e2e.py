@@ -74,6 +74,13 @@ def test_reseller_builds_its_own_business(browse, portal):
     wait_for_htmx(page, "form[hx-get*=test-call]")
     page.get_by_label("Dialled number").fill("33123456789")
     page.get_by_role("button", name="Explain").click()
+    # The cost chain: the reseller pays for its customer's calls, and its own plan (the
+    # admins' Default group) has no rate for France yet, nor has it any funds.
+    result = page.locator("#test-call-result")
+    expect(result).to_contain_text(f"by reseller {reseller.identifier} (1 level up)")
+    browse.check(page, "A test call refused at the reseller's level")
+    _admin_sells_france_to(browse, portal, reseller)
+    page.get_by_role("button", name="Explain").click()
     expect(page.locator("#test-call-result")).to_contain_text("Allowed")
     browse.check(page, "Customer of the reseller after a payment and a test call")
 
@@ -104,3 +111,27 @@ def test_reseller_builds_its_own_business(browse, portal):
     browse.check(page, "Sub-reseller")
     create_api_key(page, "signup form")
     browse.check(page, "API keys of the reseller")
+
+
+def _admin_sells_france_to(browse, portal, reseller) -> None:
+    """The admin prices France in the reseller's plan and tops the reseller up, in the browser."""
+    page = browse.page(ADMIN)
+    page.goto(portal("/dashboard/"))
+    browse.check(page, "Dashboard of the admin")
+    nav(page, "Tariff · Rate Groups")
+    browse.check(page, "Rate Groups of the admin")
+    main(page).get_by_role("link", name="Default", exact=True).click()
+    add_rate(page, "33", "France", "0.1")
+    browse.check(page, "The Default rate group with France")
+    nav(page, "Resellers")
+    browse.check(page, "Resellers of the admin")
+    main(page).get_by_role("link", name=reseller.identifier, exact=True).click()
+    browse.check(page, "The reseller's account page")
+    wait_for_htmx(page, "#money-panel form")
+    form = page.locator(
+        "#money-panel form", has=page.get_by_role("heading", name="Add payment / refill")
+    )
+    form.get_by_label("Amount").fill("50")
+    form.get_by_role("button", name="Add payment / refill").click()
+    expect(page.locator("#money-panel")).to_contain_text("Payment recorded.")
+    browse.check(page, "The reseller topped up by the admin")
