@@ -290,18 +290,6 @@ def test_an_inactive_reseller_stops_its_subtrees_calls(app, api, admin, tenants_
     assert "<result" not in api.directory(customer.account_number).get_data(as_text=True)
 
 
-def test_the_admins_customers_cost_no_ancestor_query(app, api, admin, customer, monkeypatch):
-    from portal import ancestors
-
-    ran = []
-    original = ancestors._stopped_query
-    monkeypatch.setattr(
-        ancestors, "_stopped_query", lambda depth: ran.append(depth) or original(depth)
-    )
-    api.authorize(call_id="t1", account=customer.account_number, destination="4420")
-    assert ran == []
-
-
 def test_a_reseller_deactivating_its_sub_reseller_stops_that_subtree(app, tenants):
     as_a = logged_in(app, tenants["a"])
     url = f"/accounts/{tenants['a1'].id}/status"
