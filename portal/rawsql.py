@@ -82,47 +82,43 @@ class Prepared:
             ) from error
         return cursor
 
+    def _readers(self, plan, cursor, dialect) -> None:
+        """Learn the plan's value converters from the first cursor that ran the SELECT."""
+        # Some conversions depend on the driver's column type codes (PostgreSQL NUMERIC).
+        if plan.row_type is None or plan.readers is not None:
+            return
+        columns = self.statement.selected_columns
+        plan.readers = [
+            column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+            for column, described in zip(columns, cursor.description, strict=True)
+        ]
+
+    def _convert(self, plan, row):
+        """A fetched row as a named tuple of converted values."""
+        return plan.row_type._make(
+            value if reader is None else reader(value)
+            for reader, value in zip(plan.readers, row, strict=True)
+        )
+
     def first(self, connection: Connection, binds: dict):
         """The first row (a named tuple of converted values for a SELECT), or None."""
         plan = self._plan(connection.dialect)
         cursor = self.execute(connection, binds)
         row = cursor.fetchone()
-        if plan.row_type is not None and plan.readers is None:
-            # Some conversions depend on the driver's column type codes (PostgreSQL NUMERIC).
-            dialect = connection.dialect
-            columns = self.statement.selected_columns
-            plan.readers = [
-                column.type.dialect_impl(dialect).result_processor(dialect, described[1])
-                for column, described in zip(columns, cursor.description, strict=True)
-            ]
+        self._readers(plan, cursor, connection.dialect)
         cursor.close()
         if row is None or plan.row_type is None:
             return row
-        return plan.row_type._make(
-            value if reader is None else reader(value)
-            for reader, value in zip(plan.readers, row, strict=True)
-        )
+        return self._convert(plan, row)
 
     def all(self, connection: Connection, binds: dict) -> list:
         """Every row of a SELECT, as first() gives one."""
         plan = self._plan(connection.dialect)
         cursor = self.execute(connection, binds)
         rows = cursor.fetchall()
-        if plan.readers is None:
-            dialect = connection.dialect
-            columns = self.statement.selected_columns
-            plan.readers = [
-                column.type.dialect_impl(dialect).result_processor(dialect, described[1])
-                for column, described in zip(columns, cursor.description, strict=True)
-            ]
+        self._readers(plan, cursor, connection.dialect)
         cursor.close()
-        return [
-            plan.row_type._make(
-                value if reader is None else reader(value)
-                for reader, value in zip(plan.readers, row, strict=True)
-            )
-            for row in rows
-        ]
+        return [self._convert(plan, row) for row in rows]
 
     def rowcount(self, connection: Connection, binds: dict) -> int:
         """How many rows the statement changed."""

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.billing.service import add_payment
+from portal.calls import service
 from portal.calls.service import authorize, end_call
 from portal.extensions import db
 from portal.models import (
@@ -295,8 +296,6 @@ def test_the_hang_up_is_all_or_nothing(api, monkeypatch):
     world = _chain()
     api.authorize(call_id="c1", account=NUMBERS["customer"], destination=MOBILE)
     before = _state(world)
-    from portal.calls import service
-
     real = service.post
 
     def failing(account, *args, **kwargs):

@@ -6,6 +6,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portal.accounts.moving import move_account
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Rate, RateGroup, Role, Status
 from tests.conftest import PASSWORD, Browser
@@ -300,8 +301,6 @@ def test_logging_in_writes_no_audit_entry(user, tenants):
 
 def test_moving_a_sub_reseller_keeps_every_tenant_boundary(app, admin, tenants):
     # Issue 17: A1 (with its customer) moves from A to B; every boundary follows the move.
-    from portal.accounts.moving import move_account
-
     a, b, a1 = tenants["a"], tenants["b"], tenants["a1"]
     move_account(admin, a1, b, {"rate_group_id": tenants["b_group"].id})
     db.session.expire_all()
