@@ -7,6 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.conftest import wait_for_htmx
 from tests.e2e.conftest import Login, Session, nav
 
 DOWNLOAD_TIMEOUT_MS = 15_000  # from the click to the first byte; a 5xx never gets there
@@ -159,3 +160,13 @@ def create_api_key(page: Page, name: str) -> str:
     key = page.locator("#new-api-key")
     expect(key).to_have_text(re.compile(r"^vbp_"))
     return key.inner_text()
+
+
+def add_money(page: Page, kind: str, amount: str, description: str = "") -> None:
+    """Post a payment or a charge through the Money panel (an htmx swap of the panel)."""
+    label = "Add payment / refill" if kind == "payment" else "Add charge"
+    wait_for_htmx(page, "#money-panel form")
+    form = page.locator("#money-panel form", has=page.get_by_role("heading", name=label))
+    form.get_by_label("Amount").fill(amount)
+    form.get_by_label("Description").fill(description)
+    form.get_by_role("button", name=label).click()

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for_htmx
 from tests.e2e.conftest import ADMIN, Login, in_menu, nav
-from tests.e2e.steps import create_account, field, main, open_document
+from tests.e2e.steps import add_money, create_account, field, main, open_document
 
 PHONE = 390
 
@@ -16,12 +16,7 @@ def test_customer_uses_their_own_pages_on_a_phone(browse, portal):
     customer, url = create_account(browse, ADMIN, "customer", "Ada", "ada@example.com")
     admin_page = browse.page(ADMIN)
     admin_page.goto(url)
-    wait_for_htmx(admin_page, "#money-panel form")
-    form = admin_page.locator(
-        "#money-panel form", has=admin_page.get_by_role("heading", name="Add payment / refill")
-    )
-    form.get_by_label("Amount").fill("15")
-    form.get_by_role("button", name="Add payment / refill").click()
+    add_money(admin_page, "payment", "15")
     expect(admin_page.locator("#money-panel")).to_contain_text("Payment recorded.")
     browse.check(admin_page, "Customer page after a payment")
 

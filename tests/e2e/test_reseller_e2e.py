@@ -7,6 +7,7 @@ from tests.e2e.conftest import ADMIN, nav
 from tests.e2e.steps import (
     ACCOUNT_PAGE,
     account_of,
+    add_money,
     add_rate,
     create_account,
     create_api_key,
@@ -64,12 +65,7 @@ def test_reseller_builds_its_own_business(browse, portal):
     expect(page).to_have_url(ACCOUNT_PAGE)
     expect(main(page)).to_contain_text("Reseller VAT")
     browse.check(page, "Customer of the reseller")
-    wait_for_htmx(page, "#money-panel form")
-    form = page.locator(
-        "#money-panel form", has=page.get_by_role("heading", name="Add payment / refill")
-    )
-    form.get_by_label("Amount").fill("30")
-    form.get_by_role("button", name="Add payment / refill").click()
+    add_money(page, "payment", "30")
     expect(page.locator("#money-panel")).to_contain_text("Payment recorded.")
     wait_for_htmx(page, "form[hx-get*=test-call]")
     page.get_by_label("Dialled number").fill("33123456789")
@@ -127,11 +123,6 @@ def _admin_sells_france_to(browse, portal, reseller) -> None:
     browse.check(page, "Resellers of the admin")
     main(page).get_by_role("link", name=reseller.identifier, exact=True).click()
     browse.check(page, "The reseller's account page")
-    wait_for_htmx(page, "#money-panel form")
-    form = page.locator(
-        "#money-panel form", has=page.get_by_role("heading", name="Add payment / refill")
-    )
-    form.get_by_label("Amount").fill("50")
-    form.get_by_role("button", name="Add payment / refill").click()
+    add_money(page, "payment", "50")
     expect(page.locator("#money-panel")).to_contain_text("Payment recorded.")
     browse.check(page, "The reseller topped up by the admin")

@@ -10,6 +10,7 @@ from tests.e2e.conftest import ADMIN, Login, nav
 from tests.e2e.steps import (
     ACCOUNT_PAGE,
     account_of,
+    add_money,
     add_rate,
     create_account,
     create_api_key,
@@ -311,16 +312,6 @@ def test_admin_creates_and_revokes_an_api_key(browse, portal):
     assert answer.status == 401
     main(page).get_by_role("link", name="REST API").click()
     browse.check(page, "REST API reference")
-
-
-def add_money(page, kind: str, amount: str, description: str = "") -> None:
-    """Post a payment or a charge through the Money panel (an htmx swap of the panel)."""
-    label = "Add payment / refill" if kind == "payment" else "Add charge"
-    wait_for_htmx(page, "#money-panel form")
-    form = page.locator("#money-panel form", has=page.get_by_role("heading", name=label))
-    form.get_by_label("Amount").fill(amount)
-    form.get_by_label("Description").fill(description)
-    form.get_by_role("button", name=label).click()
 
 
 def balance_digits(page) -> str:
