@@ -300,3 +300,53 @@ def test_a_reseller_deactivating_its_sub_reseller_stops_that_subtree(app, tenant
     assert logged_in(app, tenants["a_customer"]).get("/my/").status_code == 200
     admins_customer = make_account(Role.CUSTOMER, "3999999999")
     assert logged_in(app, admins_customer).get("/my/").status_code == 200
+
+
+# --- Moving through the REST API ---
+
+
+def test_the_api_moves_a_reseller_with_its_subtree(app, client, admin, tenants):
+    a1, b = tenants["a1"], tenants["b"]
+    rest = Rest(client, create_key(admin, "crm", "")[1])
+    answer = rest.post(
+        f"/accounts/{a1.id}/move",
+        {"reseller_id": b.id, "rate_group_id": tenants["b_group"].id, "tax_ids": []},
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["reseller_id"] == b.id
+    assert fresh(tenants["a1_customer"]).tenant_path == f"{b.id}/{a1.id}/"
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "move"))
+    assert entry.entity_label == a1.account_number
+
+
+def test_the_api_refuses_a_bad_move_naming_the_field_and_changes_nothing(app, client, tenants):
+    a, customer = tenants["a"], tenants["a_customer"]
+    rest = Rest(client, create_key(a, "crm", "")[1])
+    url = f"/accounts/{customer.id}/move"
+    # Another tenant's reseller, a rate group of the wrong owner, an unknown field, a bad id.
+    cases = [
+        ({"reseller_id": tenants["b"].id, "rate_group_id": tenants["b_group"].id}, "reseller_id"),
+        (
+            {"reseller_id": tenants["a1"].id, "rate_group_id": tenants["b_group"].id},
+            "rate_group_id",
+        ),
+        ({"reseller_id": tenants["a1"].id, "rate_group_id": 0}, "rate_group_id"),
+        ({"reseller_id": tenants["a1"].id, "rate_group_id": 1, "color": "red"}, "color"),
+        ({"reseller_id": None, "rate_group_id": tenants["a_group"].id}, "reseller_id"),
+    ]
+    for body, field in cases:
+        answer = rest.post(url, body)
+        assert answer.status_code == 422, (body, answer.json)
+        assert field in answer.json["fields"], (body, answer.json)
+    assert fresh(customer).reseller_id == a.id
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "move")) is None
+
+
+def test_the_api_answers_404_for_an_account_the_key_cannot_see(app, client, tenants):
+    rest = Rest(client, create_key(tenants["a"], "crm", "")[1])
+    answer = rest.post(
+        f"/accounts/{tenants['b_customer'].id}/move",
+        {"reseller_id": tenants["a1"].id, "rate_group_id": tenants["a1_group"].id},
+    )
+    assert answer.status_code == 404
+    assert fresh(tenants["b_customer"]).reseller_id == tenants["b"].id

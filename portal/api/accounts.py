@@ -68,7 +68,7 @@ def account_json(account: Account) -> dict:
     ).model_dump(mode="json")
 
 
-def _account_or_404(account_id: int) -> Account:
+def account_or_404(account_id: int) -> Account:
     """A customer or reseller the key's owner may manage, or a JSON 404."""
     account = db.session.scalar(
         visible_accounts(_actor()).where(Account.id == account_id, Account.role.in_(API_ROLES))
@@ -223,7 +223,7 @@ def list_accounts():
 )
 def get_account(account_id: int):
     """An account the key's owner may see."""
-    return jsonify(account_json(_account_or_404(account_id)))
+    return jsonify(account_json(account_or_404(account_id)))
 
 
 @operation(
@@ -237,7 +237,7 @@ def get_account(account_id: int):
 )
 def update_account_api(account_id: int):
     """Update through the same rules as the edit form."""
-    account = _account_or_404(account_id)
+    account = account_or_404(account_id)
     changes = parse_body(schemas.AccountUpdate).model_dump(mode="json", exclude_none=True)
     if account.role != Role.CUSTOMER and "pin" in changes:
         raise ApiError(422, "Invalid fields.", {"pin": "Customers only."})
@@ -248,7 +248,7 @@ def update_account_api(account_id: int):
 
 def _set_status(account_id: int, status: Status):
     """Activate or deactivate an account; its SIP devices follow."""
-    account = _account_or_404(account_id)
+    account = account_or_404(account_id)
     set_status(_actor(), account, status)
     return jsonify(account_json(account))
 
@@ -289,13 +289,13 @@ def activate_account(account_id: int):
 )
 def delete_account(account_id: int):
     """Soft-delete; the account is then not found."""
-    soft_delete(_actor(), _account_or_404(account_id))
+    soft_delete(_actor(), account_or_404(account_id))
     return Response(status=204)
 
 
 def _money(account_id: int, book):
     """Post a payment or charge once per Idempotency-Key."""
-    account = _account_or_404(account_id)
+    account = account_or_404(account_id)
     body = parse_body(schemas.MoneyPost)
     currency = account.currency
 

@@ -164,6 +164,18 @@ class MoneyPost(Strict):
     description: Annotated[str, Field(max_length=200)] = ""
 
 
+class AccountMove(Strict):
+    """Where an account (a reseller: with its whole subtree) moves, and its new plan."""
+
+    reseller_id: Id | None = Field(
+        None, description="The new owner, a reseller; null: the admins (staff keys only)."
+    )
+    rate_group_id: Id = Field(description="A rate group of the new owner, in the same currency.")
+    tax_ids: Annotated[list[Id], Field(max_length=50)] = Field(
+        default_factory=list, description="Taxes of the new owner (none: no tax)."
+    )
+
+
 class SipDeviceOut(BaseModel):
     """A SIP device of an account (its password is shown only when it is made)."""
 
