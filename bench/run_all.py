@@ -188,6 +188,14 @@ def authorize_rows(results: list[dict]) -> list[tuple[str, str, str]]:
             ),
             (name, "authorize / bare (median of rounds)", f"{result['median_ratio']:.0%}"),
         ]
+        if "chain_cost" in result:
+            rows.append(
+                (
+                    name,
+                    "2 reseller levels / single level",
+                    f"{result['chain_cost']:.2f}x the time",
+                )
+            )
     return rows
 
 
@@ -235,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     billing_args = ["--large", str(args.billing_large)] + (["--postgres"] if args.postgres else [])
     billed = bench_billing.main(billing_args)
     print("\n== call authorization ==")
-    authorized = bench_authorize.main(["--postgres"] if args.postgres else [])
+    # --chain: customers two reseller levels deep in the same rounds (the cost chain's price).
+    authorized = bench_authorize.main(["--chain"] + (["--postgres"] if args.postgres else []))
 
     print(f"\n== summary ({date.today()}, {platform.python_version()}, {platform.machine()}) ==")
     print_table(
