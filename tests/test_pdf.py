@@ -20,6 +20,7 @@ from portal.models import (
     DocumentKind,
     InvoiceProfile,
     OutboxMessage,
+    Rate,
 )
 from tests.conftest import make_caller
 
@@ -270,3 +271,34 @@ def test_a_statement_of_a_prepaid_account_lists_its_usage_too(as_admin, api, cal
     )
     text = pdf_text(as_admin.get(f"/documents/{statement.id}.pdf").data)
     assert "UK London" in text and "4420" in text and "USD 0.40" in text
+
+
+def test_a_resellers_invoice_lists_what_it_paid_for_its_customers_calls(
+    client, user, api, tenants_calling
+):
+    world = tenants_calling
+    # The admins sell the UK to reseller A at 0.60 a minute; A sells it on at 1.20.
+    for group, price in ((world["wholesale_group"], "0.6"), (world["a_group"], "1.2")):
+        rate = db.session.scalar(select(Rate).where(Rate.rate_group_id == group.id))
+        rate.cost_per_minute = Decimal(price)
+    reseller = world["a"]
+    reseller.account_type = AccountType.POSTPAID
+    reseller.credit_limit = Decimal(100)
+    reseller.billing_schedule = BillingSchedule.DAILY
+    db.session.commit()
+    add_payment(None, world["a_customer"], "10")
+    _call(api, world["a_customer"], "r1", UK, 120)  # A pays 1.20, its customer 2.40
+    run_billing(day=date.today() + timedelta(days=1))
+    invoice = db.session.scalar(
+        select(Document).where(
+            Document.account_id == reseller.id, Document.kind == DocumentKind.INVOICE
+        )
+    )
+    assert [(line.description, line.amount) for line in invoice.lines][0] == (
+        "Calls (1)",
+        Decimal("1.20"),
+    )
+    user.login(reseller.account_number)
+    text = pdf_text(user.get(f"/documents/{invoice.id}.pdf").data)
+    # At its own rate and prefix: 2 minutes, 1.20 (its customer paid 2.40).
+    assert "Usage by destination" in text and "UK 44 1 2 USD 1.20" in text
