@@ -26,6 +26,28 @@ LEASE_TIMEOUTS = 10
 PURGED_BODY = "(The text of this message held a password: it was deleted once sent.)"
 
 
+class Attachment(NamedTuple):
+    """A file sent with a mail."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+class AttachmentFailed(RuntimeError):
+    """A document mail's attachment could not be written: the mail waits and is tried again."""
+
+
+# Writes the attachment of a mail about a document (its PDF). Registered by the package that
+# renders documents (portal.billing.pdf), which sits above mail and may not be imported here.
+_document_attachment: list[Callable[[object], tuple[str, str, bytes]]] = []
+
+
+def register_document_attachment(writer: Callable[[object], tuple[str, str, bytes]]) -> None:
+    """Have every mail queued with a document carry `writer(document)`: (name, type, bytes)."""
+    _document_attachment[:] = [writer]
+
+
 class Delivery(NamedTuple):
     """What a run left: sent by it, waiting for a retry, failed for good (of the mail it covers)."""
 
@@ -56,6 +78,8 @@ def queue(kind: str, recipient: str, template: str, account: Account | None = No
         subject=subject.removeprefix("Subject:").strip()[:200],
         body=body.lstrip("\n"),
         account_id=account.id if account else None,
+        # A receipt's or invoice's mail carries its PDF, written when it is sent (_email).
+        document_id=getattr(context.get("document"), "id", None),
         # A password in the text is kept only until the mail is sent (see _mark_sent).
         holds_secret=bool(context.get("password")),
     )
@@ -128,7 +152,25 @@ def _email(message: OutboxMessage) -> EmailMessage:
     email["Subject"] = message.subject
     email["Message-ID"] = f"<outbox-{message.id}@{config['MAIL_MESSAGE_ID_DOMAIN']}>"
     email.set_content(message.body)
+    if message.document_id is not None:
+        attachment = _attachment(message)
+        maintype, _, subtype = attachment.media_type.partition("/")
+        email.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     return email
+
+
+def _attachment(message: OutboxMessage) -> Attachment:
+    """The document's attachment, or AttachmentFailed: a document mail never goes without it."""
+    if not _document_attachment:
+        raise AttachmentFailed("No writer of document attachments is registered.")
+    try:
+        return Attachment(*_document_attachment[0](message.document))
+    except Exception as error:
+        raise AttachmentFailed(
+            f"The attachment could not be written: {_error_text(error)}"
+        ) from error
 
 
 def retry_delay(attempts: int) -> timedelta:

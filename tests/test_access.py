@@ -137,6 +137,9 @@ MATRIX = {
     ("billing.document", "GET"): [
         ("/documents/{document}", expect(customer=OK, reseller=NOT_FOUND))
     ],
+    ("billing.document_pdf", "GET"): [
+        ("/documents/{document}.pdf", expect(customer=OK, reseller=NOT_FOUND))
+    ],
     ("accounts.reset_device_password", "POST"): [
         ("/accounts/{customer}/sip-devices/{device}/reset-password", ADMINS_RECORD),
         # The device of another account through this account's URL: not found for anyone.

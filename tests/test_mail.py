@@ -41,7 +41,8 @@ def post_money(user, account, kind: str, amount: str):
 
 def words(message) -> str:
     """The message text with line breaks (CRLF on the wire) and runs of spaces as one space."""
-    return " ".join(message.get_content().split())
+    # A receipt's or invoice's mail is multipart (its PDF attached): the text is its plain part.
+    return " ".join(message.get_body(("plain",)).get_content().split())
 
 
 def subjects(inbox) -> list[str]:

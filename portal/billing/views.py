@@ -1,13 +1,14 @@
 """Payments and charges on an account, its ledger and documents; printable receipts and invoices."""
 
-from flask import abort, flash, make_response, render_template, url_for
+from flask import Response, abort, flash, make_response, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
 from portal import mail
 from portal.billing import bp
 from portal.billing.forms import MoneyForm
-from portal.billing.profile import issuer_profile, logo_of, logo_response
+from portal.billing.pdf import PDF_TYPE, document_context, pdf_filename, render_pdf
+from portal.billing.profile import logo_of, logo_response
 from portal.billing.queries import WITH_ALLOCATIONS, money_context
 from portal.billing.service import add_charge, add_payment
 from portal.extensions import db
@@ -101,9 +102,25 @@ def document(document_id: int):
     """A printable receipt or invoice, for whoever may see its account, and for its own account."""
     found = _document_or_404(document_id, *WITH_ALLOCATIONS)
     # The issuer it was numbered for: the operator, or the reseller its account belonged to.
+    context = document_context(found)
+    logo = url_for("billing.document_logo", document_id=found.id)
     return render_template(
-        "billing/document.html", document=found, issuer=issuer_profile(found.issuer_key)
+        "billing/document.html",
+        logo_src=logo if context["issuer"].has_logo else None,
+        zone=None,
+        pdf=False,
+        **context,
     )
+
+
+@bp.route("/documents/<int:document_id>.pdf")
+@login_required
+def document_pdf(document_id: int):
+    """The same receipt or invoice as a PDF download, for those who may read the document."""
+    found = _document_or_404(document_id, *WITH_ALLOCATIONS)
+    response = Response(render_pdf(found), mimetype=PDF_TYPE)
+    response.headers["Content-Disposition"] = f"attachment; filename={pdf_filename(found)}"
+    return response
 
 
 @bp.route("/documents/<int:document_id>/logo")
