@@ -141,8 +141,7 @@ def rebuild() -> int:
     dialect = db.session.get_bind().dialect.name
     table = CallRollup.__table__
     db.session.execute(delete(table))
-    result = db.session.execute(
-        table.insert().from_select([*KEY, *COUNTERS], recount_query(dialect))
-    )
+    db.session.execute(table.insert().from_select([*KEY, *COUNTERS], recount_query(dialect)))
+    written = db.session.scalar(select(func.count()).select_from(table))
     db.session.commit()
-    return result.rowcount
+    return written
