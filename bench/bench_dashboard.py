@@ -107,7 +107,7 @@ def _calls(dialect: str, count: int, first_customer: int, customers: int) -> Non
         started = "datetime('now', '-' || (s.n * 7919 % :spread) || ' seconds')"
         id_text = "'b' || s.n"
     else:
-        numbers = "generate_series(1, :count) AS s(n)"
+        numbers = "generate_series(CAST(1 AS BIGINT), CAST(:count AS BIGINT)) AS s(n)"
         started = "(now() at time zone 'utc') - make_interval(secs => s.n * 7919 % :spread)"
         id_text = "'b' || s.n::text"
     seconds = "CASE WHEN s.n % 5 = 0 THEN 0 ELSE (s.n * 13) % 600 + 1 END"

@@ -39,10 +39,12 @@ def _count(query) -> int:
 def index():
     """Counts of accounts, rate groups and taxes; the calls' figures; mail trouble."""
     accounts = visible_accounts(current_user).where(Account.id != current_user.id)
+    # One pass over the caller's accounts (not an IN list of their ids: on SQLite that built
+    # a temporary index of every id first, the page's slowest query at 100,000 accounts).
     rows = db.session.execute(
-        select(Account.role, Account.status, func.count())
-        .where(Account.id.in_(accounts.with_only_columns(Account.id)))
-        .group_by(Account.role, Account.status)
+        accounts.with_only_columns(Account.role, Account.status, func.count()).group_by(
+            Account.role, Account.status
+        )
     ).all()
     counts: dict[Role, dict[Status, int]] = {}
     for role, status, number in rows:
