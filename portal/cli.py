@@ -7,6 +7,7 @@ import click
 from flask import Flask
 
 from portal.accounts.service import create_admin, first_admin_exists
+from portal.calls import rollups
 from portal.rules.identifiers import generate_password
 from portal.settings.service import get_setting
 from portal.tariffs.service import ensure_default_rate_group
@@ -16,6 +17,7 @@ def register(app: Flask) -> None:
     """Attach the commands to the app."""
     register_money(app)
     register_jobs(app)
+    register_reports(app)
 
     @app.cli.command("init")
     def init_command():
@@ -149,3 +151,17 @@ def register_jobs(app: Flask) -> None:
         consumer.run()
 
     app.cli.add_command(jobs)
+
+
+def register_reports(app: Flask) -> None:
+    """`flask reports rebuild-rollups`: the dashboards' daily figures recounted from the calls."""
+    from flask.cli import AppGroup
+
+    reports = AppGroup("reports", help="The dashboards' figures.")
+
+    @reports.command("rebuild-rollups")
+    def rebuild_rollups():
+        """Recount every day's call rollups from the ended calls (after an upgrade or a repair)."""
+        click.echo(f"Wrote {rollups.rebuild()} rollup rows.")
+
+    app.cli.add_command(reports)

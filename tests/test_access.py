@@ -51,6 +51,7 @@ MATRIX = {
     ("auth.logout_everywhere", "POST"): [("/logout/everywhere", LOGGED_IN)],
     ("auth.home", "GET"): [("/", LOGGED_IN)],
     ("dashboard.index", "GET"): [("/dashboard/", MANAGERS)],
+    ("dashboard.figures", "GET"): [("/dashboard/figures.json", MANAGERS)],
     ("accounts.index", "GET"): [("/accounts/", MANAGERS)],
     ("accounts.resellers", "GET"): [("/accounts/resellers/", MANAGERS)],
     ("accounts.staff", "GET"): [("/accounts/staff/", ADMIN)],

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import mail
 from portal.billing.service import Posted, check_low_balance, post
-from portal.calls import statements
+from portal.calls import rollups, statements
 from portal.calls.checks import (
     Decision,
     callers,
@@ -351,6 +351,8 @@ def end_call(
             # Then the resellers above, bottom-up: the order authorizations lock them in. (An
             # account is never moved while it has live calls, so its path is the call's.)
             _end_charges(call.id, seconds, text, posted)
+        # Last, so the shared daily rows are held for the shortest time before the commit.
+        rollups.count_call(call, seconds, cost, account)
     db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted

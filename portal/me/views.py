@@ -23,6 +23,7 @@ from portal.billing.profile import (
 from portal.billing.profile import profile_form_data as invoice_profile_data
 from portal.billing.queries import activity
 from portal.calls.queries import resold_calls as resold
+from portal.dashboard.figures import month_usage
 from portal.htmx import is_htmx, redirect_to, render_fragment
 from portal.me import bp
 from portal.me.forms import (
@@ -62,11 +63,11 @@ def _status() -> int:
 @bp.route("/")
 @roles_required(Role.CUSTOMER, Role.RESELLER)
 def dashboard():
-    """Balance, funds, plan, SIP devices, receipts, invoices and ledger of the customer."""
+    """Balance, funds, this month's usage, plan, SIP devices, documents, ledger and calls."""
     me = _me()
     if me.role == Role.RESELLER:  # a reseller's own money lives on its My account page
         return redirect_to(url_for("me.account"))
-    return render_template("me/dashboard.html", **activity(me))
+    return render_template("me/dashboard.html", usage=month_usage(me), **activity(me))
 
 
 @bp.route("/profile", methods=["GET", "POST"])

@@ -25,7 +25,14 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
-from portal.models.calls import ApiKey, Call, CallCharge, CallStatus, IdempotencyRecord
+from portal.models.calls import (
+    ApiKey,
+    Call,
+    CallCharge,
+    CallRollup,
+    CallStatus,
+    IdempotencyRecord,
+)
 from portal.models.job import Job, JobFile, JobStatus
 from portal.models.profile import InvoiceProfile
 from portal.models.session import LoginFailureCounter, LoginSession
@@ -41,6 +48,7 @@ __all__ = [
     "ApiKey",
     "Call",
     "CallCharge",
+    "CallRollup",
     "CallStatus",
     "AuditEntry",
     "BillingSchedule",

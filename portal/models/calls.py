@@ -1,10 +1,10 @@
 """The real-time side: API keys for the softswitch, and calls with their credit reservations."""
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -98,6 +98,41 @@ class CallCharge(db.Model):
     cost: Mapped[Decimal | None] = mapped_column(Money)
 
     __table_args__ = (UniqueConstraint("call_id", "level", name="uq_call_charges_call_level"),)
+
+
+class CallRollup(db.Model):
+    """One day's ended calls to one destination, as one tenant receives them, in one currency."""
+
+    # Kept at hang-up (portal.calls.rollups) so dashboards sum a few rows per day instead of
+    # scanning calls. A call counts once for every account that is paid for it: its
+    # customer's owner (the admins, tenant 0, or a reseller) and every reseller above; the
+    # revenue is what the level below paid that tenant, in the payer's currency.
+    __tablename__ = "call_rollups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # 0: the operator (the admins' view); otherwise the reseller's account id.
+    tenant_key: Mapped[int]
+    # The UTC day the call started.
+    day: Mapped[date]
+    currency: Mapped[str] = mapped_column(String(3))
+    # The customer's rate (level 0) names the destination; '' when none was matched.
+    rate_prefix: Mapped[str] = mapped_column(String(32))
+    rate_destination: Mapped[str] = mapped_column(String(100))
+    calls: Mapped[int] = mapped_column(default=0)
+    answered: Mapped[int] = mapped_column(default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_key",
+            "day",
+            "currency",
+            "rate_prefix",
+            "rate_destination",
+            name="uq_call_rollups_key",
+        ),
+    )
 
 
 class IdempotencyRecord(db.Model):
