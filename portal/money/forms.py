@@ -1,16 +1,17 @@
 """The filters of the Invoices and Payments pages (GET forms: nothing is saved)."""
 
 from wtforms import DateField, SelectField, StringField
-from wtforms.validators import Length, Optional, Regexp
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional, Regexp, ValidationError
 
 from portal.web import PortalForm
 
 STATUS_CHOICES = [
-    ("", "Any"),
-    ("unpaid", "Unpaid"),
-    ("partial", "Partly paid"),
-    ("paid", "Paid"),
-    ("overdue", "Overdue"),
+    SelectChoice("", "Any"),
+    SelectChoice("unpaid", "Unpaid"),
+    SelectChoice("partial", "Partly paid"),
+    SelectChoice("paid", "Paid"),
+    SelectChoice("overdue", "Overdue"),
 ]
 
 
@@ -36,10 +37,10 @@ class ReportFilterForm(PortalForm):
     def validate_date_to(self, field) -> None:
         """The end of the range is not before its start."""
         if field.data and self.date_from.data and field.data < self.date_from.data:
-            raise ValueError("Must not be before the start date.")
+            raise ValidationError("Must not be before the start date.")
 
 
 class InvoiceFilterForm(ReportFilterForm):
     """The Invoices page's filters: the report's, and paid/partly paid/unpaid/overdue."""
 
-    status = SelectField("Status", choices=STATUS_CHOICES)
+    status = SelectField("Status", choices=STATUS_CHOICES, default="")
