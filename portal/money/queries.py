@@ -5,9 +5,15 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Select, func, select, type_coerce
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, defer, selectinload
 
-from portal.billing.queries import AMOUNT_PAID, BALANCE_DUE, NO_DUE_DATE, status_condition
+from portal.billing.queries import (
+    AMOUNT_PAID,
+    BALANCE_DUE,
+    NO_DUE_DATE,
+    status_condition,
+    with_allocation_sums,
+)
 from portal.extensions import db
 from portal.listing import Page, Sorting, paginate
 from portal.models import Account, Document, DocumentKind, EntryKind, LedgerEntry, Role
@@ -106,27 +112,34 @@ def invoice_conditions(user: Account, filters: dict, reseller, today: date) -> l
 def invoices(user: Account, filters: dict, reseller=None, today: date | None = None) -> Report:
     """The requested page of the invoices matching `filters`, and their totals per currency."""
     conditions = invoice_conditions(user, filters, reseller, today or date.today())
-    totals_query = (
+    totals_query = with_allocation_sums(
         select(
             Document.currency,
             func.count(Document.id),
             func.sum(Document.total),
             func.sum(AMOUNT_PAID),
             func.sum(BALANCE_DUE),
-        )
-        .join(Account, Document.account_id == Account.id)
-        .where(*conditions)
-        .group_by(Document.currency)
-        .order_by(Document.currency)
+        ).join(Account, Document.account_id == Account.id)
+    )
+    totals_query = (
+        totals_query.where(*conditions).group_by(Document.currency).order_by(Document.currency)
     )
     totals = [CurrencyTotal(*row) for row in db.session.execute(totals_query)]
+    query = select(Document).join(Account, Document.account_id == Account.id)
+    if filters.get("status"):  # the status is read from the allocations
+        query = with_allocation_sums(query)
     query = (
-        select(Document)
-        .join(Account, Document.account_id == Account.id)
-        .where(*conditions)
-        .options(contains_eager(Document.account))
+        query.where(*conditions)
+        # What was allocated is read for the page's rows only, not for every row sorted.
+        .options(contains_eager(Document.account), defer(Document.allocated))
     )
     page = paginate(query, INVOICE_SORTING, total=sum(t.count for t in totals))
+    if page.rows:
+        db.session.execute(
+            select(Document)
+            .where(Document.id.in_([document.id for document in page.rows]))
+            .execution_options(populate_existing=True)
+        ).all()
     return Report(page=page, totals=totals)
 
 
