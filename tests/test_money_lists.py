@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
 
 from portal.billing.service import add_payment, issue
 from portal.extensions import db
@@ -320,3 +321,24 @@ def test_bad_filters_are_field_errors(
 def test_odd_query_strings_are_never_a_server_error(app, admin, query, status):
     assert logged_in(app, admin).get(f"/invoices/?{query}").status_code == status
     assert logged_in(app, admin).get(f"/payments/?{query}").status_code == status
+
+
+def test_the_invoices_page_reads_no_row_alone(app, admin, tenants, postpaid_customer):
+    """As many SQL statements for 12 invoices as for 6: nothing is loaded per row."""
+    docs = world(admin, tenants, postpaid_customer)
+    browser = logged_in(app, admin)
+
+    def statements() -> int:
+        seen = []
+        listen = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            assert browser.get("/invoices/").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listen)
+        return len(seen)
+
+    few = statements()
+    for month in range(4, 10):
+        invoice(docs["inv6"].account, "1", date(2026, month, 5), date(2026, month, 20))
+    assert statements() == few

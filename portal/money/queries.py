@@ -135,9 +135,12 @@ def invoices(user: Account, filters: dict, reseller=None, today: date | None = N
     )
     page = paginate(query, INVOICE_SORTING, total=sum(t.count for t in totals))
     if page.rows:
+        # Read again with their accounts: a refresh without them would load each one alone.
         db.session.execute(
             select(Document)
+            .join(Account, Document.account_id == Account.id)
             .where(Document.id.in_([document.id for document in page.rows]))
+            .options(contains_eager(Document.account))
             .execution_options(populate_existing=True)
         ).all()
     return Report(page=page, totals=totals)
