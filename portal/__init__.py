@@ -174,6 +174,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.dashboard import bp as dashboard_bp
     from portal.jobs import bp as jobs_bp
     from portal.me import bp as me_bp
+    from portal.money import bp as money_bp
     from portal.outbox import bp as outbox_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
@@ -190,6 +191,7 @@ def register_blueprints(app: Flask) -> None:
         outbox_bp,
         billing_bp,
         me_bp,
+        money_bp,
         apikeys_bp,
         calls_bp,
         jobs_bp,

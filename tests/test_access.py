@@ -207,7 +207,17 @@ MATRIX = {
     # A reseller's own account: its profile and full ledger.
     ("me.account_profile", "GET"): [("/my/account/profile", RESELLERS)],
     ("me.account_profile", "POST"): [("/my/account/profile", RESELLERS)],
-    ("me.ledger", "GET"): [("/my/account/ledger", RESELLERS)],
+    # The own account's paged lists: customers and resellers (staff have no money).
+    ("me.ledger", "GET"): [("/my/account/ledger", OWN_MONEY)],
+    ("me.documents", "GET"): [("/my/documents", OWN_MONEY)],
+    ("me.calls", "GET"): [("/my/calls", OWN_MONEY)],
+    # Money reports: every logged-in account, each scoped to what it may see.
+    ("money.invoices_index", "GET"): [("/invoices/", LOGGED_IN)],
+    ("money.payments_index", "GET"): [("/payments/", LOGGED_IN)],
+    # The paged lists of a managed account: the admins' customer is not a reseller's.
+    ("money.account_ledger", "GET"): [("/accounts/{customer}/ledger", ADMINS_RECORD)],
+    ("money.account_documents", "GET"): [("/accounts/{customer}/documents", ADMINS_RECORD)],
+    ("money.account_calls", "GET"): [("/accounts/{customer}/calls", ADMINS_RECORD)],
     ("me.resold_calls", "GET"): [("/my/account/calls", RESELLERS)],
     # The issuer's own invoice profile: a reseller's, or the operator's (admins).
     ("me.invoice_profile", "GET"): [("/my/invoice-profile", ISSUERS)],

@@ -298,7 +298,9 @@ def test_the_customer_sees_the_allocations_on_its_own_pages(client, admin, postp
     assert browser.get(f"/documents/{foreign.id}").status_code == 404
 
 
-def test_the_money_panel_reads_allocations_without_a_query_per_document(admin, postpaid_customer):
+def test_the_money_panel_reads_allocations_without_a_query_per_document(
+    app, admin, postpaid_customer
+):
     account = postpaid_customer
 
     def statements() -> int:
@@ -308,10 +310,11 @@ def test_the_money_panel_reads_allocations_without_a_query_per_document(admin, p
         db.session.expire_all()
         event.listen(db.engine, "before_cursor_execute", listen)
         try:
-            loaded = activity(db.session.get(Account, account.id))
+            with app.test_request_context("/"):  # the lists read their page from the request
+                loaded = activity(db.session.get(Account, account.id))
             notes = [
                 (d.status, d.amount_paid, [a.payment.document for a in d.allocations], d.applied)
-                for d in loaded["documents"]
+                for d in loaded["documents"].rows
             ]
         finally:
             event.remove(db.engine, "before_cursor_execute", listen)

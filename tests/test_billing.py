@@ -693,3 +693,32 @@ def test_an_unknown_locale_is_refused_at_start_up(monkeypatch, tmp_path):
 def test_the_locale_setting_changes_separators(app):
     app.config["PORTAL_LOCALE"] = "de_DE"
     assert app.jinja_env.filters["money"](Decimal("1234.5"), "EUR") == "1.234,50\xa0EUR"
+
+
+def test_the_account_page_pages_its_ledger_and_documents(app, as_admin, admin, customer, tenants):
+    """Ledger and documents of an account: totals, sorting and paging, and only its own."""
+    for amount in ("3", "1", "2"):
+        add_payment(admin, customer, amount, f"Top-up {amount}")
+    add_payment(tenants["a"], tenants["a_customer"], "7", "Another tenant's")
+    page = body(as_admin.get(f"/accounts/{customer.id}"))
+    assert "3 documents" in page and "3 entries" in page and "0 calls" in page
+    assert "Another tenant's" not in page
+    # The lists' links replace just their list (htmx) and work as plain links too.
+    assert f'hx-get="/accounts/{customer.id}/ledger?sort=-amount' in html.unescape(page)
+    assert 'hx-target="#ledger-list"' in page
+    by_amount = body(as_admin.get(f"/accounts/{customer.id}/ledger?sort=amount"))
+    positions = [by_amount.index(f"Top-up {n}") for n in ("1", "2", "3")]
+    assert positions == sorted(positions) and "Back to the account" in by_amount
+    fragment = as_admin.get(
+        f"/accounts/{customer.id}/documents?sort=-amount", headers={"HX-Request": "true"}
+    )
+    text = body(fragment)
+    assert "<html" not in text and "3 documents" in text and "Back to the account" not in text
+    # Another tenant's account is not found, whichever list is asked for.
+    reseller = Browser(app.test_client())
+    reseller.login(tenants["b"].account_number)
+    for kind in ("ledger", "documents", "calls"):
+        assert reseller.get(f"/accounts/{customer.id}/{kind}").status_code == 404
+        assert reseller.get(f"/accounts/{tenants['a_customer'].id}/{kind}").status_code == 404
+    own = reseller.get(f"/accounts/{tenants['b_customer'].id}/ledger")
+    assert own.status_code == 200 and "0 entries" in body(own)

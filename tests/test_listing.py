@@ -1,6 +1,7 @@
 """Paged lists: sorting, page sizes, totals and keyset cursors in both directions."""
 
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -67,6 +68,12 @@ def test_unknown_sort_and_page_size_fall_back_to_defaults(app, thirty):
     assert page.per_page == 50
     assert [a.account_number for a in page.rows][:2] == ["L0029", "L0028"]
     assert page.per_page in PAGE_SIZES
+
+
+@pytest.mark.parametrize("per_page", ["9" * 10_000, "²", "-25", "25.0", " 25"])
+def test_a_page_size_that_is_no_choice_is_the_default(app, thirty, per_page):
+    """However odd the page size asked for, the list answers with the default one."""
+    assert _page(app, "per_page=" + quote(per_page)).per_page == 50
 
 
 @pytest.mark.parametrize("cursor", ["x", "%00", "W10", make_cursor(("abc",)), "e" * 10_000])

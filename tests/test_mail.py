@@ -1,6 +1,7 @@
 """E-mail through the outbox, delivered to a real SMTP server on loopback (aiosmtpd)."""
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -489,7 +490,11 @@ def test_a_failed_message_is_shown_to_staff_and_retry_now_sends_it(
     sent = outbox()[0]
     assert sent.sent_at is not None and sent.failed_at is None and sent.attempts == 3
     assert "could not be delivered" not in dashboard(as_admin)
-    assert f'data-message="{old.id}"' not in outbox_page(as_admin)
+    assert f'data-message="{old.id}"' not in outbox_page(as_admin, "?state=failed")
+    # Sent: listed under Sent, with no Retry now, and still never its text.
+    sent_page = outbox_page(as_admin, "?state=sent")
+    assert f'data-message="{old.id}"' in sent_page and "Retry now" not in sent_page
+    assert "Secret-Passw0rd" not in sent_page and "Sent (1)" in sent_page
     assert retries_audited() == [("update", customer.id, "failed", "waiting")] * 2
     # Sent: nothing left to retry (gone from the outbox page).
     assert as_admin.post(retry, {}, token_from="/outbox/").status_code == 404
@@ -505,17 +510,57 @@ def test_retry_now_of_a_message_that_has_not_failed_changes_nothing(as_admin, ad
     assert outbox()[0].attempts == 0 and retries_audited() == []
 
 
-def test_the_outbox_page_goes_back_in_pages(as_admin, admin, customer, monkeypatch):
-    import portal.outbox.views
+def next_link(page: str, rel: str = "next") -> str:
+    """The query string of a page's Next (or Previous) link."""
+    href = re.search(rf'href="([^"]*)" rel="{rel}"', page).group(1)
+    return "?" + href.split("?", 1)[1].replace("&amp;", "&")
 
-    monkeypatch.setattr(portal.outbox.views, "PER_PAGE", 2)
+
+def test_the_outbox_page_goes_both_ways_in_pages(as_admin, admin, customer, monkeypatch):
+    monkeypatch.setattr("portal.listing.PAGE_SIZES", (2, 50))
     ids = [add_payment(admin, customer, str(amount)).mail[0].id for amount in (1, 2, 3)]
-    first = outbox_page(as_admin)
+    first = outbox_page(as_admin, "?per_page=2")
     assert f'data-message="{ids[2]}"' in first and f'data-message="{ids[1]}"' in first
-    assert f'data-message="{ids[0]}"' not in first
-    assert f"/outbox/?before={ids[1]}" in first
-    second = outbox_page(as_admin, f"?before={ids[1]}")
+    assert f'data-message="{ids[0]}"' not in first and "3 messages" in first
+    second = outbox_page(as_admin, next_link(first))
     assert f'data-message="{ids[0]}"' in second and f'data-message="{ids[1]}"' not in second
+    back = outbox_page(as_admin, next_link(second, "prev"))
+    assert f'data-message="{ids[2]}"' in back and f'data-message="{ids[0]}"' not in back
+
+
+def test_the_outbox_lists_sent_waiting_and_failed_mail_sorted(
+    app, as_admin, admin, customer, other_customer, smtp_down
+):
+    sent = add_payment(admin, customer, "1").mail[0]
+    smtp_down.start()
+    assert mail.send_pending()[0] == 1
+    smtp_down.stop()
+    failed = add_payment(admin, other_customer, "1").mail[0]
+    waiting = add_payment(admin, customer, "2").mail[0]
+    failed.created_at = utcnow() - timedelta(hours=99)
+    failed.last_error = "550 mailbox unavailable"
+    failed.failed_at = utcnow()
+    db.session.commit()
+    everything = outbox_page(as_admin)
+    assert all(f'data-message="{m.id}"' in everything for m in (sent, failed, waiting))
+    assert "3 messages" in everything
+    assert "Waiting (1)" in everything and "Failed (1)" in everything and "Sent (1)" in everything
+    for state, shown in (("sent", sent), ("failed", failed), ("waiting", waiting)):
+        page = outbox_page(as_admin, f"?state={state}")
+        assert page.count("data-message=") == 1 and f'data-message="{shown.id}"' in page
+    assert "550 mailbox unavailable" in outbox_page(as_admin, "?state=failed")
+    assert "Retry now" in outbox_page(as_admin, "?state=failed")
+    oldest_first = outbox_page(as_admin, "?sort=created")
+    assert oldest_first.index(f'data-message="{failed.id}"') < oldest_first.index(
+        f'data-message="{sent.id}"'
+    )
+    by_recipient = outbox_page(as_admin, "?sort=recipient")
+    assert by_recipient.index("customer@example.com") < by_recipient.index("other@example.com")
+    # Never a body, whatever the state; odd query strings fall back or are not found.
+    assert "Available funds" not in everything
+    assert outbox_page(as_admin, "?state=nope&sort=body&per_page=99999").count("data-message=") == 3
+    assert as_admin.get("/outbox/?state=%00").status_code == 400
+    assert as_admin.get("/outbox/?after=" + "x" * 10_000).status_code == 404
 
 
 @pytest.mark.parametrize("role", ["reseller", "customer"])

@@ -347,3 +347,50 @@ def test_a_customer_in_kolkata_sees_times_shifted_and_the_zone_named(as_customer
     assert "29 Mar 2026, 00:45:00" in page  # the call: 19:15 UTC the day before + 5:30
     assert "00:30" not in page and "19:15" not in page
     assert page.count("Times are in Asia/Kolkata.") == 1
+
+
+def _add_calls(account: Account, costs: list[str]) -> list[Call]:
+    """Ended calls of `account`, one a minute from 1 March 2026, with these costs."""
+    calls = [
+        Call(
+            call_id=f"paged-{account.id}-{index}",
+            account_id=account.id,
+            destination="442071234567",
+            status=CallStatus.ENDED,
+            started_at=datetime(2026, 3, 1, 10, index),
+            duration_seconds=60 + index,
+            cost=Decimal(cost),
+        )
+        for index, cost in enumerate(costs)
+    ]
+    db.session.add_all(calls)
+    db.session.commit()
+    return calls
+
+
+def test_the_customer_portal_pages_its_ledger_documents_and_calls(
+    as_customer, admin, customer, other_customer, monkeypatch
+):
+    monkeypatch.setattr("portal.listing.PAGE_SIZES", (2, 50))
+    for amount in ("1", "2", "3"):
+        add_charge(admin, customer, amount, f"Fee {amount}")
+    add_charge(admin, other_customer, "9", "Not yours")
+    calls = _add_calls(customer, ["0.30", "0.10", "0.20"])
+    dashboard = as_customer.get("/my/").get_data(as_text=True)
+    # Every list of the portal says how long it is and pages on (first page: the default 50).
+    assert "3 documents" in dashboard and "3 entries" in dashboard and "3 calls" in dashboard
+    assert "Not yours" not in dashboard
+    ledger = as_customer.get("/my/account/ledger?per_page=2").get_data(as_text=True)
+    assert "Fee 3" in ledger and "Fee 2" in ledger and "Fee 1" not in ledger
+    after = re.search(r'href="([^"]*)" rel="next"', ledger).group(1).replace("&amp;", "&")
+    older = as_customer.get(after).get_data(as_text=True)
+    assert "Fee 1" in older and "Fee 3" not in older and "Not yours" not in older
+    by_cost = as_customer.get("/my/calls?sort=cost").get_data(as_text=True)
+    order = [by_cost.index(f'data-call="{calls[n].id}"') for n in (1, 2, 0)]
+    assert order == sorted(order)
+    # htmx swaps only the list: a fragment, not a page.
+    fragment = as_customer.get("/my/documents?sort=amount", headers={"HX-Request": "true"})
+    text = fragment.get_data(as_text=True)
+    assert "<html" not in text and 'id="documents"' in text and "3 documents" in text
+    assert fragment.headers["Vary"] == "HX-Request" or "HX-Request" in fragment.headers["Vary"]
+    assert as_customer.get("/my/account/ledger?after=x").status_code == 404

@@ -3,13 +3,31 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, literal, select
 
 from portal.extensions import db
+from portal.listing import Sorting
 from portal.models import Account, Call, CallCharge, CallStatus
+from portal.models.account import Money
 from portal.web import newest_first
 
 RECENT = 20
+
+# The sortable columns of an account's paged call list; a call not rated yet sorts as 0.
+CALL_SORTING = Sorting(
+    columns={
+        "started": Call.started_at,
+        "duration": func.coalesce(Call.duration_seconds, 0),
+        "cost": func.coalesce(Call.cost, literal(0, Money)),
+    },
+    default="-started",
+    unique=Call.id,
+)
+
+
+def account_calls(account: Account) -> Select:
+    """The account's calls (refused attempts left out), for a paged list."""
+    return select(Call).where(Call.account_id == account.id, Call.status != CallStatus.REFUSED)
 
 
 def recent_calls(account: Account) -> list[Call]:

@@ -3,7 +3,6 @@
 from flask import abort, current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
-from sqlalchemy import select
 
 from portal.accounts.service import reset_sip_password
 from portal.auth.sessions import current_session_id, sessions_of, start_session
@@ -38,12 +37,13 @@ from portal.me.service import (
     own_sip_device,
     update_profile,
 )
-from portal.models import Account, LedgerEntry, Role
+from portal.models import Account, Role
 from portal.models.profile import LOGO_MAX_BYTES
+from portal.money.lists import account_list
 from portal.security import roles_required
 from portal.settings.service import get_setting
 from portal.transactions import ValidationFailed
-from portal.web import apply_errors, newest_first, query_id, submit
+from portal.web import apply_errors, query_id, submit
 
 LEDGER_PAGE = 50
 # One byte more than a logo may have: enough to tell that an upload is too large.
@@ -159,20 +159,32 @@ def account_profile():
     return render_template("me/profile.html", form=form, account=account), _status()
 
 
+def _own_list(kind: str, endpoint: str):
+    """One paged list of the caller's own account; back to its own account page."""
+    me = _me()
+    back = url_for("me.dashboard" if me.role == Role.CUSTOMER else "me.account")
+    return account_list(me, kind, endpoint, {}, back)
+
+
 @bp.route("/account/ledger")
-@roles_required(Role.RESELLER)
+@roles_required(Role.CUSTOMER, Role.RESELLER)
 def ledger():
-    """Every ledger entry of the reseller's own account, newest first, a page at a time."""
-    account = _me()
-    entries, next_before = newest_first(
-        select(LedgerEntry).where(LedgerEntry.account_id == account.id),
-        LedgerEntry.id,
-        query_id("before"),
-        LEDGER_PAGE,
-    )
-    return render_template(
-        "me/ledger.html", account=account, entries=entries, next_before=next_before
-    )
+    """Every ledger entry of the caller's own account, sorted and paged."""
+    return _own_list("ledger", "me.ledger")
+
+
+@bp.route("/documents")
+@roles_required(Role.CUSTOMER, Role.RESELLER)
+def documents():
+    """Every receipt and invoice of the caller's own account, sorted and paged."""
+    return _own_list("documents", "me.documents")
+
+
+@bp.route("/calls")
+@roles_required(Role.CUSTOMER, Role.RESELLER)
+def calls():
+    """The calls of the caller's own account, sorted and paged."""
+    return _own_list("calls", "me.calls")
 
 
 @bp.route("/account/calls")

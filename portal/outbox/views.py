@@ -1,25 +1,35 @@
-"""Mail outbox: unsent messages newest first (never their text), and Retry now for failed ones."""
+"""Mail outbox: waiting, failed and sent mail (never its text), and Retry now for failed mail."""
 
 from flask import abort, flash, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
 from portal import mail
 from portal.extensions import db
 from portal.htmx import redirect_to, render_page_or_fragment
+from portal.listing import Sorting, paginate
 from portal.models import OutboxMessage, utcnow
 from portal.outbox import bp
 from portal.outbox.service import retry_failed
 from portal.security import STAFF, roles_required
-from portal.web import newest_first, query_id
 
-PER_PAGE = 50
-# Which unsent messages a page shows: ?state=failed or ?state=waiting, else both.
+# Which messages a page shows: ?state=waiting, failed or sent, else all of them.
 STATES = {
-    "failed": OutboxMessage.failed_at.is_not(None),
-    "waiting": OutboxMessage.failed_at.is_(None),
+    "waiting": OutboxMessage.sent_at.is_(None) & OutboxMessage.failed_at.is_(None),
+    "failed": OutboxMessage.sent_at.is_(None) & OutboxMessage.failed_at.is_not(None),
+    "sent": OutboxMessage.sent_at.is_not(None),
 }
+SORTING = Sorting(
+    columns={
+        "created": OutboxMessage.created_at,
+        "recipient": OutboxMessage.recipient,
+        "kind": OutboxMessage.kind,
+        "attempts": OutboxMessage.attempts,
+    },
+    default="-created",
+    unique=OutboxMessage.id,
+)
 
 
 def _unsent():
@@ -27,27 +37,31 @@ def _unsent():
     return select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
 
 
+def state_counts() -> dict[str, int]:
+    """How many messages are in each state (the filter links show them)."""
+    return {
+        name: db.session.scalar(select(func.count()).where(condition))
+        for name, condition in STATES.items()
+    }
+
+
 @bp.route("/")
 @roles_required(*STAFF)
 def index():
-    """Mail waiting for a retry and mail given up, newest first, keyset-paginated."""
+    """Waiting, failed and sent mail: filtered by state, sorted and paged, with the counts."""
     state = request.args.get("state", "")
     state = state if state in STATES else ""
-    before = query_id("before")
     # Never the text, not even loaded: a welcome mail may hold a password.
-    query = _unsent().options(defer(OutboxMessage.body))
+    query = select(OutboxMessage).options(defer(OutboxMessage.body))
     if state:
         query = query.where(STATES[state])
-    messages, next_before = newest_first(query, OutboxMessage.id, before, PER_PAGE)
     return render_page_or_fragment(
         "outbox/index.html",
         "outbox/_messages.html",
-        messages=messages,
-        next_before=next_before,
-        before=before,
+        page=paginate(query, SORTING),
         state=state,
         now=utcnow(),
-        failed=mail.undeliverable_count(),
+        counts=state_counts(),
     )
 
 
