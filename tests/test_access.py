@@ -182,6 +182,7 @@ MATRIX = {
     ("api.delete_account", "DELETE"): [("/api/v1/accounts/{customer}", API_KEY_ONLY)],
     ("api.deactivate_account", "POST"): [("/api/v1/accounts/{customer}/deactivate", API_KEY_ONLY)],
     ("api.activate_account", "POST"): [("/api/v1/accounts/{customer}/activate", API_KEY_ONLY)],
+    ("api.move_account_api", "POST"): [("/api/v1/accounts/{customer}/move", API_KEY_ONLY)],
     ("api.post_payment", "POST"): [("/api/v1/accounts/{customer}/payments", API_KEY_ONLY)],
     ("api.post_charge", "POST"): [("/api/v1/accounts/{customer}/charges", API_KEY_ONLY)],
     ("api.get_job", "GET"): [("/api/v1/jobs/{job}", API_KEY_ONLY)],
