@@ -431,7 +431,10 @@ def test_an_export_holds_the_tenants_calls_only(app, cdr):
 
 def test_a_customer_downloads_its_own_calls_at_once(app, cdr):
     """A customer has no Jobs page: its export streams, its own calls only."""
-    response = _export(login(app, cdr["a_customer"]), {"start": "2026-02-01", "end": "2026-02-03"})
+    browser = login(app, cdr["a_customer"])
+    response = _export(browser, {"start": "2026-02-01", "end": "2026-02-03"})
+    assert response.status_code == 303 and "/calls/export.csv?" in response.headers["Location"]
+    response = browser.get(response.headers["Location"])
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0][0] == "Start (UTC)" and len(rows) == 4  # s1, s2, s3
@@ -478,6 +481,8 @@ def test_live_calls_for_staff_with_age_and_reservation(app, cdr):
     assert cdr["admin"].account_number not in sub.get_data(as_text=True).split("<main", 1)[-1]
     for name in ("a", "b_customer"):
         assert login(app, cdr[name]).get("/calls/live").status_code == 403
+    # The streamed download is a customer's; managers export through a job.
+    assert login(app, cdr["a"]).get(f"/calls/export.csv?{FEB2}").status_code == 403
 
 
 def test_the_calls_page_is_linked_for_every_role(app, cdr):

@@ -103,13 +103,15 @@ def _account_id(viewer: Account, field, resellers: bool) -> int | None:
 
 def call_filter(form: CallFilterForm, viewer: Account) -> CallFilter | None:
     """The filter the valid form asks for (dates in the viewer's timezone), or None."""
-    if not form.validate():
-        return None
+    valid = form.validate()
     zone_name = viewer.timezone or "UTC"
     start, end = default_window(zone_name)
     start, end = form.start.data or start, form.end.data or end
-    if start > end:  # only one side given, beyond today's default
+    if start > end and not form.end.errors and not form.start.errors:
+        # Only one side given, on the wrong side of today's default.
         form.end.errors = [*form.end.errors, "The end date is before the start date."]
+        return None
+    if not valid:
         return None
     form.start.data, form.end.data = start, end  # the page shows the window it used
     # A customer's page shows its own calls only: it has no account or reseller filter.

@@ -103,12 +103,8 @@ def export():
     if wanted is None:
         return redirect_to(url_for("calls.index", **_kept(request.form)))
     if current_user.role == Role.CUSTOMER:
-        # A customer has no Jobs page; its own calls stream at once, read batch by batch.
-        return Response(
-            export_calls(current_user, wanted),
-            mimetype="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
-        )
+        # A customer has no Jobs page: its own calls stream at once (the download's GET).
+        return redirect_to(url_for("calls.export_csv", **_kept(request.form)))
     rows = totals(current_user, wanted).calls
     job = records.start(
         current_user,
@@ -118,6 +114,20 @@ def export():
         total=rows,
     )
     return redirect_to(url_for("jobs.show", job_id=job.id))
+
+
+@bp.route("/calls/export.csv")
+@roles_required(Role.CUSTOMER)
+def export_csv():
+    """A customer's own filtered calls as CSV, read batch by batch as the response is sent."""
+    _form, wanted = _filtered()
+    if wanted is None:
+        return redirect_to(url_for("calls.index", **_kept(request.args)))
+    return Response(
+        export_calls(current_user, wanted),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
 
 
 def _kept(values) -> dict:
