@@ -127,8 +127,9 @@ def requested_sort(sorting: Sorting) -> str:
 
 def requested_page_size() -> int:
     """The page size the query string asks for if it is one of the choices, else the default."""
+    # Compared as text: int() of a 10,000-digit value raises (Python's digit limit).
     asked = request.args.get("per_page", "")
-    return int(asked) if asked.isdigit() and int(asked) in PAGE_SIZES else DEFAULT_PAGE_SIZE
+    return int(asked) if asked in {str(size) for size in PAGE_SIZES} else DEFAULT_PAGE_SIZE
 
 
 def count_of(query: Select) -> int:

@@ -69,6 +69,11 @@ def test_unknown_sort_and_page_size_fall_back_to_defaults(app, thirty):
     assert page.per_page in PAGE_SIZES
 
 
+def test_a_page_size_of_ten_thousand_digits_is_the_default_not_an_error(app, thirty):
+    """int() refuses more than 4,300 digits: the size is compared as text first."""
+    assert _page(app, "per_page=" + "9" * 10_000).per_page == 50
+
+
 @pytest.mark.parametrize("cursor", ["x", "%00", "W10", make_cursor(("abc",)), "e" * 10_000])
 def test_a_tampered_cursor_is_not_found(app, thirty, cursor):
     """A cursor no page made answers 404."""
