@@ -85,14 +85,15 @@ def _scope(viewer: Account):
     return visible_accounts(viewer).whereclause
 
 
-def _conditions(viewer: Account, wanted: CallFilter) -> list:
-    """The WHERE conditions of the filtered set, scope first."""
+def _conditions(viewer: Account, wanted: CallFilter, ended: bool = True) -> list:
+    """The WHERE conditions of the filtered set, scope first (`ended`: with its end bound)."""
     conditions = [
         _scope(viewer),
         Call.started_at >= wanted.start,
-        Call.started_at < wanted.end,
         Call.status.in_(STATUSES[wanted.status][1]),
     ]
+    if ended:
+        conditions.append(Call.started_at < wanted.end)
     if wanted.account_id is not None:
         conditions.append(Call.account_id == wanted.account_id)
     if wanted.reseller_id is not None:
@@ -129,7 +130,7 @@ def _with_margin(query: Select, viewer: Account) -> Select:
     )
 
 
-def call_rows(viewer: Account, wanted: CallFilter) -> Select:
+def call_rows(viewer: Account, wanted: CallFilter, ended: bool = True) -> Select:
     """The filtered calls as plain rows: the figures the page and the CSV show."""
     columns = [
         Call.id.label("id"),
@@ -147,7 +148,7 @@ def call_rows(viewer: Account, wanted: CallFilter) -> Select:
     query = select(*columns).join(Account, Account.id == Call.account_id)
     if is_reseller(viewer):
         query = _with_margin(query, viewer).add_columns(*_margin_columns(viewer))
-    return query.where(*_conditions(viewer, wanted))
+    return query.where(*_conditions(viewer, wanted, ended))
 
 
 @dataclass
@@ -277,15 +278,20 @@ def _cells(row, zone: str, reseller_currency: str | None) -> list:
     return cells
 
 
-def _newest_first(engine, statement: Select) -> Iterator[list]:
-    """The rows of `statement` by (started_at, id) descending, BATCH_ROWS per short query."""
+def _newest_first(engine, statement: Select, end: datetime) -> Iterator[list]:
+    """The rows of `statement` before `end` by (started_at, id) descending, in short queries."""
     # The page's own order, on the index the window uses (ix_calls_started): each batch
     # starts where the last one stopped, however deep into the window. keyset_batches' single
     # id key would make the database re-read the window from its start for every batch.
     key = tuple_(Call.started_at, Call.id)
     last = None
     while True:
-        page = statement if last is None else statement.where(key < tuple_(*last))
+        # One upper bound on started_at, where the last batch stopped: given the window's end
+        # as well, SQLite ranges the index from the end and walks every row already sent.
+        if last is None:
+            page = statement.where(Call.started_at < end)
+        else:
+            page = statement.where(Call.started_at <= last[0], key < tuple_(*last))
         page = page.order_by(Call.started_at.desc(), Call.id.desc()).limit(downloads.BATCH_ROWS)
         with engine.connect() as connection:
             rows = connection.execute(page).all()
@@ -300,12 +306,12 @@ def export_calls(viewer: Account, wanted: CallFilter, progress=None) -> Iterator
     """The filtered calls as CSV chunks, newest first, read in keyset batches off the engine."""
     # Built while the viewer is at hand; read later (a streamed response or a job) by short
     # queries on the engine, so the memory used is one batch whatever the number of calls.
-    statement = call_rows(viewer, wanted)
+    statement = call_rows(viewer, wanted, ended=False)
     zone = viewer.timezone or "UTC"
     reseller_currency = viewer.currency if is_reseller(viewer) else None
 
     def rows():
-        for batch in _newest_first(db.engine, statement):
+        for batch in _newest_first(db.engine, statement, wanted.end):
             for row in batch:
                 yield _cells(row, zone, reseller_currency)
 
