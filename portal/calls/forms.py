@@ -130,8 +130,3 @@ def call_filter(form: CallFilterForm, viewer: Account) -> CallFilter | None:
         prefix=(form.prefix.data or "").strip(),
         min_duration=form.min_duration.data,
     )
-
-
-def account_choices_hint(viewer: Account) -> bool:
-    """Whether the viewer filters by account and reseller (not a customer: its own calls only)."""
-    return viewer.role != Role.CUSTOMER

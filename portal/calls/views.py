@@ -7,13 +7,13 @@ from flask_login import current_user, login_required
 
 from portal.background import records
 from portal.calls import bp
+from portal.calls.export import export_calls
 from portal.calls.forms import CallFilterForm, call_filter
 from portal.calls.report import (
     LIVE_SORTING,
     SORTING,
     STATUSES,
     call_rows,
-    export_calls,
     is_reseller,
     live_calls,
     totals,

@@ -20,7 +20,8 @@ from portal.background.engine import app_context, huey, lock
 from portal.billing import chunk
 from portal.billing.drafts import ChunkResult
 from portal.billing.run import RunReport, plan, run_billing
-from portal.calls.report import CallFilter, export_calls, totals
+from portal.calls.export import export_calls
+from portal.calls.report import CallFilter, totals
 from portal.calls.service import reap
 from portal.extensions import db
 from portal.models import Account, Job, JobStatus
