@@ -156,6 +156,11 @@ MATRIX = {
     ("apikeys.revoke", "POST"): [
         ("/api-keys/{api_key}/revoke", expect(reseller=NOT_FOUND, subadmin=NOT_FOUND))
     ],
+    # Every role has a Calls page (its own calls for a customer); live calls are staff's.
+    ("calls.index", "GET"): [("/calls/", LOGGED_IN)],
+    ("calls.export", "POST"): [("/calls/export", LOGGED_IN)],
+    ("calls.export_csv", "GET"): [("/calls/export.csv", CUSTOMERS)],
+    ("calls.live", "GET"): [("/calls/live", STAFF)],
     ("calls.test_call", "GET"): [
         ("/accounts/{customer}/test-call", ADMINS_RECORD),
         ("/accounts/{customer}/test-call?destination=4420", ADMINS_RECORD),

@@ -1,5 +1,6 @@
 """What the consumer runs: the jobs people start, and the periodic work (no cron needed)."""
 
+import io
 import json
 import logging
 import time
@@ -19,6 +20,8 @@ from portal.background.engine import app_context, huey, lock
 from portal.billing import chunk
 from portal.billing.drafts import ChunkResult
 from portal.billing.run import RunReport, plan, run_billing
+from portal.calls.export import export_calls
+from portal.calls.report import CallFilter, totals
 from portal.calls.service import reap
 from portal.extensions import db
 from portal.models import Account, Job, JobStatus
@@ -65,6 +68,19 @@ def _export_rates(job: Job, actor: Account, progress) -> dict:
     progress(0, count_rates(group))
     chunks = write_rates(exported_rates(group, progress=progress))
     return _attach_export(job, f"rates-{file_name(group)}.csv", chunks, progress)
+
+
+def _export_calls(job: Job, actor: Account, progress) -> dict:
+    """A Calls page export: the filtered calls the actor sees now, as CSV in its timezone."""
+    wanted = CallFilter.from_json(job.arguments["filter"])
+    progress(0, totals(actor, wanted).calls)
+    # Encoded chunk by chunk into one buffer: the file is held once (JobFile keeps it in the
+    # database), not as a list of texts, their join and its encoding side by side.
+    content = io.BytesIO()
+    for text in export_calls(actor, wanted, progress):
+        content.write(text.encode("utf-8"))
+    records.attach(job, records.OUTPUT, "calls.csv", content.getvalue(), records.OUTPUT_SECONDS)
+    return {"rows": progress.done}
 
 
 def _import_rates(job: Job, actor: Account, progress) -> dict:
@@ -191,6 +207,7 @@ records.register("mass_create", _mass_create)
 # An export may simply run again after a crash: it writes nothing but its own file.
 records.register("customer_export", _export_customers, resumable=True)
 records.register("rate_export", _export_rates, resumable=True)
+records.register("call_export", _export_calls, resumable=True)
 records.register("rate_import", _import_rates)
 records.register("billing_run", _billing_run, resumable=True, atomic=False)
 # A chunk's invoices commit with its job's end: a chunk whose worker died runs again whole.

@@ -73,6 +73,17 @@ class Call(db.Model):
         # The reaper's "live calls, oldest first"; the account's counters serve authorization.
         Index("ix_calls_status", "status", "id"),
         Index("ix_calls_account", "account_id", "id"),
+        # The Calls page: a window of start times, paged by (started_at, id), totalled from
+        # the index alone (it carries every column the totals read).
+        Index(
+            "ix_calls_started",
+            "started_at",
+            "id",
+            "status",
+            "account_id",
+            "duration_seconds",
+            "cost",
+        ),
     )
 
 
