@@ -7,7 +7,7 @@ duration_seconds and cost, so the totals read the index alone (PostgreSQL: an in
 instead of every row of the window.
 
 Revision ID: a0b1c2d3e4f5
-Revises: d7e8f9a0b1c2
+Revises: f9a0b1c2d3e4
 Create Date: 2026-12-02 02:40:00
 
 """
