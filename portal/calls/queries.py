@@ -11,8 +11,6 @@ from portal.models import Account, Call, CallCharge, CallStatus
 from portal.models.account import Money
 from portal.web import newest_first
 
-RECENT = 20
-
 # The sortable columns of an account's paged call list; a call not rated yet sorts as 0.
 CALL_SORTING = Sorting(
     columns={
@@ -28,18 +26,6 @@ CALL_SORTING = Sorting(
 def account_calls(account: Account) -> Select:
     """The account's calls (refused attempts left out), for a paged list."""
     return select(Call).where(Call.account_id == account.id, Call.status != CallStatus.REFUSED)
-
-
-def recent_calls(account: Account) -> list[Call]:
-    """The account's latest calls (refused attempts left out)."""
-    return list(
-        db.session.scalars(
-            select(Call)
-            .where(Call.account_id == account.id, Call.status != CallStatus.REFUSED)
-            .order_by(Call.id.desc())
-            .limit(RECENT)
-        )
-    )
 
 
 @dataclass(frozen=True)
