@@ -4,6 +4,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 
 from wtforms import DateField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange, Optional, ValidationError
 
 from portal.calls.report import DEFAULT_STATUS, STATUSES, CallFilter
@@ -54,7 +55,7 @@ class CallFilterForm(PortalForm):
     )
     status = SelectField(
         "Status",
-        choices=[(key, label) for key, (label, _statuses) in STATUSES.items()],
+        choices=[SelectChoice(key, label) for key, (label, _statuses) in STATUSES.items()],
         default=DEFAULT_STATUS,
         validate_choice=True,
     )
