@@ -46,7 +46,7 @@ def test_admin_records_money_in_place_and_prints_the_receipt(page: Page, live_se
     expect(page.locator("#summary-balance")).to_have_text("USD 10.25")
     expect(page.get_by_text("Charge recorded. R-000002 issued.")).to_have_count(1)
 
-    panel.get_by_role("link", name="R-000002").click()
+    panel.locator("#documents").get_by_role("link", name="R-000002").click()
     expect(page.get_by_role("heading", name="Receipt R-000002")).to_be_visible()
     expect(page.get_by_role("cell", name="Number porting")).to_be_visible()
     page.emulate_media(media="print")
