@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.conftest import wait_for_htmx
-from tests.e2e.conftest import Login, Session, nav
+from tests.e2e.conftest import ADMIN, Login, Session, nav
 
 DOWNLOAD_TIMEOUT_MS = 15_000  # from the click to the first byte; a 5xx never gets there
 ACCOUNT_PAGE = re.compile(r"/accounts/\d+$")
@@ -170,3 +170,38 @@ def add_money(page: Page, kind: str, amount: str, description: str = "") -> None
     form.get_by_label("Amount").fill(amount)
     form.get_by_label("Description").fill(description)
     form.get_by_role("button", name=label).click()
+
+
+def uk_caller(browse: Session, page: Page, email: str) -> Login:
+    """A postpaid customer of the admins on Default, where the UK (44) costs 0.60 a minute."""
+    nav(page, "Tariff · Rate Groups")
+    browse.check(page, "Rate Groups")
+    main(page).get_by_role("link", name="Default", exact=True).click()
+    browse.check(page, "Rate group Default")
+    add_rate(page, "44", "United Kingdom", "0.60")
+    caller, _url = create_account(
+        browse,
+        ADMIN,
+        "customer",
+        "Caller",
+        email,
+        Rate_Group=("select", "Default (USD)"),
+        Account_Type=("select", "Postpaid"),
+        Credit_Limit="100",
+    )
+    return caller
+
+
+def api_call(page: Page, url, key: str, body: dict, seconds: int | None) -> dict:
+    """Authorize a call through the softswitch API and, if allowed and `seconds` given, end it."""
+    headers = {"Authorization": f"Bearer {key}"}
+    answer = page.request.post(url("/api/v1/calls/authorize"), data=body, headers=headers)
+    assert answer.ok, answer.text()
+    if seconds is not None and answer.json()["allowed"]:
+        ended = page.request.post(
+            url(f"/api/v1/calls/{body['call_id']}/end"),
+            data={"duration_seconds": seconds},
+            headers=headers,
+        )
+        assert ended.ok, ended.text()
+    return answer.json()

@@ -7,13 +7,13 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import ADMIN, nav
 from tests.e2e.steps import (
     account_of,
-    add_rate,
-    create_account,
+    api_call,
     create_api_key,
     download,
     field,
     main,
     read_csv,
+    uk_caller,
 )
 
 DESTINATION = "442079460958"
@@ -28,35 +28,12 @@ def _calls_through_the_api(browse, portal):
     browse.check(page, "Dashboard")
     key = create_api_key(page, "switch")
     browse.check(page, "API keys with a new key")
-    nav(page, "Tariff · Rate Groups")
-    browse.check(page, "Rate Groups")
-    main(page).get_by_role("link", name="Default", exact=True).click()
-    browse.check(page, "Rate group Default")
-    add_rate(page, "44", "United Kingdom", "0.6")
-    caller, _url = create_account(
-        browse,
-        ADMIN,
-        "customer",
-        "Caller",
-        "cdr.caller@example.com",
-        Rate_Group=("select", "Default (USD)"),
-        Account_Type=("select", "Postpaid"),
-        Credit_Limit="100",
-    )
-    headers = {"Authorization": f"Bearer {key}"}
+    caller = uk_caller(browse, page, "cdr.caller@example.com")
     for n, seconds in enumerate(DURATIONS):
         body = {"call_id": f"cdr-{n}", "account": caller.identifier, "destination": DESTINATION}
-        answer = page.request.post(portal("/api/v1/calls/authorize"), data=body, headers=headers)
-        assert answer.ok and answer.json()["allowed"], answer.text()
-        ended = page.request.post(
-            portal(f"/api/v1/calls/cdr-{n}/end"),
-            data={"duration_seconds": seconds},
-            headers=headers,
-        )
-        assert ended.ok, ended.text()
+        assert api_call(page, portal, key, body, seconds)["allowed"]
     body = {"call_id": "cdr-refused", "account": caller.identifier, "destination": "999"}
-    answer = page.request.post(portal("/api/v1/calls/authorize"), data=body, headers=headers)
-    assert answer.ok and not answer.json()["allowed"], answer.text()
+    assert not api_call(page, portal, key, body, None)["allowed"]
     return caller
 
 

@@ -3,7 +3,7 @@
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ADMIN, nav
-from tests.e2e.steps import account_of, add_rate, create_account, create_api_key, main
+from tests.e2e.steps import account_of, api_call, create_api_key, main, uk_caller
 
 DESTINATION = "442079460958"
 
@@ -15,32 +15,14 @@ def _calls_through_the_api(browse, portal) -> str:
     browse.check(page, "Dashboard before any call")
     key = create_api_key(page, "switch")
     browse.check(page, "API keys with a new key")
-    nav(page, "Tariff · Rate Groups")
-    main(page).get_by_role("link", name="Default", exact=True).click()
-    browse.check(page, "Rate group Default")
-    add_rate(page, "44", "United Kingdom", "0.60")
-    caller, _url = create_account(
-        browse,
-        ADMIN,
-        "customer",
-        "Caller",
-        "dashboard.caller@example.com",
-        Rate_Group=("select", "Default (USD)"),
-        Account_Type=("select", "Postpaid"),
-        Credit_Limit="100",
-    )
-    headers = {"Authorization": f"Bearer {key}"}
+    caller = uk_caller(browse, page, "dashboard.caller@example.com")
     for serial, seconds in enumerate((60, 120, 0)):
-        call_id = f"e2e-dashboard-{serial}"
-        body = {"call_id": call_id, "account": caller.identifier, "destination": DESTINATION}
-        answer = page.request.post(portal("/api/v1/calls/authorize"), data=body, headers=headers)
-        assert answer.ok and answer.json()["allowed"], answer.text()
-        ended = page.request.post(
-            portal(f"/api/v1/calls/{call_id}/end"),
-            data={"duration_seconds": seconds},
-            headers=headers,
-        )
-        assert ended.ok, ended.text()
+        body = {
+            "call_id": f"e2e-dashboard-{serial}",
+            "account": caller.identifier,
+            "destination": DESTINATION,
+        }
+        assert api_call(page, portal, key, body, seconds)["allowed"]
     page.context.close()
     browse.contexts.remove(page.context)
     return caller
