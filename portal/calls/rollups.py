@@ -28,27 +28,24 @@ class Receipt:
     amount: Decimal
 
 
-def receipts(call: Call, cost: Decimal, caller: Account) -> list[Receipt]:
+def receipts(
+    cost: Decimal, caller: Account, levels: list[tuple[int, Decimal, str]]
+) -> list[Receipt]:
     """Who is paid for an ended call and how much: the caller's owner, then each reseller up."""
-    # The chain is the one the call was authorized on (its call_charges), not today's tenant
-    # path: a customer moved later does not take its old calls to its new owner.
-    charges = []
-    if caller.tenant_path:
-        charges = db.session.execute(
-            select(CallCharge.account_id, CallCharge.cost, Account.currency)
-            .join(Account, Account.id == CallCharge.account_id)
-            .where(CallCharge.call_id == call.id)
-            .order_by(CallCharge.level)
-        ).all()
-    payers = [(caller.currency, cost)] + [(row.currency, row.cost) for row in charges]
-    receivers = [row.account_id for row in charges] + [OPERATOR]
+    # `levels` are the call's own charges (account id, cost, currency), bottom-up: the chain
+    # it was authorized on, not today's tenant path, so a customer moved later does not take
+    # its old calls to its new owner.
+    payers = [(caller.currency, cost)] + [(currency, paid) for _id, paid, currency in levels]
+    receivers = [account_id for account_id, _paid, _currency in levels] + [OPERATOR]
     return [
         Receipt(receiver, currency, amount or Decimal(0))
         for receiver, (currency, amount) in zip(receivers, payers, strict=True)
     ]
 
 
-def count_call(call: Call, seconds: int, cost: Decimal, caller: Account) -> None:
+def count_call(
+    call: Call, seconds: int, cost: Decimal, caller: Account, levels: list[tuple[int, Decimal, str]]
+) -> None:
     """Add an ended call to the rollups of every tenant paid for it, in the hang-up transaction."""
     day = call.started_at.date()
     rows = [
@@ -63,7 +60,7 @@ def count_call(call: Call, seconds: int, cost: Decimal, caller: Account) -> None
             "seconds": seconds,
             "revenue": receipt.amount,
         }
-        for receipt in receipts(call, cost, caller)
+        for receipt in receipts(cost, caller, levels)
     ]
     # Always in key order: two hang-ups touching the same rows lock them in the same order,
     # so they wait for each other instead of deadlocking.

@@ -347,12 +347,13 @@ def end_call(
         )
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         _debit(account, cost, text, posted)
+        levels = []
         if account.tenant_path:
             # Then the resellers above, bottom-up: the order authorizations lock them in. (An
             # account is never moved while it has live calls, so its path is the call's.)
-            _end_charges(call.id, seconds, text, posted)
+            levels = _end_charges(call.id, seconds, text, posted)
         # Last, so the shared daily rows are held for the shortest time before the commit.
-        rollups.count_call(call, seconds, cost, account)
+        rollups.count_call(call, seconds, cost, account, levels)
     db.session.refresh(call)
     mail.deliver_now(posted.mail)
     return posted
@@ -367,12 +368,15 @@ def _debit(account: Account, cost: Decimal, text: str, posted: Posted) -> None:
     check_low_balance(account, posted)
 
 
-def _end_charges(call_id: int, seconds: int, text: str, posted: Posted) -> None:
-    """Rate and debit each reseller level of a call at its own rate, freeing its reservation."""
+def _end_charges(
+    call_id: int, seconds: int, text: str, posted: Posted
+) -> list[tuple[int, Decimal, str]]:
+    """Rate and debit each reseller level at its own rate; (account id, cost, currency) of each."""
     # In end_call's transaction: every level's entry is posted with the caller's, or none is.
     charges = db.session.scalars(
         select(CallCharge).where(CallCharge.call_id == call_id).order_by(CallCharge.level)
     ).all()
+    levels = []
     for charge in charges:
         db.session.execute(
             statements.RELEASE, {"account_id": charge.account_id, "release": charge.reserved}
@@ -390,6 +394,8 @@ def _end_charges(call_id: int, seconds: int, text: str, posted: Posted) -> None:
         charge.cost = charged_cost(rate, seconds, reseller.currency)
         charge.reserved = Decimal(0)
         _debit(reseller, charge.cost, text, posted)
+        levels.append((charge.account_id, charge.cost, reseller.currency))
+    return levels
 
 
 def call_tax_line(tax) -> str:
