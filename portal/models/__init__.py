@@ -34,6 +34,7 @@ from portal.models.calls import (
     IdempotencyRecord,
 )
 from portal.models.job import Job, JobFile, JobStatus
+from portal.models.product import Product, ProductPeriod, ProductPrefix, Subscription
 from portal.models.profile import InvoiceProfile
 from portal.models.session import LoginFailureCounter, LoginSession
 from portal.models.setting import Setting
@@ -67,12 +68,16 @@ __all__ = [
     "LoginFailureCounter",
     "LoginSession",
     "OutboxMessage",
+    "Product",
+    "ProductPeriod",
+    "ProductPrefix",
     "Rate",
     "RateGroup",
     "Role",
     "Setting",
     "SipDevice",
     "Status",
+    "Subscription",
     "Tax",
     "account_taxes",
     "available_funds",
