@@ -1,13 +1,15 @@
-"""Flask commands: init (first start) and create-admin."""
+"""Flask commands: init (first start), create-admin, and the groups registered below."""
 
 import logging
 import os
+import time
 
 import click
 from flask import Flask
 
 from portal.accounts.service import create_admin, first_admin_exists
 from portal.calls import rollups
+from portal.demo import seed
 from portal.rules.identifiers import generate_password
 from portal.settings.service import get_setting
 from portal.tariffs.service import ensure_default_rate_group
@@ -18,6 +20,7 @@ def register(app: Flask) -> None:
     register_money(app)
     register_jobs(app)
     register_reports(app)
+    register_demo(app)
 
     @app.cli.command("init")
     def init_command():
@@ -165,3 +168,39 @@ def register_reports(app: Flask) -> None:
         click.echo(f"Wrote {rollups.rebuild()} rollup rows.")
 
     app.cli.add_command(reports)
+
+
+def register_demo(app: Flask) -> None:
+    """`flask demo seed`: the demo business (make demo), on an empty database only."""
+    from flask.cli import AppGroup
+
+    demo = AppGroup("demo", help="A demo business to click through.")
+
+    @demo.command("seed")
+    def demo_seed():
+        """Fill an empty database with 60 days of a demo business; refuses a database in use."""
+        started = time.perf_counter()
+        try:
+            summary = seed.seed(echo=click.echo)
+        except seed.DemoRefused as refused:
+            raise click.ClickException(str(refused)) from refused
+        click.echo(
+            f"Demo ready in {time.perf_counter() - started:.0f} s: {summary.accounts} accounts, "
+            f"{summary.calls} call attempts ({summary.refused} refused), "
+            f"{summary.payments} payments, {summary.billing_runs} nightly billing runs."
+        )
+        _echo_logins(summary.logins)
+
+    @demo.command("logins")
+    def demo_logins():
+        """Print the demo's logins, one per role (their passwords are the demo's, public)."""
+        _echo_logins(seed.logins())
+
+    app.cli.add_command(demo)
+
+
+def _echo_logins(logins) -> None:
+    """The demo's logins as a small table."""
+    click.echo("Log in with:")
+    for login in logins:
+        click.echo(f"  {login.role:<13} {login.identifier:<28} {login.password:<20} {login.name}")

@@ -45,6 +45,19 @@ class RunReport:
         for currency, total in result.totals.items():
             self.totals[currency] = self.totals.get(currency, Decimal(0)) + total
 
+    def summary(self) -> dict:
+        """What a billing run's job page shows."""
+        return {
+            "examined": self.examined,
+            "invoiced": self.invoiced,
+            "statements": self.statements,
+            "skipped": self.skipped,
+            "failed": len(self.failed),
+            "failures": self.failed[:100],
+            "chunks": self.chunks,
+            "chunks_failed": self.chunks_failed,
+        }
+
     def close(self) -> "RunReport":
         """What was examined and neither documented nor failed was not due."""
         self.skipped = self.examined - self.invoiced - self.statements - len(self.failed)

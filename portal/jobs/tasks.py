@@ -101,16 +101,7 @@ def _billing_summary(report: RunReport) -> dict:
         log.error("Billing of account %s failed: %s", number, error)
     if report.mail_ids:
         mail.send_pending(report.mail_ids)
-    return {
-        "examined": report.examined,
-        "invoiced": report.invoiced,
-        "statements": report.statements,
-        "skipped": report.skipped,
-        "failed": len(report.failed),
-        "failures": report.failed[:100],
-        "chunks": report.chunks,
-        "chunks_failed": report.chunks_failed,
-    }
+    return report.summary()
 
 
 def _ended(ids: list[int]) -> int:

@@ -1,0 +1,1 @@
+"""The demo: a believable business for people trying the portal (`make demo`)."""
