@@ -1,6 +1,5 @@
 """A real browser creates a customer: htmx toggles, regenerate, save, escaping, live search."""
 
-import os
 import re
 
 import pytest
@@ -8,9 +7,8 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.models import Role
-from tests.conftest import PASSWORD, ROOT, make_account, wait_for_htmx
+from tests.conftest import PASSWORD, make_account, wait_for_htmx
 
-SCREENSHOT = ROOT / "docs" / "create-customer.png"
 FIRST_NAME = "Quinn<script>alert(1)</script>"
 SEARCH = "quin"  # a prefix of the first name, typed in the accounts search box
 
@@ -79,9 +77,6 @@ def test_admin_creates_postpaid_customer_in_the_browser(page: Page, live_server)
     expect(number_input).to_have_value(re.compile(r"^[1-9]\d{9}$"))
     number = number_input.input_value()
     expect(field(page, "Rate Group")).to_have_value(re.compile(r"^\d+$"))
-
-    if os.environ.get("PORTAL_SCREENSHOT"):
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # Save: the new account's page, with the one-time portal password.
     page.get_by_role("button", name="Save").click()
