@@ -8,15 +8,21 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from portal.billing.run import run_billing
+from portal.billing.usage import group_usage, usage_of
 from portal.calls import bundles
 from portal.calls.service import authorize, end_call, reap
 from portal.extensions import db
 from portal.models import (
     Account,
+    AccountType,
+    BillingSchedule,
     BundleUsage,
     Call,
     CallCharge,
     CallStatus,
+    Document,
+    DocumentKind,
     EntryKind,
     LedgerEntry,
     Product,
@@ -27,8 +33,7 @@ from portal.models import (
     utcnow,
 )
 from portal.rules.bundles import bundled_duration, split_duration
-from portal.rules.calls import call_cost
-from tests.conftest import make_caller
+from tests.conftest import PASSWORD, Browser, make_caller
 
 LONDON = "442079460958"  # 4420: 0.10 connect, 0.60/min, 30 s then 6 s increments
 MOBILE = "447911123456"  # 44: 0.60/min in whole minutes
@@ -51,7 +56,9 @@ def subscribe(
         status=status,
         prefixes=[ProductPrefix(prefix=prefix) for prefix in prefixes],
     )
-    subscription = Subscription(account_id=account.id, product=product, start_date=start, end_date=end)
+    subscription = Subscription(
+        account_id=account.id, product=product, start_date=start, end_date=end
+    )
     db.session.add(subscription)
     db.session.commit()
     return subscription
@@ -126,9 +133,14 @@ def test_a_covered_call_is_free_and_draws_on_the_bundle(api, call_rates):
     [row] = usage_rows(subscription)
     assert (row.used_seconds, row.reserved_seconds) == (125, 0)
     assert balance(account) == 10
-    assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
-        LedgerEntry.account_id == account.id, LedgerEntry.kind == EntryKind.USAGE
-    )) == 0
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.account_id == account.id, LedgerEntry.kind == EntryKind.USAGE)
+        )
+        == 0
+    )
 
 
 def test_the_part_past_the_bundle_is_rated_with_its_connect_cost(app, api, call_rates):
@@ -142,7 +154,10 @@ def test_the_part_past_the_bundle_is_rated_with_its_connect_cost(app, api, call_
     # 60 s free; 40 s paid: connect 0.10 + 30 s + 12 s at 0.01/s = 0.52.
     assert (ended.free_seconds, ended.cost) == (60, Decimal("0.52"))
     assert balance(account) == Decimal("0.48")
-    assert (usage_rows(subscription)[0].used_seconds, usage_rows(subscription)[0].reserved_seconds) == (60, 0)
+    assert (
+        usage_rows(subscription)[0].used_seconds,
+        usage_rows(subscription)[0].reserved_seconds,
+    ) == (60, 0)
     # The bundle is used up: the next call is rated in full (and needs funds to start).
     answer = api.authorize(call_id="b3", account=account.account_number, destination=LONDON).json
     assert answer["max_duration_seconds"] == 36  # 0.10 + 30 s + 6 s of the 0.48 left
@@ -170,14 +185,13 @@ def test_three_parallel_calls_never_draw_more_than_the_bundle(app, admin, call_r
     account = make_caller("5100000004", call_rates, "100")
     subscription = subscribe(account, minutes=100)
     barrier = threading.Barrier(3)
+    owner_id, number = admin.id, account.account_number  # not loaded from the threads
 
     def one(call_id: str) -> dict:
         barrier.wait()
         with app.app_context():
-            owner = db.session.get(Account, admin.id)
-            return authorize(owner, call_id, MOBILE, account_number=account.account_number).answer(
-                explain=False
-            )
+            owner = db.session.get(Account, owner_id)
+            return authorize(owner, call_id, MOBILE, account_number=number).answer(explain=False)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(pool.map(one, ["p1", "p2", "p3"]))
@@ -375,3 +389,84 @@ def test_a_call_test_on_the_account_page_writes_no_bundle_row(as_admin, call_rat
     assert page.status_code == 200
     assert "bundle" in page.get_data(as_text=True).lower()
     assert usage_rows(subscription) == []
+
+
+# --- What people see: invoices, the account page, the calls lists ----------------------------
+
+
+def test_free_usage_lines_are_at_zero_and_not_counted_in_the_calls_line():
+    rows = [("UK", "44", 1, 31, Decimal("0.60"))]
+    usage = group_usage(rows, Decimal("0.60"), 1, "USD", [("UK", "44", 2, 120)])
+    assert [
+        (line.description, line.calls, line.seconds, line.amount, line.free) for line in usage.lines
+    ] == [
+        ("UK", 1, 31, Decimal("0.60"), False),
+        ("UK (free minutes)", 2, 120, Decimal(0), True),
+    ]
+    assert usage.calls == 1 and usage.total == Decimal("0.60")
+
+
+def test_the_invoice_shows_the_bundles_minutes_at_zero(as_admin, api, call_rates):
+    account = make_caller(
+        "5100000020",
+        call_rates,
+        account_type=AccountType.POSTPAID,
+        credit_limit=Decimal(100),
+        billing_schedule=BillingSchedule.DAILY,
+    )
+    subscribe(account, minutes=2)
+    for call_id, seconds in (("i1", 90), ("i2", 61)):  # 90 s free; 30 s free + 31 s paid
+        assert api.authorize(
+            call_id=call_id, account=account.account_number, destination=MOBILE
+        ).json["allowed"]
+        api.end(call_id, seconds)
+    assert run_billing(day=date.today() + timedelta(days=1)).invoiced == 1
+    invoice = db.session.scalar(
+        select(Document).where(
+            Document.account_id == account.id, Document.kind == DocumentKind.INVOICE
+        )
+    )
+    usage = usage_of(invoice)
+    assert [(line.description, line.calls, line.seconds, line.amount) for line in usage.lines] == [
+        ("UK", 1, 31, Decimal("0.60")),
+        ("UK (free minutes)", 2, 120, Decimal(0)),
+    ]
+    html = as_admin.get(f"/documents/{invoice.id}").get_data(as_text=True)
+    free_line = '<td>UK (free minutes)</td><td>44</td><td class="num">2</td><td class="num">2</td>'
+    assert free_line + '<td class="num">USD\xa00.00</td>' in html
+
+
+def test_the_account_page_and_the_customers_own_page_show_the_bundle(
+    client, as_admin, api, call_rates
+):
+    account = make_caller("5100000021", call_rates, "10", email="bundled@example.com")
+    subscribe(account, minutes=10)
+    api.authorize(call_id="v1", account=account.account_number, destination=MOBILE)
+    api.end("v1", 150)
+    api.authorize(call_id="v2", account=account.account_number, destination=MOBILE)  # holds 450
+    html = as_admin.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "Free minutes" in html and "10 min 44" in html
+    # Used 2.5 minutes, 7.5 held by the live call, nothing left.
+    assert '<td class="num">2.5 min</td>\n        <td class="num">7.5 min</td>' in html
+    assert '<td class="num" data-figure="bundle-remaining"><strong>0 min</strong></td>' in html
+    assert "150 s free" in as_admin.get(f"/accounts/{account.id}/calls").get_data(as_text=True)
+    assert "150 s free" in as_admin.get("/calls/").get_data(as_text=True)
+    own = Browser(client.application.test_client())
+    own.login(account.account_number, PASSWORD)
+    html = own.get("/my/").get_data(as_text=True)
+    assert "Free minutes" in html and "150 s free" in html
+
+
+def test_an_account_without_a_running_bundle_shows_no_panel(as_admin, call_rates):
+    account = make_caller("5100000022", call_rates, "10")
+    subscribe(account, end=date.today() - timedelta(days=1))
+    html = as_admin.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert 'id="bundles"' not in html
+
+
+def test_another_resellers_account_and_its_bundle_are_not_found(user, tenants):
+    subscribe(tenants["b_customer"], minutes=10)
+    user.login(tenants["a"].account_number)
+    assert user.get(f"/accounts/{tenants['b_customer'].id}").status_code == 404
+    html = user.get(f"/accounts/{tenants['a_customer'].id}").get_data(as_text=True)
+    assert 'id="bundles"' not in html

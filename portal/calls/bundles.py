@@ -1,8 +1,8 @@
 """Free-minute bundles in calls: the bundle a call draws on, its reservation and its draw."""
 
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import Date, Integer, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -240,6 +240,15 @@ class BundleBalance:
     def remaining_seconds(self) -> int:
         """Seconds left this period, live calls' holds taken off."""
         return max(0, self.free_seconds - self.used_seconds - self.reserved_seconds)
+
+    @property
+    def last_day(self) -> date | None:
+        """The period's last day (None: the subscription's)."""
+        return self.period_end - timedelta(days=1) if self.period_end else None
+
+    def minutes(self, seconds: int) -> Decimal:
+        """`seconds` in minutes, to the hundredth."""
+        return (Decimal(seconds) / 60).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def balances(account) -> list[BundleBalance]:
