@@ -212,6 +212,32 @@ def test_three_parallel_calls_never_draw_more_than_the_bundle(app, admin, call_r
     assert (account.live_calls, account.reserved) == (0, 0)
 
 
+def test_many_parallel_calls_share_the_bundle_exactly(app, admin, call_rates):
+    app.config["CALL_RESERVE_SECONDS"] = 900
+    account = make_caller("5100000014", call_rates, "1000")
+    subscription = subscribe(account, minutes=100)
+    call_ids = [f"q{index}" for index in range(8)]
+    barrier = threading.Barrier(len(call_ids))
+    owner_id, number = admin.id, account.account_number
+
+    def one(call_id: str) -> dict:
+        barrier.wait()
+        with app.app_context():
+            owner = db.session.get(Account, owner_id)
+            return authorize(owner, call_id, MOBILE, account_number=number).answer(explain=False)
+
+    with ThreadPoolExecutor(max_workers=len(call_ids)) as pool:
+        answers = list(pool.map(one, call_ids))
+    assert all(answer["allowed"] for answer in answers)
+    held = sorted(call_of(call_id).bundle_reserved_seconds for call_id in call_ids)
+    assert held == [0, 600, 900, 900, 900, 900, 900, 900]  # 6000 s: the whole bundle
+    [row] = usage_rows(subscription)
+    assert (row.used_seconds, row.reserved_seconds) == (0, 6000)
+    # Each call's funds cover the rest of its 900 s: 0.60 a minute.
+    reserved = sorted(call_of(call_id).reserved for call_id in call_ids)
+    assert reserved == [0] * 6 + [Decimal("3.00"), Decimal("9.00")]
+
+
 def test_a_call_takes_what_is_left_and_pays_the_rest(api, call_rates):
     account = make_caller("5100000005", call_rates, "100")
     subscription = subscribe(account, minutes=100)

@@ -4,7 +4,19 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import Date, Integer, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portal.calls import statements
@@ -190,6 +202,53 @@ INSERT_CALL = Prepared(
 )
 
 
+def _reserve_hold_and_insert(async_commit: bool):
+    """PostgreSQL: the funds, the bundle's seconds and the call's INSERT as one statement."""
+    # One round trip in autocommit, as statements.RESERVE_AND_INSERT. Data-modifying parts
+    # of a WITH all run to the end, so neither may change anything unless both can: the
+    # period's row is locked and checked first (FOR UPDATE re-checks it once locked, as an
+    # UPDATE does), the funds reserved only if it passed, its seconds held only if they were.
+    # Locks: the period's row, then the account's, the order every write takes them in.
+    seconds = bindparam("seconds", type_=Integer)
+    period = (
+        select(usage.c.id)
+        .where(
+            _THE_PERIOD,
+            usage.c.used_seconds + usage.c.reserved_seconds + seconds
+            <= bindparam("limit", type_=Integer),
+        )
+        .with_for_update()
+        .cte("bundle_period")
+    )
+    funds = (
+        statements.RESERVE.where(exists(select(period.c.id)))
+        .returning(statements.accounts.c.id)
+        .cte("reserved_funds")
+    )
+    held = (
+        update(usage)
+        .where(usage.c.id == select(period.c.id).scalar_subquery(), exists(select(funds.c.id)))
+        .values(reserved_seconds=usage.c.reserved_seconds + seconds)
+        .returning(usage.c.id)
+        .cte("held_seconds")
+    )
+    query = select(funds.c.id, held.c.id, seconds, *statements.call_values()).select_from(
+        funds.join(held, true())
+    )
+    if async_commit:
+        query = query.join(statements.ASYNC_COMMIT, true())
+    columns = ["account_id", "bundle_usage_id", "bundle_reserved_seconds"]
+    return (
+        insert(calls)
+        .from_select([*columns, *statements.CALL_COLUMNS], query, include_defaults=False)
+        .returning(calls.c.id)
+    )
+
+
+# By CALLS_ASYNC_COMMIT, as statements.RESERVE_AND_INSERT.
+RESERVE_HOLD_AND_INSERT = {flag: Prepared(_reserve_hold_and_insert(flag)) for flag in (True, False)}
+
+
 def binds(draw: BundleDraw) -> dict:
     """The binds of RESERVE, NEW_PERIOD and INSERT_CALL for `draw`."""
     return {
@@ -208,7 +267,7 @@ def open_period(connection, draw: BundleDraw, bundle_binds: dict) -> None:
 
 def hold(connection, bundle_binds: dict) -> bool:
     """Hold the call's seconds in its bundle period; False if they are no longer there."""
-    # In the caller's transaction, after the caller's funds (the order hang-ups lock in).
+    # In the caller's transaction, before any account's funds (the order hang-ups lock in).
     return RESERVE.rowcount(connection, bundle_binds) == 1
 
 

@@ -189,13 +189,18 @@ def _record(
     # The transaction is the driver's own: the Session's commit would cost more than the
     # statements (a Session that holds objects has them expired below, as its commit would).
     driver = connection.connection.driver_connection
-    if decision.allowed and (decision.levels or decision.bundle is not None):
+    postgresql = connection.dialect.name == "postgresql"
+    bundle = decision.bundle
+    if decision.allowed and (decision.levels or (bundle is not None and not postgresql)):
         written = _record_chain(connection, binds, decision, values["started_at"])
-    elif connection.dialect.name == "postgresql":
+    elif postgresql:
         # One statement each: the UPDATE and INSERT commit together or not at all. In the
         # API's autocommit the statement is its own transaction; otherwise it is committed.
         if decision.allowed:
             statement = statements.RESERVE_AND_INSERT[async_commit]
+            if bundle is not None:  # the bundle's seconds too (its period's row first if new)
+                bundles.open_period(connection, bundle, binds)
+                statement = bundles.RESERVE_HOLD_AND_INSERT[async_commit]
             written = statement.first(connection, binds) is not None
         else:
             statements.INSERT_REFUSAL[async_commit].rowcount(connection, binds)
@@ -232,8 +237,8 @@ def _paid_seconds(decision: Decision) -> int:
 
 def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
     """A reseller's customer's live call: every level reserves, or none does; False if stale."""
-    # Also a call drawing on a bundle (with or without resellers): its seconds are held in
-    # the same transaction, right after the caller's funds, as hang-ups lock them.
+    # Also a call drawing on a bundle (on SQLite, or with resellers): its seconds are held in
+    # the same transaction, before the accounts are locked, as hang-ups lock them.
     # Several statements in one transaction: on PostgreSQL the API's autocommit connection is
     # taken out of autocommit for it. The rows are written first (a taken call id fails
     # before anything is locked), then the accounts are locked bottom-up, the caller first
@@ -282,10 +287,9 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
                 bundles.INSERT_CALL.rowcount(connection, binds)
             for charge in level_binds:
                 statements.INSERT_CHARGE.rowcount(connection, charge)
+            held = bundle is None or bundles.hold(connection, binds)
             for funds in bottom_up:
-                if statements.RESERVE_ROWS.rowcount(connection, funds) != 1 or (
-                    funds is binds and bundle is not None and not bundles.hold(connection, binds)
-                ):
+                if not held or statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
                     driver.rollback()  # nothing reserved or written anywhere: decide again
                     return False
             driver.commit()
@@ -371,15 +375,15 @@ def end_call(
         text = f"Call to {call.translated_destination} ({seconds} s)"
         if free:
             text = f"Call to {call.translated_destination} ({seconds} s, {free} s free)"
-        # A live call's reservation never changes, so the one read with the call is exact.
-        db.session.execute(
-            statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
-        )
-        if call.bundle_usage_id is not None:  # after the account: authorizations' lock order
+        if call.bundle_usage_id is not None:  # before the account: authorizations' lock order
             held = call.bundle_reserved_seconds
             db.session.execute(
                 bundles.RELEASE, {"usage_id": call.bundle_usage_id, "used": free, "held": held}
             )
+        # A live call's reservation never changes, so the one read with the call is exact.
+        db.session.execute(
+            statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}
+        )
         db.session.refresh(account)  # locked by RELEASE: fresh funds and alert flag
         _debit(account, cost, text, posted)
         levels = []

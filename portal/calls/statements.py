@@ -355,6 +355,10 @@ def _insert_refusal(async_commit: bool):
     return insert(calls).from_select(["account_id", *CALL_COLUMNS], query, include_defaults=False)
 
 
+# For the PostgreSQL statement of a call drawing on a bundle (portal.calls.bundles).
+call_values = _call_values
+ASYNC_COMMIT = _ASYNC_COMMIT
+
 # By CALLS_ASYNC_COMMIT: the PostgreSQL statements of a live call and of a refusal.
 RESERVE_AND_INSERT = {flag: Prepared(_reserve_and_insert(flag)) for flag in (True, False)}
 INSERT_REFUSAL = {flag: Prepared(_insert_refusal(flag)) for flag in (True, False)}
