@@ -238,6 +238,38 @@ def test_many_parallel_calls_share_the_bundle_exactly(app, admin, call_rates):
     assert reserved == [0] * 6 + [Decimal("3.00"), Decimal("9.00")]
 
 
+def test_parallel_hangups_and_calls_keep_the_bundle_exact(app, admin, call_rates):
+    app.config["CALL_RESERVE_SECONDS"] = 600
+    account = make_caller("5100000015", call_rates, "1000", max_channels=20)
+    subscription = subscribe(account, minutes=60)
+    owner_id, number = admin.id, account.account_number
+    for index in range(5):
+        authorize(db.session.get(Account, owner_id), f"a{index}", MOBILE, account_number=number)
+    # Each live call is ended twice at once (the second changes nothing), next to new calls.
+    tasks = [("end", f"a{i}") for i in range(5)] * 2 + [("call", f"b{i}") for i in range(5)]
+    barrier = threading.Barrier(len(tasks))
+
+    def hang_up_or_call(task: tuple[str, str]) -> None:
+        kind, call_id = task
+        barrier.wait()
+        with app.app_context():
+            if kind == "end":
+                end_call(db.session.scalar(select(Call).where(Call.call_id == call_id)), 301, "")
+            else:
+                owner = db.session.get(Account, owner_id)
+                authorize(owner, call_id, MOBILE, account_number=number)
+
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        list(pool.map(hang_up_or_call, tasks))
+    [row] = usage_rows(subscription)
+    free = db.session.scalar(
+        select(func.sum(Call.free_seconds)).where(Call.status == CallStatus.ENDED)
+    )
+    assert row.used_seconds == free == 5 * 301
+    assert row.reserved_seconds == bundles.live_holds(row.id) > 0
+    assert row.used_seconds + row.reserved_seconds <= 3600
+
+
 def test_a_call_takes_what_is_left_and_pays_the_rest(api, call_rates):
     account = make_caller("5100000005", call_rates, "100")
     subscription = subscribe(account, minutes=100)
