@@ -200,7 +200,7 @@ def decide(
             decision.rate, decision.rate_row = shown, rate
     if decision.cause and not explain:
         return
-    draw = _bundle(connection, account, translated, decision, explain) if rate else None
+    draw = None if rate is None else _bundle(connection, account, translated, decision, explain)
     free = draw.available if draw is not None else 0
     # The counters and funds as read: RESERVE re-checks them on the row when it writes.
     live_calls, reserved = account.live_calls, account.reserved
