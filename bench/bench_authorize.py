@@ -8,6 +8,7 @@ import statistics
 import sys
 import threading
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,10 +34,13 @@ from portal.models import (  # noqa: E402
     Account,
     Call,
     CallStatus,
+    Product,
+    ProductPrefix,
     Rate,
     RateGroup,
     Role,
     Status,
+    Subscription,
     Tax,
     account_taxes,
 )
@@ -108,12 +112,49 @@ def _chain_customers(prefixes: set, accounts: int) -> list[str]:
     return numbers
 
 
+def _bundled_customers(group: RateGroup, accounts: int) -> list[str]:
+    """Customers of the admins subscribed to a bundle covering the calls' destination (44)."""
+    # Big enough never to run out in a run (every call of it holds up to an hour of it): the
+    # measure is the bundle's draw (the look-up, the period's hold), not the funds' fallback.
+    product = Product(
+        name="Bench bundle", free_minutes=10**7, prefixes=[ProductPrefix(prefix="44")]
+    )
+    db.session.add(product)
+    db.session.flush()
+    numbers = [str(8_000_000_000 + i) for i in range(accounts)]
+    db.session.execute(
+        insert(Account),
+        [
+            {
+                "account_number": number,
+                "role": Role.CUSTOMER,
+                "password_hash": "x",
+                "rate_group_id": group.id,
+                "balance": FUNDS,
+            }
+            for number in numbers
+        ],
+    )
+    ids = db.session.scalars(select(Account.id).where(Account.account_number.in_(numbers)))
+    db.session.execute(
+        insert(Subscription),
+        [{"account_id": i, "product_id": product.id, "start_date": date(2000, 1, 1)} for i in ids],
+    )
+    return numbers
+
+
 def seed(
-    database_url: str, accounts: int, rates: int, taxes: int = 0, chain: bool = False
-) -> tuple[str, list[str], list[str]]:
+    database_url: str,
+    accounts: int,
+    rates: int,
+    taxes: int = 0,
+    chain: bool = False,
+    bundles: bool = False,
+) -> tuple[str, list[str], list[str], list[str]]:
     """Migrate, then add an admin's API key, a rate group and funded customers.
 
-    (key, the admins' customers, with `chain` customers two reseller levels deep or []).
+    (key, the admins' customers, with `chain` customers two reseller levels deep or [], with
+    `bundles` customers with a free-minute bundle for the destination or []).
     """
     app = make_app(database_url, FAST_HASH)
     migrate(app)
@@ -125,6 +166,7 @@ def seed(
         }
         group = _rate_group("Bench", prefixes, "0.02")
         chained = _chain_customers(prefixes, accounts) if chain else []
+        bundled = _bundled_customers(group, accounts) if bundles else []
         numbers = [str(6_000_000_000 + i) for i in range(accounts)]
         db.session.execute(
             insert(Account),
@@ -163,7 +205,7 @@ def seed(
         server = make_url(database_url).set(drivername="postgresql").render_as_string(False)
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE")
-    return key, numbers, chained
+    return key, numbers, chained, bundled
 
 
 def load(port: int, path: str, bodies, headers: dict, seconds: float, connections: int) -> dict:
@@ -212,7 +254,9 @@ def load(port: int, path: str, bodies, headers: dict, seconds: float, connection
 
 def measure(backend: str, database_url: str, args) -> dict:
     """Both servers side by side: rounds of bare then authorize load, totals over the rounds."""
-    key, numbers, chained = seed(database_url, args.accounts, args.rates, args.taxes, args.chain)
+    key, numbers, chained, bundled = seed(
+        database_url, args.accounts, args.rates, args.taxes, args.chain, args.bundles
+    )
     run = secrets.token_hex(3)
     counter = iter(range(10**9))
 
@@ -228,6 +272,13 @@ def measure(backend: str, database_url: str, args) -> dict:
         call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
         return json.dumps(call).encode()
 
+    def bundles_body(index: int) -> bytes:
+        serial = next(counter)  # every 10th call by a customer with a bundle
+        callers = bundled if serial % 10 == 0 else numbers
+        account = callers[(serial // 10) % len(callers)]
+        call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
+        return json.dumps(call).encode()
+
     def bare_body(index: int) -> bytes:
         serial = next(counter)
         return json.dumps({"call_id": f"{run}-{serial}", "destination": DESTINATION}).encode()
@@ -239,6 +290,8 @@ def measure(backend: str, database_url: str, args) -> dict:
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     if chained:
         rounds["chain"] = []
+    if bundled:
+        rounds["bundles"] = []
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
         gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
@@ -249,6 +302,10 @@ def measure(backend: str, database_url: str, args) -> dict:
         )
         if chained:  # customers two reseller levels deep, in the same rounds
             plan += (("chain", portal_port, "/api/v1/calls/authorize", chain_body, key_headers),)
+        if bundled:  # 10% of the calls drawing on a bundle, in the same rounds
+            plan += (
+                ("bundles", portal_port, "/api/v1/calls/authorize", bundles_body, key_headers),
+            )
         for _name, port, path, bodies, headers in plan:  # warm up both (imports, connections)
             load(port, path, bodies, headers, 1.0, args.connections)
         for index in range(args.rounds):
@@ -284,6 +341,15 @@ def measure(backend: str, database_url: str, args) -> dict:
             a["requests_per_second"] / c["requests_per_second"]
             for a, c in zip(rounds["authorize"], rounds["chain"], strict=True)
         ]
+    if bundled:
+        # The mix with 10% bundled calls against plain authorizations: above 1, faster.
+        result["bundles_ratio"] = (
+            result["bundles"]["requests_per_second"] / result["authorize"]["requests_per_second"]
+        )
+        result["bundles_round_ratios"] = [
+            b["requests_per_second"] / a["requests_per_second"]
+            for a, b in zip(rounds["authorize"], rounds["bundles"], strict=True)
+        ]
     result["live_calls"] = _live_calls(database_url)
     return result
 
@@ -305,7 +371,7 @@ def report(result: dict) -> None:
     notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
     notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
     print(f"\n{result['backend']}{''.join(notes)}:")
-    for name in [name for name in ("bare", "authorize", "chain") if name in result]:
+    for name in [name for name in ("bare", "authorize", "chain", "bundles") if name in result]:
         figures = result[name]
         print(
             f"  {name:<10} {figures['requests_per_second']:8.0f} req/s  "
@@ -324,6 +390,13 @@ def report(result: dict) -> None:
             f"  chain (2 reseller levels) / single level: {result['chain_cost']:.2f}x the time "
             f"per authorization over the run, median of rounds "
             f"{statistics.median(result['chain_round_costs']):.2f}x ({costs})"
+        )
+    if "bundles_ratio" in result:
+        ratios = " ".join(f"{ratio:.2f}x" for ratio in result["bundles_round_ratios"])
+        print(
+            f"  10% bundled calls / plain: {result['bundles_ratio']:.2f}x the requests per "
+            f"second over the run, median of rounds "
+            f"{statistics.median(result['bundles_round_ratios']):.2f}x ({ratios})"
         )
 
 
@@ -344,6 +417,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--chain",
         action="store_true",
         help="also customers two reseller levels deep, in the same rounds (the cost chain)",
+    )
+    parser.add_argument(
+        "--bundles",
+        action="store_true",
+        help="also a mix where 10%% of the calls draw on a free-minute bundle, same rounds",
     )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"

@@ -26,6 +26,7 @@ class UsageLine:
     calls: int
     seconds: int
     amount: Decimal
+    free: bool = False  # a free-minute bundle's seconds: amount 0, not in the Calls line
 
     @property
     def minutes(self) -> Decimal:
@@ -66,13 +67,15 @@ def _previous_billing_date(document: Document) -> date | None:
     )
 
 
-def group_usage(rows, total: Decimal, calls: int, currency: str) -> Usage:
+def group_usage(rows, total: Decimal, calls: int, currency: str, free_rows=()) -> Usage:
     """Grouped call rows (description, prefix, calls, seconds, cost) as lines adding up to `total`.
 
     Each group is rounded half-up to the minor unit (calls are posted rounded, so this changes
     nothing but costs rated before that rule); whatever the groups leave of the document's own
     Calls line (`total`, what the ledger moved) becomes one Other usage line, so the lines
-    always add up exactly to the amount the document bills.
+    always add up exactly to the amount the document bills. `free_rows` (description, prefix,
+    calls, seconds) are the seconds free-minute bundles covered: one line each, at 0, after
+    the billed lines (a call partly covered counts in both).
     """
     lines = [
         UsageLine(
@@ -87,9 +90,17 @@ def group_usage(rows, total: Decimal, calls: int, currency: str) -> Usage:
     lines.sort(key=lambda line: (-line.amount, line.prefix, line.description))
     rest = total - sum((line.amount for line in lines), Decimal(0))
     counted = sum(line.calls for line in lines)
+    for description, prefix, count, seconds in sorted(free_rows, key=_by_prefix):
+        name = f"{description or ''} (free minutes)"
+        lines.append(UsageLine(name, prefix or "", int(count), int(seconds), Decimal(0), True))
     if rest or counted != calls:
         lines.append(UsageLine(OTHER_USAGE, "", max(calls - counted, 0), 0, rest))
     return Usage(lines=lines, calls=calls, total=total)
+
+
+def _by_prefix(row) -> tuple:
+    """A free row's order: by prefix, then destination."""
+    return row[1] or "", row[0] or ""
 
 
 def usage_of(document: Document) -> Usage | None:
@@ -107,15 +118,34 @@ def usage_of(document: Document) -> Usage | None:
             LedgerEntry.document_id == document.id, LedgerEntry.kind == EntryKind.USAGE
         )
     ).one()
-    if not count:
-        return None
-    # Prepaid debits are negative entries; the document shows calls as positive amounts.
-    total = round_money(abs(Decimal(amount)), document.currency)
     account = document.account
     end = start_of_local_day(account, document.billing_date)
     previous = _previous_billing_date(document)
     start = start_of_local_day(account, previous) if previous is not None else None
-    return group_usage(_grouped_calls(account.id, start, end), total, count, document.currency)
+    free_rows = _free_calls(account.id, start, end)
+    if not count and not free_rows:
+        return None
+    # Prepaid debits are negative entries; the document shows calls as positive amounts.
+    total = round_money(abs(Decimal(amount)), document.currency)
+    grouped = _grouped_calls(account.id, start, end)
+    return group_usage(grouped, total, count, document.currency, free_rows)
+
+
+def _free_calls(account_id: int, start, end) -> list:
+    """(destination, prefix, calls, free seconds) of the account's calls a bundle covered."""
+    query = (
+        select(Call.rate_destination, Call.rate_prefix, func.count(), func.sum(Call.free_seconds))
+        .where(
+            Call.account_id == account_id,
+            Call.free_seconds > 0,
+            Call.status.in_(BILLED_STATUSES),
+            Call.ended_at < end,
+        )
+        .group_by(Call.rate_destination, Call.rate_prefix)
+    )
+    if start is not None:
+        query = query.where(Call.ended_at >= start)
+    return [tuple(row) for row in db.session.execute(query)]
 
 
 def _grouped_calls(account_id: int, start, end) -> list:
@@ -125,7 +155,8 @@ def _grouped_calls(account_id: int, start, end) -> list:
     own = select(
         Call.rate_destination.label("description"),
         Call.rate_prefix.label("prefix"),
-        Call.duration_seconds.label("seconds"),
+        # What a bundle covered has a line of its own (_free_calls).
+        (Call.duration_seconds - Call.free_seconds).label("seconds"),
         Call.cost.label("cost"),
     ).where(Call.account_id == account_id, Call.cost > 0, Call.status.in_(BILLED_STATUSES))
     resold = (

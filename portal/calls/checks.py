@@ -6,8 +6,9 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import Connection, Row, Select, select
 
-from portal.calls import statements
+from portal.calls import bundles, statements
 from portal.models import Account, AccountType, Status, available_funds, is_expired
+from portal.rules.bundles import bundled_duration
 from portal.rules.calls import charged_cost, max_duration, minimum_to_call
 from portal.rules.rating import RateRow
 from portal.rules.translation import parse_rules, translate
@@ -39,6 +40,8 @@ class Decision:
     # The resellers up the caller's chain, its own reseller first: each reserves its own cost.
     levels: list["Level"] = field(default_factory=list)
     refused_by: dict | None = None  # the account whose check refused (explain only)
+    # The caller's free-minute bundle the call draws on first (portal.calls.bundles), or None.
+    bundle: "bundles.BundleDraw | None" = None
 
     def check(self, name: str, passed: bool, cause: str, figures: dict | bool = False) -> bool:
         """Record a check (with its figures when explaining); the first failure sets the cause."""
@@ -197,6 +200,8 @@ def decide(
             decision.rate, decision.rate_row = shown, rate
     if decision.cause and not explain:
         return
+    draw = None if rate is None else _bundle(connection, account, translated, decision, explain)
+    free = draw.available if draw is not None else 0
     # The counters and funds as read: RESERVE re-checks them on the row when it writes.
     live_calls, reserved = account.live_calls, account.reserved
     funds = available_funds(account.account_type, account.balance, account.credit_limit)
@@ -207,9 +212,10 @@ def decide(
     if rate is not None:
         needed = minimum_to_call(rate, account.currency, tax_rates)
         decision.needed = needed
+        # A call the bundle covers needs no funds to start: its first seconds cost nothing.
         decision.check(
             "funds",
-            usable >= needed,
+            usable >= needed or free > 0,
             NO_SUFFICIENT_FUND,
             explain
             and {
@@ -232,7 +238,27 @@ def decide(
         return
     decision.allowed = True
     cap = current_app.config["CALL_RESERVE_SECONDS"]
+    if free > 0:
+        free, paid = bundled_duration(rate, usable, cap, free, account.currency, tax_rates)
+        decision.max_duration_seconds = free + paid
+        draw.usable = usable
+        draw.figures["reserved_for_call"] = free
+        decision.bundle = draw
+        return
     decision.max_duration_seconds = max_duration(rate, usable, cap, account.currency, tax_rates)
+
+
+def _bundle(connection, account: Row, number: str, decision: Decision, explain: bool):
+    """The caller's bundle covering `number` (check "bundle" when explaining), or None."""
+    # Only the caller's row carries has_bundle: the resellers above pay their whole cost.
+    if not getattr(account, "has_bundle", False):
+        return None
+    draw = bundles.find(connection, account.id, account.timezone, number)
+    if draw is not None:
+        decision.check("bundle", True, "", explain and bundles.explained(draw))
+        if explain:
+            draw.figures = decision.checks[-1]  # reserved_for_call is known at the end
+    return draw
 
 
 def chain_ids(tenant_path: str) -> list[int]:

@@ -139,6 +139,7 @@ def call_rows(viewer: Account, wanted: CallFilter, ended: bool = True) -> Select
         Call.cause,
         Call.duration_seconds,
         Call.cost,
+        Call.free_seconds,  # what a free-minute bundle covered
     ]
     query = select(*columns).join(Account, Account.id == Call.account_id)
     if is_reseller(viewer):

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import mail
 from portal.billing.service import Posted, check_low_balance, post
-from portal.calls import rollups, statements
+from portal.calls import bundles, rollups, statements
 from portal.calls.checks import (
     Decision,
     callers,
@@ -20,6 +20,7 @@ from portal.calls.checks import (
 )
 from portal.extensions import db
 from portal.models import Account, AccountType, Call, CallCharge, CallStatus, EntryKind, utcnow
+from portal.rules.bundles import split_duration
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
@@ -172,25 +173,34 @@ def _record(
         )
     async_commit = current_app.config["CALLS_ASYNC_COMMIT"]
     if decision.allowed:
-        # The longest call's debit: its charge, plus its taxes when prepaid (rules.calls).
-        reserve = taxed_charge(
-            rate, decision.max_duration_seconds, account.currency, decision.tax_rates
-        )
+        # The longest call's debit: its charge, plus its taxes when prepaid (rules.calls); of
+        # a call drawing on a bundle, only of the part past the bundle's seconds.
+        paid = _paid_seconds(decision)
+        reserve = taxed_charge(rate, paid, account.currency, decision.tax_rates)
         values.update(max_duration_seconds=decision.max_duration_seconds, reserved=reserve)
     binds = {f"call_{name}": value for name, value in values.items()}
     binds["call_account_id"] = account.id if account else None
     if decision.allowed:
         binds.update(_funds_binds(account, decision, reserve, values))
+        if decision.bundle is not None:
+            binds.update(bundles.binds(decision.bundle))
+            if paid == 0:  # within the bundle: any funds do, as long as they did not drop
+                binds["required"] = min(Decimal(0), decision.bundle.usable)
     # The transaction is the driver's own: the Session's commit would cost more than the
     # statements (a Session that holds objects has them expired below, as its commit would).
     driver = connection.connection.driver_connection
-    if decision.allowed and decision.levels:
+    postgresql = connection.dialect.name == "postgresql"
+    bundle = decision.bundle
+    if decision.allowed and (decision.levels or (bundle is not None and not postgresql)):
         written = _record_chain(connection, binds, decision, values["started_at"])
-    elif connection.dialect.name == "postgresql":
+    elif postgresql:
         # One statement each: the UPDATE and INSERT commit together or not at all. In the
         # API's autocommit the statement is its own transaction; otherwise it is committed.
         if decision.allowed:
             statement = statements.RESERVE_AND_INSERT[async_commit]
+            if bundle is not None:  # the bundle's seconds too (its period's row first if new)
+                bundles.open_period(connection, bundle, binds)
+                statement = bundles.RESERVE_HOLD_AND_INSERT[async_commit]
             written = statement.first(connection, binds) is not None
         else:
             statements.INSERT_REFUSAL[async_commit].rowcount(connection, binds)
@@ -215,8 +225,20 @@ def _record(
     return written
 
 
+def _paid_seconds(decision: Decision) -> int:
+    """The seconds of an allowed call past what its bundle holds for it (set here), if any."""
+    # The reseller levels may have cut the call shorter than the caller's bundle and funds.
+    bundle = decision.bundle
+    if bundle is None:
+        return decision.max_duration_seconds
+    bundle.seconds = min(bundle.available, decision.max_duration_seconds)
+    return decision.max_duration_seconds - bundle.seconds
+
+
 def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
     """A reseller's customer's live call: every level reserves, or none does; False if stale."""
+    # Also a call drawing on a bundle (on SQLite, or with resellers): its seconds are held in
+    # the same transaction, before the accounts are locked, as hang-ups lock them.
     # Several statements in one transaction: on PostgreSQL the API's autocommit connection is
     # taken out of autocommit for it. The rows are written first (a taken call id fails
     # before anything is locked), then the accounts are locked bottom-up, the caller first
@@ -257,11 +279,17 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
         try:
             if postgresql and current_app.config["CALLS_ASYNC_COMMIT"]:
                 statements.ASYNC_COMMIT_LOCAL.rowcount(connection, {})
-            statements.INSERT_CALL.rowcount(connection, binds)
+            bundle = decision.bundle
+            if bundle is None:
+                statements.INSERT_CALL.rowcount(connection, binds)
+            else:
+                bundles.open_period(connection, bundle, binds)
+                bundles.INSERT_CALL.rowcount(connection, binds)
             for charge in level_binds:
                 statements.INSERT_CHARGE.rowcount(connection, charge)
+            held = bundle is None or bundles.hold(connection, binds)
             for funds in bottom_up:
-                if statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
+                if not held or statements.RESERVE_ROWS.rowcount(connection, funds) != 1:
                     driver.rollback()  # nothing reserved or written anywhere: decide again
                     return False
             driver.commit()
@@ -323,7 +351,9 @@ def end_call(
         account = db.session.get(Account, call.account_id)
         # Rated in 5 decimals, debited at the currency's minor unit (the call's cost is what
         # the ledger shows); a balance so stays payable exactly (no 11.5 JPY).
-        cost = charged_cost(_call_rate(call), seconds, account.currency)
+        # What its bundle held, the call gets free; the rest is rated as a call of its own.
+        free, paid = split_duration(seconds, call.bundle_reserved_seconds)
+        cost = charged_cost(_call_rate(call), paid, account.currency)
         # Claim the call: of concurrent ends of the same call, only one still finds it live.
         claimed = db.session.execute(
             update(Call)
@@ -335,12 +365,21 @@ def end_call(
                 hangup_cause=hangup_cause[:40],
                 cost=cost,
                 reserved=Decimal(0),
+                free_seconds=free,
+                bundle_reserved_seconds=0,
             )
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
             return posted
         text = f"Call to {call.translated_destination} ({seconds} s)"
+        if free:
+            text = f"Call to {call.translated_destination} ({seconds} s, {free} s free)"
+        if call.bundle_usage_id is not None:  # before the account: authorizations' lock order
+            held = call.bundle_reserved_seconds
+            db.session.execute(
+                bundles.RELEASE, {"usage_id": call.bundle_usage_id, "used": free, "held": held}
+            )
         # A live call's reservation never changes, so the one read with the call is exact.
         db.session.execute(
             statements.RELEASE, {"account_id": call.account_id, "release": call.reserved}

@@ -25,11 +25,13 @@ from portal.models import (
     AccountType,
     Call,
     CallCharge,
+    Product,
     Rate,
     RateGroup,
     Role,
     SipDevice,
     Status,
+    Subscription,
     Tax,
     account_taxes,
 )
@@ -168,6 +170,20 @@ def _with_group_and_rate():
     )
 
 
+# Whether the caller has a free-minute bundle at all, and its timezone (a bundle's periods are
+# local): one indexed probe, so only an account with a bundle pays for looking one up
+# (portal.calls.bundles.find). Not read for the resellers above: only the caller's own
+# bundles count.
+_has_bundle = (
+    select(Subscription.id)
+    .join(Product, Product.id == Subscription.product_id)
+    .where(Subscription.account_id == accounts.c.id, Product.free_minutes > 0)
+    .correlate(accounts)
+    .exists()
+)
+BUNDLE_COLUMNS = (accounts.c.timezone, _has_bundle.label("has_bundle"))
+
+
 @functools.cache
 def chain_query(depth: int) -> Prepared:
     """The `depth` resellers above a customer (binds level_1 ...), each with its own rate."""
@@ -188,7 +204,7 @@ def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> 
     # same statement; a row comes back whenever the key exists, its account columns NULL if
     # no account matched.
     joined = _with_group_and_rate()
-    columns = _caller_columns()
+    columns = [*_caller_columns(), *BUNDLE_COLUMNS]
     if by_sip_username:
         joined = devices.join(joined, devices.c.account_id == accounts.c.id)
         found = and_(
@@ -338,6 +354,10 @@ def _insert_refusal(async_commit: bool):
         query = query.select_from(_ASYNC_COMMIT)
     return insert(calls).from_select(["account_id", *CALL_COLUMNS], query, include_defaults=False)
 
+
+# For the PostgreSQL statement of a call drawing on a bundle (portal.calls.bundles).
+call_values = _call_values
+ASYNC_COMMIT = _ASYNC_COMMIT
 
 # By CALLS_ASYNC_COMMIT: the PostgreSQL statements of a live call and of a refusal.
 RESERVE_AND_INSERT = {flag: Prepared(_reserve_and_insert(flag)) for flag in (True, False)}

@@ -6,7 +6,7 @@ from flask import Response, request, url_for
 from flask_login import current_user, login_required
 
 from portal.background import records
-from portal.calls import bp
+from portal.calls import bp, bundles
 from portal.calls.export import export_calls
 from portal.calls.forms import CallFilterForm, call_filter
 from portal.calls.report import (
@@ -141,3 +141,9 @@ def live():
     """Calls authorized and not ended yet: their age and reservation, oldest first."""
     page = paginate(live_calls(current_user), LIVE_SORTING, scalars=False)
     return render_page_or_fragment("calls/live.html", "calls/_live.html", page=page, now=utcnow())
+
+
+@bp.app_template_global("account_bundles")
+def account_bundles(account) -> list[bundles.BundleBalance]:
+    """The account's running free-minute bundles and what is left of them (templates)."""
+    return bundles.balances(account)

@@ -25,6 +25,7 @@ from portal.models.billing import (
     LedgerEntry,
     OutboxMessage,
 )
+from portal.models.bundle import BundleUsage
 from portal.models.calls import (
     ApiKey,
     Call,
@@ -53,6 +54,7 @@ __all__ = [
     "CallStatus",
     "AuditEntry",
     "BillingSchedule",
+    "BundleUsage",
     "Document",
     "DocumentKind",
     "DocumentLine",

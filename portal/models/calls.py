@@ -68,6 +68,13 @@ class Call(db.Model):
     duration_seconds: Mapped[int | None]
     hangup_cause: Mapped[str] = mapped_column(String(40), default="")
     cost: Mapped[Decimal | None] = mapped_column(Money)
+    # A call to a destination of one of its account's free-minute bundles: the bundle period
+    # it draws on, the seconds it holds there while live, and the seconds it got free once
+    # ended (costing nothing; `cost` rates only the rest). Server defaults: the hot path's
+    # INSERT of a call without a bundle leaves them out.
+    bundle_usage_id: Mapped[int | None] = mapped_column(ForeignKey("bundle_usage.id"))
+    bundle_reserved_seconds: Mapped[int] = mapped_column(server_default="0")
+    free_seconds: Mapped[int] = mapped_column(server_default="0")
 
     __table_args__ = (
         # The reaper's "live calls, oldest first"; the account's counters serve authorization.
