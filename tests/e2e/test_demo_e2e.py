@@ -155,24 +155,26 @@ def test_the_access_matrix_holds_for_the_demo_users(browse, portal, demo_app):
     northwind = by_email[RESELLER.identifier]
     partner = by_email[PARTNER.identifier]
     known = by_email[CUSTOMER.identifier]
-    northwind_direct = next(a for a in accounts if a.reseller_id == northwind.id and a != partner)
+    northwind_direct = next(
+        a for a in accounts if a.reseller_id == northwind.id and a.id != partner.id
+    )
     partners_customer = next(a for a in accounts if a.reseller_id == partner.id)
-    visible = {
-        ADMIN: [known, northwind_direct, partners_customer],
-        RESELLER: [northwind_direct, partners_customer],
-        PARTNER: [partners_customer],
-    }
-    hidden = {
-        ADMIN: [],
-        RESELLER: [known],
-        PARTNER: [known, northwind_direct],
-    }
-    for login in (ADMIN, RESELLER, PARTNER):
+    rows = [
+        # (who, the accounts it sees, the accounts it does not)
+        (ADMIN, [known, northwind_direct, partners_customer], []),
+        (RESELLER, [northwind_direct, partners_customer], [known]),
+        (PARTNER, [partners_customer], [known, northwind_direct]),
+    ]
+    for login, visible, hidden in rows:
         page = browse.page(login)
-        for account in visible[login]:
+        page.goto(portal("/"))
+        browse.check(page, f"Demo landing page of the {login.label}")
+        for account in visible:
             assert page.request.get(portal(f"/accounts/{account.id}")).status == 200
-        for account in hidden[login]:
+        for account in hidden:
             assert page.request.get(portal(f"/accounts/{account.id}")).status == 404
     page = browse.page(CUSTOMER)
+    page.goto(portal("/"))
+    browse.check(page, "Demo landing page of the customer")
     assert page.request.get(portal(f"/accounts/{known.id}")).status == 403
     assert page.request.get(portal("/dashboard/")).status == 403
