@@ -1,5 +1,6 @@
 """Database models, one module per aggregate."""
 
+from portal.models.access import AccountBlockedPrefix, IpTrunk, RateGroupBlockedPrefix
 from portal.models.account import (
     Account,
     AccountSearchToken,
@@ -43,6 +44,7 @@ from portal.models.tax import Tax
 
 __all__ = [
     "Account",
+    "AccountBlockedPrefix",
     "AccountSearchToken",
     "AccountType",
     "Allocation",
@@ -61,6 +63,7 @@ __all__ = [
     "EntryKind",
     "IdempotencyRecord",
     "InvoiceProfile",
+    "IpTrunk",
     "Job",
     "JobFile",
     "JobStatus",
@@ -73,6 +76,7 @@ __all__ = [
     "ProductPrefix",
     "Rate",
     "RateGroup",
+    "RateGroupBlockedPrefix",
     "Role",
     "Setting",
     "SipDevice",
