@@ -1,4 +1,4 @@
-"""Blocked prefixes: DESTINATION_BLOCKED after the rate checks, per account, rate group and level."""
+"""Blocked prefixes: DESTINATION_BLOCKED after the rate checks, per account, group and level."""
 
 import pytest
 from sqlalchemy import func, select
