@@ -31,15 +31,19 @@ from portal.api.keys import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,
+    AccountBlockedPrefix,
     Call,
     CallStatus,
+    IpTrunk,
     Rate,
     RateGroup,
+    RateGroupBlockedPrefix,
     Role,
     Status,
     Tax,
     account_taxes,
 )
+from portal.rules.addresses import network_range, parse_network  # noqa: E402
 
 DESTINATION = "442079460958"
 # The portal as served, and with authorizations through Flask's request cycle (--through-flask).
@@ -108,12 +112,55 @@ def _chain_customers(prefixes: set, accounts: int) -> list[str]:
     return numbers
 
 
+def trunk_address(index: int) -> str:
+    """The address of the admins' customer number `index`'s IP trunk (--trunks)."""
+    return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
+
+
+def _trunks_and_blocks(numbers: list[str], group: RateGroup, blocked: int) -> None:
+    """An IP trunk (a /32) per customer; `blocked` prefixes on the group and each customer."""
+    ids = dict(db.session.execute(select(Account.account_number, Account.id)).all())
+    rows = []
+    for index, number in enumerate(numbers):
+        network = parse_network(trunk_address(index))
+        start, end = network_range(network)
+        rows.append(
+            {
+                "account_id": ids[number],
+                "network": str(network),
+                "range_start": start,
+                "range_end": end,
+                "tech_prefix": "",
+                "status": Status.ACTIVE,
+            }
+        )
+    db.session.execute(insert(IpTrunk), rows)
+    # Prefixes that are not the calls' (4420...): each call still probes for them.
+    prefixes = [f"{900 + n}" for n in range(blocked)]
+    if prefixes:
+        db.session.execute(
+            insert(RateGroupBlockedPrefix),
+            [{"rate_group_id": group.id, "prefix": prefix} for prefix in prefixes],
+        )
+        db.session.execute(
+            insert(AccountBlockedPrefix),
+            [{"account_id": ids[n], "prefix": prefix} for n in numbers for prefix in prefixes],
+        )
+
+
 def seed(
-    database_url: str, accounts: int, rates: int, taxes: int = 0, chain: bool = False
+    database_url: str,
+    accounts: int,
+    rates: int,
+    taxes: int = 0,
+    chain: bool = False,
+    trunks: bool = False,
+    blocked: int = 0,
 ) -> tuple[str, list[str], list[str]]:
     """Migrate, then add an admin's API key, a rate group and funded customers.
 
     (key, the admins' customers, with `chain` customers two reseller levels deep or []).
+    With `trunks`, each admins' customer has an IP trunk; `blocked` prefixes on each.
     """
     app = make_app(database_url, FAST_HASH)
     migrate(app)
@@ -139,6 +186,8 @@ def seed(
                 for number in numbers
             ],
         )
+        if trunks or blocked:
+            _trunks_and_blocks(numbers, group, blocked)
         if taxes:
             # Percentage taxes on every customer: prepaid calls carry them (one more subquery
             # in the authorization's statement, and the taxed charge in the duration search).
@@ -212,7 +261,9 @@ def load(port: int, path: str, bodies, headers: dict, seconds: float, connection
 
 def measure(backend: str, database_url: str, args) -> dict:
     """Both servers side by side: rounds of bare then authorize load, totals over the rounds."""
-    key, numbers, chained = seed(database_url, args.accounts, args.rates, args.taxes, args.chain)
+    key, numbers, chained = seed(
+        database_url, args.accounts, args.rates, args.taxes, args.chain, args.trunks, args.blocked
+    )
     run = secrets.token_hex(3)
     counter = iter(range(10**9))
 
@@ -228,6 +279,17 @@ def measure(backend: str, database_url: str, args) -> dict:
         call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
         return json.dumps(call).encode()
 
+    def trunk_body(index: int) -> bytes:
+        # One call in ten identified by its source address (an IP trunk), as a mixed switch.
+        serial = next(counter)
+        customer = serial % len(numbers)
+        call = {"call_id": f"{run}-{serial}", "destination": DESTINATION}
+        if serial % 10 == 0:
+            call["source_ip"] = trunk_address(customer)
+        else:
+            call["account"] = numbers[customer]
+        return json.dumps(call).encode()
+
     def bare_body(index: int) -> bytes:
         serial = next(counter)
         return json.dumps({"call_id": f"{run}-{serial}", "destination": DESTINATION}).encode()
@@ -239,6 +301,8 @@ def measure(backend: str, database_url: str, args) -> dict:
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     if chained:
         rounds["chain"] = []
+    if args.trunks:
+        rounds["trunks"] = []
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
         gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
@@ -249,6 +313,8 @@ def measure(backend: str, database_url: str, args) -> dict:
         )
         if chained:  # customers two reseller levels deep, in the same rounds
             plan += (("chain", portal_port, "/api/v1/calls/authorize", chain_body, key_headers),)
+        if args.trunks:  # 10% of the calls by source_ip, in the same rounds
+            plan += (("trunks", portal_port, "/api/v1/calls/authorize", trunk_body, key_headers),)
         for _name, port, path, bodies, headers in plan:  # warm up both (imports, connections)
             load(port, path, bodies, headers, 1.0, args.connections)
         for index in range(args.rounds):
@@ -284,6 +350,15 @@ def measure(backend: str, database_url: str, args) -> dict:
             a["requests_per_second"] / c["requests_per_second"]
             for a, c in zip(rounds["authorize"], rounds["chain"], strict=True)
         ]
+    if args.trunks:
+        # The mix with 10% trunk calls, against plain authorization (1.0: as fast).
+        result["trunk_ratio"] = (
+            result["trunks"]["requests_per_second"] / result["authorize"]["requests_per_second"]
+        )
+        result["trunk_round_ratios"] = [
+            t["requests_per_second"] / a["requests_per_second"]
+            for t, a in zip(rounds["trunks"], rounds["authorize"], strict=True)
+        ]
     result["live_calls"] = _live_calls(database_url)
     return result
 
@@ -305,7 +380,7 @@ def report(result: dict) -> None:
     notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
     notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
     print(f"\n{result['backend']}{''.join(notes)}:")
-    for name in [name for name in ("bare", "authorize", "chain") if name in result]:
+    for name in [name for name in ("bare", "authorize", "chain", "trunks") if name in result]:
         figures = result[name]
         print(
             f"  {name:<10} {figures['requests_per_second']:8.0f} req/s  "
@@ -324,6 +399,12 @@ def report(result: dict) -> None:
             f"  chain (2 reseller levels) / single level: {result['chain_cost']:.2f}x the time "
             f"per authorization over the run, median of rounds "
             f"{statistics.median(result['chain_round_costs']):.2f}x ({costs})"
+        )
+    if "trunk_ratio" in result:
+        ratios = " ".join(f"{ratio:.2f}x" for ratio in result["trunk_round_ratios"])
+        print(
+            f"  10% by source_ip / plain authorize: {result['trunk_ratio']:.2f}x over the run, "
+            f"median of rounds {statistics.median(result['trunk_round_ratios']):.2f}x ({ratios})"
         )
 
 
@@ -344,6 +425,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--chain",
         action="store_true",
         help="also customers two reseller levels deep, in the same rounds (the cost chain)",
+    )
+    parser.add_argument(
+        "--trunks",
+        action="store_true",
+        help="also a mix with 10%% of the calls identified by source_ip (IP trunks), in the "
+        "same rounds, against plain authorization",
+    )
+    parser.add_argument(
+        "--blocked",
+        type=int,
+        default=0,
+        help="blocked prefixes (not the calls') on the rate group and on every customer",
     )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"
