@@ -13,6 +13,7 @@ class BlockedPrefixForm(ServiceForm):
 
     prefix = StringField(
         "Blocked prefix",
+        id="blocked-prefix",  # the rate group page's add-a-rate form has its own "prefix"
         validators=[REQUIRED, Length(max=32)],
         description="Digits; every number starting with them is refused (DESTINATION_BLOCKED).",
         render_kw={"inputmode": "numeric", "autocomplete": "off"},
@@ -24,12 +25,14 @@ class IpTrunkForm(ServiceForm):
 
     network = StringField(
         "IP address or range",
+        id="trunk-network",
         validators=[REQUIRED, Length(max=49)],
         description="203.0.113.7, 203.0.113.0/24 or 2001:db8::/48.",
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     tech_prefix = StringField(
         "Tech prefix",
+        id="trunk-tech-prefix",
         validators=[Length(max=16)],
         description="Optional digits its calls dial first; stripped before rating.",
         render_kw={"inputmode": "numeric", "autocomplete": "off"},

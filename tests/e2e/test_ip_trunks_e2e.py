@@ -4,7 +4,15 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for_htmx
 from tests.e2e.conftest import ADMIN, nav
-from tests.e2e.steps import add_rate, api_call, create_account, create_api_key, field, main
+from tests.e2e.steps import (
+    account_of,
+    add_rate,
+    api_call,
+    create_account,
+    create_api_key,
+    field,
+    main,
+)
 
 LONDON = "442079460958"
 MOBILE = "447911123456"
@@ -83,3 +91,59 @@ def test_an_admin_adds_a_trunk_and_a_blocked_prefix_then_the_switch_calls(browse
     expect(page.locator("#calls")).to_contain_text(caller.identifier)
     expect(page.locator("#calls")).to_contain_text(f"{LONDON} (United Kingdom)")
     browse.check(page, "Calls")
+
+
+def test_a_reseller_manages_its_customers_trunks_and_its_rate_groups_blocked_prefixes(
+    browse, portal
+):
+    reseller = account_of(browse, ADMIN, "reseller")
+    page = browse.page(reseller)
+    page.goto(portal("/dashboard/"))
+    nav(page, "Tariff · Rate Groups")
+    browse.check(page, "Rate Groups of the reseller")
+    main(page).get_by_role("link", name="Create Rate Group").click()
+    browse.check(page, "Create Rate Group (reseller)")
+    field(page, "Name").fill("Trunk Retail")
+    page.get_by_role("button", name="Save").click()
+    expect(main(page)).to_contain_text('Rate group "Trunk Retail" created.')
+    blocked = page.locator("#blocked-prefixes")
+    wait_for_htmx(page, "#blocked-prefixes form")
+    field(page, "Blocked prefix").fill("900")
+    blocked.get_by_role("button", name="Block prefix").click()
+    expect(blocked.locator("code", has_text="900")).to_be_visible()
+    browse.check(page, "Rate group of the reseller with a blocked prefix")
+
+    customer, url = create_account(
+        browse, reseller, "customer", "Trunked", "trunked.customer@example.com"
+    )
+    page.goto(url)
+    trunks = page.locator("#ip-trunks")
+    wait_for_htmx(page, "#ip-trunks form")
+    field(page, "IP address or range").fill("192.0.2.0/24")
+    field(page, "Tech prefix").fill("55")
+    trunks.get_by_role("button", name="Add IP trunk").click()
+    expect(trunks).to_contain_text("IP trunk 192.0.2.0/24 added.")
+    browse.check(page, "Reseller's customer with an IP trunk")
+
+    # The admins see whose range it is; the reseller would not see an admins' customer's.
+    admin = browse.page(ADMIN)
+    _admins, admins_url = create_account(
+        browse, ADMIN, "customer", "Neighbour", "neighbour@example.com"
+    )
+    admin.goto(admins_url)
+    wait_for_htmx(admin, "#ip-trunks form")
+    field(admin, "IP address or range").fill("192.0.2.7")
+    admin.locator("#ip-trunks").get_by_role("button", name="Add IP trunk").click()
+    expect(admin.locator("#ip-trunks .field.has-error")).to_contain_text(
+        f"Overlaps 192.0.2.0/24 of account {customer.identifier}."
+    )
+    field(admin, "IP address or range").fill("198.51.100.0/24")
+    admin.locator("#ip-trunks").get_by_role("button", name="Add IP trunk").click()
+    expect(admin.locator("#ip-trunks")).to_contain_text("IP trunk 198.51.100.0/24 added.")
+    page.reload()
+    wait_for_htmx(page, "#ip-trunks form")
+    field(page, "IP address or range").fill("198.51.100.9")
+    trunks.get_by_role("button", name="Add IP trunk").click()
+    expect(trunks.locator(".field.has-error")).to_contain_text(
+        "Overlaps an address range of another account."
+    )
