@@ -32,18 +32,22 @@ from portal.api.keys import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,
+    AccountBlockedPrefix,
     Call,
     CallStatus,
+    IpTrunk,
     Product,
     ProductPrefix,
     Rate,
     RateGroup,
+    RateGroupBlockedPrefix,
     Role,
     Status,
     Subscription,
     Tax,
     account_taxes,
 )
+from portal.rules.addresses import network_range, parse_network  # noqa: E402
 
 DESTINATION = "442079460958"
 # The portal as served, and with authorizations through Flask's request cycle (--through-flask).
@@ -143,6 +147,42 @@ def _bundled_customers(group: RateGroup, accounts: int) -> list[str]:
     return numbers
 
 
+def trunk_address(index: int) -> str:
+    """The address of the admins' customer number `index`'s IP trunk (--trunks)."""
+    return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
+
+
+def _trunks_and_blocks(numbers: list[str], group: RateGroup, blocked: int) -> None:
+    """An IP trunk (a /32) per customer; `blocked` prefixes on the group and each customer."""
+    ids = dict(db.session.execute(select(Account.account_number, Account.id)).all())
+    rows = []
+    for index, number in enumerate(numbers):
+        network = parse_network(trunk_address(index))
+        start, end = network_range(network)
+        rows.append(
+            {
+                "account_id": ids[number],
+                "network": str(network),
+                "range_start": start,
+                "range_end": end,
+                "tech_prefix": "",
+                "status": Status.ACTIVE,
+            }
+        )
+    db.session.execute(insert(IpTrunk), rows)
+    # Prefixes that are not the calls' (4420...): each call still probes for them.
+    prefixes = [f"{900 + n}" for n in range(blocked)]
+    if prefixes:
+        db.session.execute(
+            insert(RateGroupBlockedPrefix),
+            [{"rate_group_id": group.id, "prefix": prefix} for prefix in prefixes],
+        )
+        db.session.execute(
+            insert(AccountBlockedPrefix),
+            [{"account_id": ids[n], "prefix": prefix} for n in numbers for prefix in prefixes],
+        )
+
+
 def seed(
     database_url: str,
     accounts: int,
@@ -150,11 +190,14 @@ def seed(
     taxes: int = 0,
     chain: bool = False,
     bundles: bool = False,
+    trunks: bool = False,
+    blocked: int = 0,
 ) -> tuple[str, list[str], list[str], list[str]]:
     """Migrate, then add an admin's API key, a rate group and funded customers.
 
     (key, the admins' customers, with `chain` customers two reseller levels deep or [], with
-    `bundles` customers with a free-minute bundle for the destination or []).
+    `bundles` customers with a free-minute bundle for the destination or []). With `trunks`,
+    each admins' customer has an IP trunk; `blocked` prefixes on each.
     """
     app = make_app(database_url, FAST_HASH)
     migrate(app)
@@ -181,6 +224,8 @@ def seed(
                 for number in numbers
             ],
         )
+        if trunks or blocked:
+            _trunks_and_blocks(numbers, group, blocked)
         if taxes:
             # Percentage taxes on every customer: prepaid calls carry them (one more subquery
             # in the authorization's statement, and the taxed charge in the duration search).
@@ -255,29 +300,42 @@ def load(port: int, path: str, bodies, headers: dict, seconds: float, connection
 def measure(backend: str, database_url: str, args) -> dict:
     """Both servers side by side: rounds of bare then authorize load, totals over the rounds."""
     key, numbers, chained, bundled = seed(
-        database_url, args.accounts, args.rates, args.taxes, args.chain, args.bundles
+        database_url,
+        args.accounts,
+        args.rates,
+        args.taxes,
+        args.chain,
+        args.bundles or args.mixed,
+        args.trunks or args.mixed,
+        args.blocked,
     )
     run = secrets.token_hex(3)
     counter = iter(range(10**9))
 
+    def call_body(serial: int, **caller) -> bytes:
+        return json.dumps({"call_id": f"{run}-{serial}", "destination": DESTINATION, **caller})
+
     def authorize_body(index: int) -> bytes:
         serial = next(counter)  # a new call id every time; accounts taken in turn
-        account = numbers[serial % len(numbers)]
-        call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
-        return json.dumps(call).encode()
+        return call_body(serial, account=numbers[serial % len(numbers)]).encode()
 
     def chain_body(index: int) -> bytes:
         serial = next(counter)
-        account = chained[serial % len(chained)]
-        call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
-        return json.dumps(call).encode()
+        return call_body(serial, account=chained[serial % len(chained)]).encode()
 
-    def bundles_body(index: int) -> bytes:
-        serial = next(counter)  # every 10th call by a customer with a bundle
-        callers = bundled if serial % 10 == 0 else numbers
-        account = callers[(serial // 10) % len(callers)]
-        call = {"call_id": f"{run}-{serial}", "account": account, "destination": DESTINATION}
-        return json.dumps(call).encode()
+    def mixed(bundle_share: bool, trunk_share: bool):
+        """Bodies of which every 10th is by a bundled customer, the next by source_ip."""
+
+        def body(index: int) -> bytes:
+            serial = next(counter)
+            turn, customer = serial % 10, (serial // 10) % len(numbers)
+            if bundle_share and turn == 0:
+                return call_body(serial, account=bundled[customer % len(bundled)]).encode()
+            if trunk_share and turn == 1:
+                return call_body(serial, source_ip=trunk_address(customer)).encode()
+            return call_body(serial, account=numbers[serial % len(numbers)]).encode()
+
+        return body
 
     def bare_body(index: int) -> bytes:
         serial = next(counter)
@@ -287,25 +345,34 @@ def measure(backend: str, database_url: str, args) -> dict:
     key_headers = {**json_headers, "Authorization": f"Bearer {key}"}
     env = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret"}
     env["CALLS_ASYNC_COMMIT"] = "0" if args.durable else "1"
+    # The mixes compared with plain authorization in the same rounds: 10% of the calls
+    # drawing on a bundle, 10% by source_ip (an IP trunk), or both (issue 19's target).
+    mixes = {
+        name: body
+        for name, wanted, body in (
+            ("bundles", args.bundles, mixed(True, False)),
+            ("trunks", args.trunks, mixed(False, True)),
+            ("mixed", args.mixed, mixed(True, True)),
+        )
+        if wanted
+    }
     rounds: dict[str, list[dict]] = {"bare": [], "authorize": []}
     if chained:
         rounds["chain"] = []
-    if bundled:
-        rounds["bundles"] = []
+    rounds.update({name: [] for name in mixes})
+    authorize_path = "/api/v1/calls/authorize"
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
         gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
     ):
         plan = (
             ("bare", bare_port, "/bare", bare_body, json_headers),
-            ("authorize", portal_port, "/api/v1/calls/authorize", authorize_body, key_headers),
+            ("authorize", portal_port, authorize_path, authorize_body, key_headers),
         )
         if chained:  # customers two reseller levels deep, in the same rounds
-            plan += (("chain", portal_port, "/api/v1/calls/authorize", chain_body, key_headers),)
-        if bundled:  # 10% of the calls drawing on a bundle, in the same rounds
-            plan += (
-                ("bundles", portal_port, "/api/v1/calls/authorize", bundles_body, key_headers),
-            )
+            plan += (("chain", portal_port, authorize_path, chain_body, key_headers),)
+        for name, body in mixes.items():
+            plan += ((name, portal_port, authorize_path, body, key_headers),)
         for _name, port, path, bodies, headers in plan:  # warm up both (imports, connections)
             load(port, path, bodies, headers, 1.0, args.connections)
         for index in range(args.rounds):
@@ -341,14 +408,14 @@ def measure(backend: str, database_url: str, args) -> dict:
             a["requests_per_second"] / c["requests_per_second"]
             for a, c in zip(rounds["authorize"], rounds["chain"], strict=True)
         ]
-    if bundled:
-        # The mix with 10% bundled calls against plain authorizations: above 1, faster.
-        result["bundles_ratio"] = (
-            result["bundles"]["requests_per_second"] / result["authorize"]["requests_per_second"]
+    for name in mixes:
+        # A mix against plain authorization: 1.0 as fast, above 1 faster.
+        result[f"{name}_ratio"] = (
+            result[name]["requests_per_second"] / result["authorize"]["requests_per_second"]
         )
-        result["bundles_round_ratios"] = [
-            b["requests_per_second"] / a["requests_per_second"]
-            for a, b in zip(rounds["authorize"], rounds["bundles"], strict=True)
+        result[f"{name}_round_ratios"] = [
+            m["requests_per_second"] / a["requests_per_second"]
+            for a, m in zip(rounds["authorize"], rounds[name], strict=True)
         ]
     result["live_calls"] = _live_calls(database_url)
     return result
@@ -366,12 +433,20 @@ def _live_calls(database_url: str) -> int:
     return count
 
 
+MIXES = {
+    "bundles": "10% bundled calls",
+    "trunks": "10% by source_ip",
+    "mixed": "10% bundled and 10% by source_ip",
+}
+
+
 def report(result: dict) -> None:
     """Print one backend's figures."""
     notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
     notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
     print(f"\n{result['backend']}{''.join(notes)}:")
-    for name in [name for name in ("bare", "authorize", "chain", "bundles") if name in result]:
+    names = ("bare", "authorize", "chain", *MIXES)
+    for name in [name for name in names if name in result]:
         figures = result[name]
         print(
             f"  {name:<10} {figures['requests_per_second']:8.0f} req/s  "
@@ -391,13 +466,14 @@ def report(result: dict) -> None:
             f"per authorization over the run, median of rounds "
             f"{statistics.median(result['chain_round_costs']):.2f}x ({costs})"
         )
-    if "bundles_ratio" in result:
-        ratios = " ".join(f"{ratio:.2f}x" for ratio in result["bundles_round_ratios"])
-        print(
-            f"  10% bundled calls / plain: {result['bundles_ratio']:.2f}x the requests per "
-            f"second over the run, median of rounds "
-            f"{statistics.median(result['bundles_round_ratios']):.2f}x ({ratios})"
-        )
+    for name, what in MIXES.items():
+        if f"{name}_ratio" in result:
+            ratios = " ".join(f"{ratio:.2f}x" for ratio in result[f"{name}_round_ratios"])
+            print(
+                f"  {what} / plain: {result[f'{name}_ratio']:.2f}x the requests per second "
+                f"over the run, median of rounds "
+                f"{statistics.median(result[f'{name}_round_ratios']):.2f}x ({ratios})"
+            )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -422,6 +498,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--bundles",
         action="store_true",
         help="also a mix where 10%% of the calls draw on a free-minute bundle, same rounds",
+    )
+    parser.add_argument(
+        "--trunks",
+        action="store_true",
+        help="also a mix with 10%% of the calls identified by source_ip (IP trunks), in the "
+        "same rounds, against plain authorization",
+    )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also a mix with 10%% of the calls on a bundle and 10%% by source_ip (issue 19)",
+    )
+    parser.add_argument(
+        "--blocked",
+        type=int,
+        default=0,
+        help="blocked prefixes (not the calls') on the rate group and on every customer",
     )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"

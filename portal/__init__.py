@@ -164,6 +164,7 @@ def _sqlite_pragmas(dbapi_connection, _record, synchronous="FULL") -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register one blueprint per resource."""
+    from portal.access import bp as access_bp
     from portal.accounts import bp as accounts_bp
     from portal.api import bp as api_bp
     from portal.apikeys import bp as apikeys_bp
@@ -184,6 +185,7 @@ def register_blueprints(app: Flask) -> None:
         auth_bp,
         dashboard_bp,
         accounts_bp,
+        access_bp,
         tariffs_bp,
         taxes_bp,
         settings_bp,

@@ -41,6 +41,7 @@ ISSUERS = expect(customer=FORBIDDEN, reseller=OK, subadmin=FORBIDDEN, admin=OK)
 OWN_LOGO = expect(customer=FORBIDDEN, reseller=NOT_FOUND, subadmin=FORBIDDEN, admin=NOT_FOUND)
 # The softswitch API takes bearer keys only: a browser session is no key, whoever logged in.
 API_KEY_ONLY = expect(401, 401, 401, 401, 401)
+NO_SUCH_ROW = expect(reseller=NOT_FOUND, subadmin=NOT_FOUND, admin=NOT_FOUND)
 
 # (endpoint, method) -> [(url, expectations)]; ids are filled in from the world fixture.
 MATRIX = {
@@ -107,6 +108,22 @@ MATRIX = {
     ("tariffs.edit", "POST"): [("/tariff/rate-groups/{group}/edit", ADMINS_RECORD)],
     ("tariffs.change_status", "POST"): [("/tariff/rate-groups/{group}/status", ADMINS_RECORD)],
     ("tariffs.add", "POST"): [("/tariff/rate-groups/{group}/rates", ADMINS_RECORD)],
+    # Blocked prefixes and IP trunks: the account's or rate group's managers; a blocked
+    # prefix or trunk that is not the account's is not found for anyone.
+    ("access.block_prefix", "POST"): [("/accounts/{customer}/blocked-prefixes", ADMINS_RECORD)],
+    ("access.unblock_prefix", "POST"): [
+        ("/accounts/{customer}/blocked-prefixes/2147483647/delete", NO_SUCH_ROW)
+    ],
+    ("access.add_ip_trunk", "POST"): [("/accounts/{customer}/ip-trunks", ADMINS_RECORD)],
+    ("access.delete_ip_trunk", "POST"): [
+        ("/accounts/{customer}/ip-trunks/2147483647/delete", NO_SUCH_ROW)
+    ],
+    ("access.block_group", "POST"): [
+        ("/tariff/rate-groups/{group}/blocked-prefixes", ADMINS_RECORD)
+    ],
+    ("access.unblock_group", "POST"): [
+        ("/tariff/rate-groups/{group}/blocked-prefixes/2147483647/delete", NO_SUCH_ROW)
+    ],
     ("tariffs.edit_rate", "GET"): [
         ("/tariff/rate-groups/{group}/rates/{rate}/edit", ADMINS_RECORD)
     ],
@@ -194,6 +211,27 @@ MATRIX = {
     ("api.take_job_credentials", "POST"): [("/api/v1/jobs/{job}/credentials", API_KEY_ONLY)],
     ("api.list_rate_groups", "GET"): [("/api/v1/rate-groups", API_KEY_ONLY)],
     ("api.list_taxes", "GET"): [("/api/v1/taxes", API_KEY_ONLY)],
+    ("api.list_account_blocked_prefixes", "GET"): [
+        ("/api/v1/accounts/{customer}/blocked-prefixes", API_KEY_ONLY)
+    ],
+    ("api.add_account_blocked_prefix", "POST"): [
+        ("/api/v1/accounts/{customer}/blocked-prefixes", API_KEY_ONLY)
+    ],
+    ("api.delete_account_blocked_prefix", "DELETE"): [
+        ("/api/v1/accounts/{customer}/blocked-prefixes/1", API_KEY_ONLY)
+    ],
+    ("api.list_group_blocked_prefixes", "GET"): [
+        ("/api/v1/rate-groups/{group}/blocked-prefixes", API_KEY_ONLY)
+    ],
+    ("api.add_group_blocked_prefix", "POST"): [
+        ("/api/v1/rate-groups/{group}/blocked-prefixes", API_KEY_ONLY)
+    ],
+    ("api.delete_group_blocked_prefix", "DELETE"): [
+        ("/api/v1/rate-groups/{group}/blocked-prefixes/1", API_KEY_ONLY)
+    ],
+    ("api.list_ip_trunks", "GET"): [("/api/v1/accounts/{customer}/ip-trunks", API_KEY_ONLY)],
+    ("api.add_ip_trunk", "POST"): [("/api/v1/accounts/{customer}/ip-trunks", API_KEY_ONLY)],
+    ("api.delete_ip_trunk", "DELETE"): [("/api/v1/accounts/{customer}/ip-trunks/1", API_KEY_ONLY)],
     # The customer portal: customers only, and only ever their own account.
     ("me.dashboard", "GET"): [("/my/", OWN_MONEY)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],

@@ -557,6 +557,7 @@ def test_explain_lists_every_check_with_its_figures(api, call_rates):
         "not_expired",
         "rate_group",
         "rate",
+        "destination_allowed",
         "funds",
         "channels",
     ]
@@ -608,6 +609,7 @@ def test_explain_reports_every_check_past_the_first_failure(api, call_rates):
         "not_expired",
         "rate_group",
         "rate",
+        "destination_allowed",
         "funds",
         "channels",
     ]
@@ -618,6 +620,7 @@ def test_explain_reports_every_check_past_the_first_failure(api, call_rates):
         "not_expired": False,
         "rate_group": True,
         "rate": True,
+        "destination_allowed": True,
         "funds": False,
         "channels": False,
     }
@@ -637,12 +640,14 @@ def test_explain_leaves_out_checks_that_cannot_be_evaluated(api, call_rates):
     )
     assert response.json["cause"] == "ACCOUNT_INACTIVE_DELETED"
     checks = {check["check"]: check for check in response.json["checks"]}
-    # No rate group: no rate to look up, so no funds needed to start; channels still count.
+    # No rate group: no rate to look up, so no funds needed to start; the account's own
+    # blocked prefixes and the channels still count.
     assert list(checks) == [
         "authentication",
         "account_active",
         "not_expired",
         "rate_group",
+        "destination_allowed",
         "channels",
     ]
     assert checks["rate_group"] == {"check": "rate_group", "passed": False, "rate_group": None}

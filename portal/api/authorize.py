@@ -19,11 +19,13 @@ from portal.api.openapi import MAX_BODY_BYTES
 from portal.calls.service import Busy, CallEnded, CallIdTaken, KeyRefused, authorize
 from portal.extensions import db
 from portal.headers import NO_STORE, SECURITY_HEADERS
+from portal.rules.addresses import source_key
 from portal.web import NUL_MESSAGE
 
 PATH = "/api/v1/calls/authorize"
 DIGITS = re.compile(r"\+?[0-9*#]{1,32}")  # the whole destination (fullmatch)
-FIELDS = frozenset({"call_id", "destination", "account", "sip_username"})
+FIELDS = frozenset({"call_id", "destination", "account", "sip_username", "source_ip"})
+CALLERS = ("account", "sip_username", "source_ip")  # exactly one says who calls
 
 
 def required_key(authorization: str) -> str:
@@ -74,7 +76,7 @@ def _answer(authorization, content_type, body, client_ip, explain) -> dict:
     if identity is None:
         raise ApiError(401, why)
     try:
-        call_id, destination, account, sip_username = _request_fields(content_type, body)
+        call_id, destination, account, sip_username, source_ip = _request_fields(content_type, body)
     except ApiError:
         # A refused key must hear that, not what is wrong with its request.
         state, why = key_state(identity.key_id, client_ip)
@@ -91,6 +93,7 @@ def _answer(authorization, content_type, body, client_ip, explain) -> dict:
             sip_username,
             explain=explain,
             key=(identity.key_id, client_ip),
+            source_ip=source_ip,
         )
     except KeyRefused as refused:
         raise key_refused(refused.why) from None
@@ -134,8 +137,8 @@ def _authorize_on_own_connection(*args, **kwargs):
     return once()
 
 
-def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | None, str | None]:
-    """(call_id, destination, account, sip_username) of an authorization, or a 400."""
+def _request_fields(content_type: str, body: bytes) -> tuple:
+    """(call_id, destination, account, sip_username, source_ip) of an authorization, or a 400."""
     data = None
     if is_json(content_type):
         check_json_depth(body)
@@ -148,17 +151,21 @@ def _request_fields(content_type: str, body: bytes) -> tuple[str, str, str | Non
     destination = text_field(data, "destination", 64, errors)
     account = text_field(data, "account", 20, errors, required=False)
     sip_username = text_field(data, "sip_username", 64, errors, required=False)
+    source_ip = text_field(data, "source_ip", 45, errors, required=False)
+    if source_ip is not None and source_key(source_ip) is None:
+        errors["source_ip"] = "An IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7."
     if destination and not DIGITS.fullmatch(destination):
         errors["destination"] = "Digits, with an optional leading + (and * or #), 1 to 32."
-    caller_errors = errors.keys() & {"account", "sip_username"}  # each already said
-    if (account is None) == (sip_username is None) and not caller_errors:
-        errors["account"] = "Send exactly one of account and sip_username."
+    caller_errors = errors.keys() & set(CALLERS)  # each already said
+    sent = [name for name in CALLERS if data.get(name) is not None]
+    if len(sent) != 1 and not caller_errors:
+        errors["account"] = "Send exactly one of account, sip_username and source_ip."
     unknown = data.keys() - FIELDS
     if unknown:
         errors.update(dict.fromkeys(sorted(unknown), "Unknown field."))
     if errors:
         raise ApiError(400, "Invalid request.", errors)
-    return call_id, destination, account, sip_username
+    return call_id, destination, account, sip_username, source_ip
 
 
 def text_field(data: dict, name: str, limit: int, errors: dict, required=True) -> str | None:

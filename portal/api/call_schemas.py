@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portal.calls.access import DESTINATION_BLOCKED
 from portal.calls.checks import (
     ACCOUNT_EXPIRE,
     ACCOUNT_INACTIVE_DELETED,
@@ -28,7 +29,7 @@ def _text(limit: int, description: str):
 
 
 class CallAuthorization(BaseModel):
-    """A call to authorize: exactly one of account and sip_username says who calls."""
+    """A call to authorize: exactly one of account, sip_username and source_ip says who calls."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -36,6 +37,7 @@ class CallAuthorization(BaseModel):
             "oneOf": [
                 {"required": ["account"], "properties": {"account": {"type": "string"}}},
                 {"required": ["sip_username"], "properties": {"sip_username": {"type": "string"}}},
+                {"required": ["source_ip"], "properties": {"source_ip": {"type": "string"}}},
             ]
         },
     )
@@ -51,6 +53,21 @@ class CallAuthorization(BaseModel):
     ]
     account: _text(20, "The calling account's number.") | None = None
     sip_username: _text(64, "An active SIP device of the calling account.") | None = None
+    source_ip: (
+        Annotated[
+            str,
+            Field(
+                min_length=2,
+                max_length=45,
+                pattern=r"^[0-9A-Fa-f:.]+$",
+                description="The address the call came from (IPv4 or IPv6): the account whose "
+                "IP trunk holds it calls. With the trunk's tech prefix, the destination must "
+                "start with it (else AUTHENTICATION_FAIL); it is stripped before translation.",
+                examples=["203.0.113.7"],
+            ),
+        ]
+        | None
+    ) = None
 
 
 class CallExplainQuery(BaseModel):
@@ -83,6 +100,7 @@ class CallDecisionOut(BaseModel):
         ACCOUNT_EXPIRE,
         ORIGINATION_RATE_NOT_FOUND,
         NO_SUFFICIENT_FUND,
+        DESTINATION_BLOCKED,
         CHANNEL_LIMIT,
     ] = Field(description="The first failing check, in the order of domain-rules.md.")
     translated_destination: str

@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import Connection, Row, Select, select
 
 from portal.calls import bundles, statements
+from portal.calls.access import check_blocked
 from portal.models import Account, AccountType, Status, available_funds, is_expired
 from portal.rules.bundles import bundled_duration
 from portal.rules.calls import charged_cost, max_duration, minimum_to_call
@@ -198,6 +199,8 @@ def decide(
         )
         if rate is not None and not decision.cause:
             decision.rate, decision.rate_row = shown, rate
+    if explain or not decision.cause:
+        check_blocked(connection, account, destination, decision, explain)
     if decision.cause and not explain:
         return
     draw = None if rate is None else _bundle(connection, account, translated, decision, explain)

@@ -18,8 +18,10 @@ from portal.calls.checks import (
     find_account,
     rate_dict,
 )
+from portal.calls.trunks import find_trunk_account, trunk_caller
 from portal.extensions import db
 from portal.models import Account, AccountType, Call, CallCharge, CallStatus, EntryKind, utcnow
+from portal.rules.addresses import source_key
 from portal.rules.bundles import split_duration
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
@@ -63,6 +65,7 @@ def authorize(
     explain=False,
     key=None,
     connection=None,
+    source_ip=None,
 ) -> Decision:
     """Decide a call; when allowed, reserve the cost of its longest possible duration."""
     # key: (key_id, client address) of an API key identified but not yet checked: its state
@@ -85,11 +88,20 @@ def authorize(
             session_bound = connection is None
             bound = db.session.connection() if session_bound else connection
             key_id = key[0] if key else None
-            account = find_account(bound, owner, account_number, sip_username, destination, key_id)
+            dialled = destination
+            if source_ip is not None:
+                account = _trunk_row(bound, owner, source_ip, destination, key_id)
+            else:
+                account = find_account(
+                    bound, owner, account_number, sip_username, destination, key_id
+                )
             if key is not None:
                 account, last_used = _checked_key(account, key[1], bound)
-            decide_all(bound, account, destination, decision, explain=explain)
-            if _record(bound, call_id, account, sip_username, destination, decision, session_bound):
+            if source_ip is not None:
+                account, dialled = trunk_caller(bound, owner, account, destination)
+            decide_all(bound, account, dialled, decision, explain=explain)
+            caller = (sip_username, source_ip)
+            if _record(bound, call_id, account, caller, destination, decision, session_bound):
                 if key is not None:
                     decision.key_last_used = last_used
                 return decision
@@ -105,6 +117,12 @@ def authorize(
             raise CallEnded({"call_id": "This call has already ended."}) from None
         return _replay(existing)
     raise Busy
+
+
+def _trunk_row(connection, owner, source_ip: str, destination: str, key_id):
+    """find_trunk_account() for an address as sent; a row without an account if it is none."""
+    source = source_key(source_ip) or "-"  # "-" sorts before every key: no trunk holds it
+    return find_trunk_account(connection, owner, source, destination, key_id)
 
 
 def _checked_key(row, client_ip: str, connection=None):
@@ -139,12 +157,14 @@ def _existing(connection, owner, call_id: str):
 
 
 def _record(
-    connection, call_id, account, sip_username, destination, decision: Decision, session_bound
+    connection, call_id, account, caller, destination, decision: Decision, session_bound
 ) -> bool:
     """Write a decision: a refusal's row, or a live call with its reservation; False if stale."""
+    sip_username, source_ip = caller  # who called: the SIP user, or the trunk's address
     values = {
         "call_id": call_id,
         "sip_username": sip_username or "",
+        "source_ip": source_ip or "",
         "destination": destination,
         "translated_destination": decision.translated_destination,
         "status": CallStatus.LIVE if decision.allowed else CallStatus.REFUSED,

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from portal.calls.access import blocked_columns, trunk_holding, trunks
 from portal.models import (
     Account,
     AccountType,
@@ -160,6 +161,7 @@ def _caller_columns() -> list:
         groups.c.name.label("group_name"),
         groups.c.status.label("group_status"),
         *(_dialled_rate.c[column.name].label(f"rate_{column.name}") for column in RATE_COLUMNS),
+        *blocked_columns(accounts, groups),
     ]
 
 
@@ -198,14 +200,21 @@ def chain_query(depth: int) -> Prepared:
 
 
 @functools.cache
-def account_query(role: Role, by_sip_username: bool, with_key: bool = False) -> Prepared:
+def account_query(
+    role: Role, by_sip_username: bool, with_key: bool = False, by_source_ip: bool = False
+) -> Prepared:
     """The caller's account with its rate group and rate, by number or by an active SIP device."""
     # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
     # same statement; a row comes back whenever the key exists, its account columns NULL if
-    # no account matched.
+    # no account matched. by_source_ip: by the IP trunk holding the address (binds
+    # source_key), with the trunk's tech_prefix.
     joined = _with_group_and_rate()
     columns = [*_caller_columns(), *BUNDLE_COLUMNS]
-    if by_sip_username:
+    if by_source_ip:
+        joined = trunks.join(joined, trunks.c.account_id == accounts.c.id)
+        found = and_(*trunk_holding(bindparam("source_key", type_=String())))
+        columns.append(trunks.c.tech_prefix)
+    elif by_sip_username:
         joined = devices.join(joined, devices.c.account_id == accounts.c.id)
         found = and_(
             devices.c.username == bindparam("sip_username"), devices.c.status == Status.ACTIVE
@@ -269,6 +278,7 @@ RELEASE = (
 CALL_COLUMNS = (
     "call_id",
     "sip_username",
+    "source_ip",
     "destination",
     "translated_destination",
     "status",

@@ -1,5 +1,6 @@
 """Database models, one module per aggregate."""
 
+from portal.models.access import AccountBlockedPrefix, IpTrunk, RateGroupBlockedPrefix
 from portal.models.account import (
     Account,
     AccountSearchToken,
@@ -44,6 +45,7 @@ from portal.models.tax import Tax
 
 __all__ = [
     "Account",
+    "AccountBlockedPrefix",
     "AccountSearchToken",
     "AccountType",
     "Allocation",
@@ -63,6 +65,7 @@ __all__ = [
     "EntryKind",
     "IdempotencyRecord",
     "InvoiceProfile",
+    "IpTrunk",
     "Job",
     "JobFile",
     "JobStatus",
@@ -75,6 +78,7 @@ __all__ = [
     "ProductPrefix",
     "Rate",
     "RateGroup",
+    "RateGroupBlockedPrefix",
     "Role",
     "Setting",
     "SipDevice",

@@ -50,6 +50,7 @@ class Call(db.Model):
     call_id: Mapped[str] = mapped_column(String(128), unique=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     sip_username: Mapped[str] = mapped_column(String(64), default="")
+    source_ip: Mapped[str] = mapped_column(String(45), default="")  # an IP trunk's call
     destination: Mapped[str] = mapped_column(String(64))
     translated_destination: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus))
