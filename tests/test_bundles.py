@@ -371,7 +371,7 @@ def test_explain_shows_the_bundle_and_what_the_call_reserves(app, api, call_rate
         call_id="e2", account=account.account_number, destination=MOBILE, explain=True
     ).json
     checks = {check["check"]: check for check in answer["checks"]}
-    assert list(checks)[4:7] == ["rate", "bundle", "funds"]
+    assert list(checks)[4:8] == ["rate", "destination_allowed", "bundle", "funds"]
     assert checks["bundle"] == {
         "check": "bundle",
         "passed": True,
