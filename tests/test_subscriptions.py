@@ -14,7 +14,6 @@ from portal.models import (
     BillingSchedule,
     Document,
     DocumentKind,
-    DocumentLine,
     EntryKind,
     LedgerEntry,
     Product,

@@ -73,10 +73,12 @@ class CancelForm(ServiceForm):
 
     mode = RadioField(
         "Cancel",
-        choices=[
-            (CancelMode.PERIOD_END.value, "At the period's end (no credit)"),
-            (CancelMode.NOW.value, "Now, with a credit of the unused days"),
-        ],
+        choices=choices(
+            [
+                (CancelMode.PERIOD_END.value, "At the period's end (no credit)"),
+                (CancelMode.NOW.value, "Now, with a credit of the unused days"),
+            ]
+        ),
         default=CancelMode.PERIOD_END.value,
         validate_choice=False,
     )

@@ -4,6 +4,7 @@ from flask import abort, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from portal.accounts.forms import choices
 from portal.extensions import db
 from portal.htmx import redirect_to
 from portal.models import Product, ProductPrefix, Role, Subscription
@@ -144,14 +145,21 @@ def subscription_panel(account, form=None) -> dict:
     today = account_today(account)
     products = list(db.session.scalars(offered_products(account)))
     form = form or SubscribeForm(formdata=None)
-    form.product_id.choices = [(str(p.id), p.name) for p in products]
+    form.product_id.choices = choices((p.id, p.name) for p in products)
     return {
-        "rows": [(s, status_of(s, today)) for s in subscriptions_of(account)],
+        "rows": own_subscriptions(account),
         "form": form,
         "cancel_form": CancelForm(formdata=None),
         "today": today,
         "can_manage": current_user.role in MANAGERS,
     }
+
+
+@bp.app_template_global()
+def own_subscriptions(account) -> list:
+    """(subscription, status) of the account, newest first: its own read-only panel."""
+    today = account_today(account)
+    return [(s, status_of(s, today)) for s in subscriptions_of(account)]
 
 
 @bp.route("/subscribe/<int:account_id>", methods=["POST"])
