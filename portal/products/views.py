@@ -176,7 +176,7 @@ def subscribe_account(account_id: int):
         flash(f"Not subscribed: {errors}", "error")
     else:
         flash(f"Subscribed to “{subscription.product.name}”.", "success")
-    return redirect_to(url_for("accounts.show", account_id=account.id) + "#subscriptions")
+    return redirect_to(url_for("accounts.show", account_id=account.id))
 
 
 @bp.route("/subscriptions/<int:account_id>/<int:subscription_id>/cancel", methods=["POST"])
@@ -192,4 +192,4 @@ def cancel_subscription(account_id: int, subscription_id: int):
         flash(f"Not cancelled: {errors}", "error")
     else:
         flash(f"Subscription to “{subscription.product.name}” cancelled.", "success")
-    return redirect_to(url_for("accounts.show", account_id=account.id) + "#subscriptions")
+    return redirect_to(url_for("accounts.show", account_id=account.id))
