@@ -49,8 +49,11 @@ from portal.models import (  # noqa: E402
     EntryKind,
     LedgerEntry,
     OutboxMessage,
+    Product,
+    ProductPeriod,
     Role,
     Status,
+    Subscription,
     Tax,
     account_taxes,
 )
@@ -320,6 +323,7 @@ def bill(app, trace: bool = False, runner=None) -> dict:
         "invoiced": report.invoiced,
         "skipped": report.skipped,
         "failed": len(report.failed),
+        "subscription_charges": getattr(report, "subscription_charges", 0),
         "first_failure": report.failed[0] if report.failed else None,
         "mails": len(report.mail_ids),
         "statements": statements,
@@ -606,6 +610,115 @@ def run(database, label: str, sizes: list[int], per_account: int, trace: bool, a
     return {"backend": label, "small": small, "large": large, "scale": scale, **ratios}
 
 
+def add_subscriptions(count: int, setup_fee: Decimal = Decimal(0)) -> float:
+    """One monthly product per currency, and one subscription of each account to its own."""
+    started = time.perf_counter()
+    currencies = sorted({place[1] for place in PLACES})
+    products = {
+        currency: Product(
+            name=f"Line rental {currency}",
+            currency=currency,
+            period=ProductPeriod.MONTHLY,
+            price=Decimal("10"),
+            setup_fee=setup_fee,
+        )
+        for currency in currencies
+    }
+    db.session.add_all(products.values())
+    db.session.commit()
+    connection = db.session.connection()
+    # Started on the 1st of the run's month: the run charges November once (and the setup fee).
+    start = NOW_UTC.date().replace(day=1)
+    rows = db.session.execute(select(Account.id, Account.currency).order_by(Account.id)).all()
+    for first in range(0, len(rows), BATCH):
+        connection.execute(
+            insert(Subscription.__table__),
+            [
+                {
+                    "account_id": account_id,
+                    "product_id": products[currency].id,
+                    "start_date": start,
+                    "created_at": NOW_UTC,
+                }
+                for account_id, currency in rows[first : first + BATCH]
+            ],
+        )
+    db.session.commit()
+    assert len(rows) == count
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
+            autocommit.exec_driver_sql("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def _subscription_round(url: str, mode: str, count: int, label: str, setup_fee: Decimal) -> float:
+    """One billing run on a copy, `mode` "with" (one subscription each) or "without"."""
+    copy = make_app(url, hash_method=FAST_HASH)
+    extra = 0.0
+    if mode == "with":
+        with copy.app_context():
+            extra = add_subscriptions(count, setup_fee)
+            db.session.remove()
+    result = bill(copy)
+    assert result["failed"] == 0, result["first_failure"]
+    assert result["invoiced"] == count, result
+    assert result["subscription_charges"] == (count if mode == "with" else 0), result
+    with copy.app_context():
+        if mode == "with":
+            kind = LedgerEntry.kind == EntryKind.SUBSCRIPTION
+            charged = db.session.scalar(select(func.count()).where(kind))
+            assert charged == (2 if setup_fee else 1) * count, charged  # price (and setup fee)
+            again = billing_run.run_billing(now_utc=NOW_UTC)
+            assert again.subscription_charges == 0, "charged twice"
+        db.session.remove()
+        db.engine.dispose()
+    loaded = f"; subscriptions loaded in {extra:.1f} s" if extra else ""
+    print(
+        f"  {label}: {mode:7} subscriptions {result['seconds']:7.1f} s "
+        f"({result['cpu_seconds']:.1f} s CPU, {result['statements']:,} SQL){loaded}",
+        flush=True,
+    )
+    return result["seconds"]
+
+
+def run_subscriptions(
+    database, label: str, count: int, per_account: int, setup_fee: Decimal
+) -> dict:
+    """The billing run over `count` accounts without subscriptions, and with one each."""
+    with database() as url:
+        app = make_app(url, hash_method=FAST_HASH)
+        migrate(app)
+        with app.app_context():
+            load_seconds = bulk_load(count, per_account)
+            db.session.remove()
+            db.engine.dispose()
+        timings: dict[str, list[float]] = {}
+        # Each run on its own copy of the same accounts, taking turns twice: a machine that
+        # gets busier or quieter moves both alike.
+        for round_, modes in ((1, ("without", "with")), (2, ("with", "without"))):
+            for mode in modes:
+                with cloned(url) as copy_url:
+                    seconds = _subscription_round(
+                        copy_url, mode, count, f"{label} {round_}", setup_fee
+                    )
+                timings.setdefault(mode, []).append(seconds)
+    without, with_ = min(timings["without"]), min(timings["with"])
+    ratio = with_ / without
+    print(
+        f"{label} {count:,} accounts (loaded in {load_seconds:.1f} s): billing run "
+        f"{without:.1f} s without subscriptions, {with_:.1f} s with one each, setup fee "
+        f"{setup_fee} (best of 2): {ratio:.2f}x (target <= 1.3x)"
+    )
+    return {
+        "backend": label,
+        "accounts": count,
+        "without_seconds": timings["without"],
+        "with_seconds": timings["with"],
+        "setup_fee": str(setup_fee),
+        "ratio": ratio,
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     """Parse arguments and run on SQLite (and PostgreSQL with --postgres)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -627,10 +740,36 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
     parser.add_argument("--threads", type=int, default=1, help="chunks at once, in-process")
+    parser.add_argument(
+        "--subscriptions",
+        action="store_true",
+        help="only: the run over --large accounts without and with one subscription each",
+    )
+    parser.add_argument(
+        "--setup-fee",
+        type=Decimal,
+        default=Decimal(0),
+        help="--subscriptions: the products' setup fee (not 0: a second entry per account)",
+    )
     args = parser.parse_args(argv)
     global THREADS
     THREADS = args.threads
     results = []
+    if args.subscriptions:
+        if not args.no_sqlite:
+            results.append(
+                run_subscriptions(
+                    sqlite_database, "SQLite", args.large, args.entries, args.setup_fee
+                )
+            )
+        if args.postgres:
+            results.append(
+                run_subscriptions(
+                    postgres_database, "PostgreSQL", args.pg_large, args.entries, args.setup_fee
+                )
+            )
+        write_json(args.json, results)
+        return results
     if not args.no_sqlite:
         sizes = [args.small, args.large]
         results.append(run(sqlite_database, "SQLite", sizes, args.entries, args.trace, args))

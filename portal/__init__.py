@@ -177,6 +177,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.me import bp as me_bp
     from portal.money import bp as money_bp
     from portal.outbox import bp as outbox_bp
+    from portal.products import bp as products_bp
     from portal.settings import bp as settings_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
@@ -188,6 +189,7 @@ def register_blueprints(app: Flask) -> None:
         access_bp,
         tariffs_bp,
         taxes_bp,
+        products_bp,
         settings_bp,
         auditlog_bp,
         outbox_bp,

@@ -96,6 +96,7 @@ def register_money(app: Flask) -> None:
                 f"Examined {report.examined} accounts: {report.invoiced} invoiced, "
                 f"{report.statements} statements, {report.skipped} not due, "
                 f"{len(report.failed)} failed; "
+                f"{report.subscription_charges} subscription periods charged; "
                 f"{delivery.sent} mails sent, {left} left in the outbox."
             )
         for number, error in report.failed:

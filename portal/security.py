@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import Select, and_, false, select
 
 from portal.extensions import db
-from portal.models import Account, RateGroup, Role, SipDevice, Tax
+from portal.models import Account, Product, RateGroup, Role, SipDevice, Subscription, Tax
 
 STAFF = (Role.ADMIN, Role.SUBADMIN)
 MANAGERS = (Role.ADMIN, Role.SUBADMIN, Role.RESELLER)
@@ -148,3 +148,37 @@ def get_tax_or_404(user: Account, tax_id: int) -> Tax:
 def visible_resellers(user: Account) -> Select:
     """Active resellers `user` may put accounts under."""
     return visible_accounts(user).where(Account.role == Role.RESELLER)
+
+
+def products_of(owner_id: int | None) -> Select:
+    """Products owned by one tenant (admins: NULL; a reseller: its id)."""
+    return select(Product).where(_owned_by(Product.reseller_id, owner_id))
+
+
+def visible_products(user: Account) -> Select:
+    """Products `user` may manage: staff the admins' ones, a reseller its own."""
+    if user.role in STAFF:
+        return products_of(None)
+    if user.role == Role.RESELLER:
+        return products_of(user.id)
+    return select(Product).where(false())
+
+
+def get_product_or_404(user: Account, product_id: int) -> Product:
+    """Load a product `user` may manage, or 404."""
+    product = db.session.scalar(visible_products(user).where(Product.id == product_id))
+    if product is None:
+        abort(404)
+    return product
+
+
+def get_subscription_or_404(user: Account, account: Account, subscription_id: int) -> Subscription:
+    """Load a subscription of `account` (already scoped to `user`), or 404."""
+    subscription = db.session.scalar(
+        select(Subscription).where(
+            Subscription.id == subscription_id, Subscription.account_id == account.id
+        )
+    )
+    if subscription is None:
+        abort(404)
+    return subscription

@@ -1,13 +1,14 @@
 """Access matrix: every route of the app x every role, generated from the URL map."""
 
 import io
+from datetime import date
 
 import pytest
 
 from portal.api.keys import create_key
 from portal.billing.service import add_payment
 from portal.extensions import db
-from portal.models import Job, JobFile, Rate, Role, SipDevice
+from portal.models import Job, JobFile, Product, Rate, Role, SipDevice, Subscription
 from tests.conftest import Browser, make_account, make_test_app
 
 OK, LOGIN, FORBIDDEN, NOT_FOUND = "ok", "login", 403, 404
@@ -138,6 +139,23 @@ MATRIX = {
     ("tariffs.start_export", "POST"): [("/tariff/rate-groups/{group}/export", ADMINS_RECORD)],
     ("tariffs.lookup", "GET"): [("/tariff/rate-groups/{group}/lookup?number=44", ADMINS_RECORD)],
     ("taxes.index", "GET"): [("/configuration/taxes/", MANAGERS)],
+    ("products.index", "GET"): [("/configuration/products/", MANAGERS)],
+    ("products.new", "GET"): [("/configuration/products/new", MANAGERS)],
+    ("products.new", "POST"): [("/configuration/products/new", MANAGERS)],
+    ("products.edit", "GET"): [("/configuration/products/{product}/edit", ADMINS_RECORD)],
+    ("products.edit", "POST"): [("/configuration/products/{product}/edit", ADMINS_RECORD)],
+    ("products.import_csv", "POST"): [
+        ("/configuration/products/{product}/prefixes", ADMINS_RECORD)
+    ],
+    ("products.change_status", "POST"): [
+        ("/configuration/products/{product}/status", ADMINS_RECORD)
+    ],
+    ("products.subscribe_account", "POST"): [
+        ("/configuration/products/subscribe/{customer}", ADMINS_RECORD)
+    ],
+    ("products.cancel_subscription", "POST"): [
+        ("/configuration/products/subscriptions/{customer}/{subscription}/cancel", ADMINS_RECORD)
+    ],
     ("taxes.new", "GET"): [("/configuration/taxes/new", MANAGERS)],
     ("taxes.new", "POST"): [("/configuration/taxes/new", MANAGERS)],
     ("taxes.edit", "GET"): [("/configuration/taxes/{tax}/edit", ADMINS_RECORD)],
@@ -232,6 +250,18 @@ MATRIX = {
     ("api.list_ip_trunks", "GET"): [("/api/v1/accounts/{customer}/ip-trunks", API_KEY_ONLY)],
     ("api.add_ip_trunk", "POST"): [("/api/v1/accounts/{customer}/ip-trunks", API_KEY_ONLY)],
     ("api.delete_ip_trunk", "DELETE"): [("/api/v1/accounts/{customer}/ip-trunks/1", API_KEY_ONLY)],
+    ("api.list_products", "GET"): [("/api/v1/products", API_KEY_ONLY)],
+    ("api.create_product_api", "POST"): [("/api/v1/products", API_KEY_ONLY)],
+    ("api.update_product_api", "PATCH"): [("/api/v1/products/{product}", API_KEY_ONLY)],
+    ("api.list_subscriptions", "GET"): [
+        ("/api/v1/accounts/{customer}/subscriptions", API_KEY_ONLY)
+    ],
+    ("api.create_subscription", "POST"): [
+        ("/api/v1/accounts/{customer}/subscriptions", API_KEY_ONLY)
+    ],
+    ("api.cancel_subscription", "POST"): [
+        ("/api/v1/accounts/{customer}/subscriptions/{subscription}/cancel", API_KEY_ONLY)
+    ],
     # The customer portal: customers only, and only ever their own account.
     ("me.dashboard", "GET"): [("/my/", OWN_MONEY)],
     ("me.profile", "GET"): [("/my/profile", CUSTOMERS)],
@@ -315,6 +345,9 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
     api_key, _ = create_key(admin, "fs1", "")
     job = Job(kind="mass_create", label="Mass create", started_by_id=admin.id, status="done")
     db.session.add(job)
+    product = Product(name="Plan", price=1)
+    subscription = Subscription(account=customer, product=product, start_date=date(2026, 1, 1))
+    db.session.add(subscription)
     db.session.flush()
     db.session.add_all(
         JobFile(job_id=job.id, name=name, filename="f.csv", content=content)
@@ -342,6 +375,8 @@ def world(app, admin, subadmin, reseller, customer, default_rate_group, vat):
             "other_device": other_device.id,
             "api_key": api_key.id,
             "job": job.id,
+            "product": product.id,
+            "subscription": subscription.id,
         },
     }
 

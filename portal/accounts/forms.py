@@ -16,9 +16,18 @@ from wtforms.validators import InputRequired, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.extensions import db
-from portal.models import Account, AccountType, BillingSchedule, RateGroup, Role, Status, Tax
+from portal.models import (
+    Account,
+    AccountType,
+    BillingSchedule,
+    Product,
+    RateGroup,
+    Role,
+    Status,
+    Tax,
+)
 from portal.rules.locale import country_choices, currency_choices, timezone_choices
-from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
+from portal.security import STAFF, products_of, rate_groups_of, taxes_of, visible_resellers
 from portal.web import PortalForm, ServiceForm, WholeNumberField, coerce_id
 
 
@@ -176,6 +185,12 @@ class CustomerForm(ServiceForm):
     tax_ids = MultiCheckboxField(
         "Tax", coerce=coerce_id, description="Taxes applied to this account's charges and calls."
     )
+    product_id = SelectField(
+        "Product",
+        choices=[],
+        validate_choice=False,
+        description="Optional: subscribe the new customer to a product from today (local).",
+    )
     low_balance_alert = DecimalField(
         "Low Balance Alert",
         default=0,
@@ -226,6 +241,14 @@ class CustomerForm(ServiceForm):
             [("", "Choose a rate group…")] + [(g.id, f"{g.name} ({g.currency})") for g in groups]
         )
         self.tax_ids.choices = tax_choices(owner_id)
+        if "product_id" in self:
+            products = db.session.scalars(
+                products_of(owner_id).where(Product.status == Status.ACTIVE).order_by(Product.name)
+            )
+            self.product_id.choices = choices(
+                [("", "No product")]
+                + [(p.id, f"{p.name} ({p.currency}, {p.period.label})") for p in products]
+            )
 
     IGNORED = ("csrf_token", "first_used", "expiry_date")
 
@@ -235,6 +258,7 @@ class ResellerForm(CustomerForm):
 
     pin = None
     create_sip_device = None
+    product_id = None
     password = StringField(
         "Password",
         description="Give it to the reseller to log into the portal. Shown once.",
@@ -247,7 +271,7 @@ class MassCreateForm(CustomerForm):
     account_number = password = pin = None
     first_name = last_name = company = telephone = number_translation = None
     first_used = expiry_date = low_balance_alert = email_alerts = email = None
-    send_welcome = send_password = None
+    send_welcome = send_password = product_id = None
     count = WholeNumberField(
         "Number of accounts",
         default=10,

@@ -32,6 +32,7 @@ from portal.models import (
     utcnow,
 )
 from portal.passwords import hash_password
+from portal.products.subscriptions import account_today, add_subscription, record_subscribed
 from portal.rules.identifiers import NumberSpaceExhausted, generate_sip_password
 from portal.transactions import ValidationFailed, transaction
 
@@ -90,6 +91,9 @@ def create_account(actor: Account | None, role: Role, data: dict) -> CreatedAcco
             sip_password = add_sip_device(account)
         db.session.flush()
         store_search_tokens(account)
+        if clean.get("product") is not None:
+            subscription = add_subscription(account, clean["product"], account_today(account))
+            record_subscribed(actor, subscription, account)
         welcome = []
         if data.get("send_welcome") and account.email:
             # The password goes out only when the creator asked for it explicitly.

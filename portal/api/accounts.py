@@ -27,7 +27,7 @@ from portal.rules.identifiers import NumberSpaceExhausted
 from portal.security import CREATABLE, STAFF, visible_accounts, visible_rate_groups, visible_taxes
 
 API_ROLES = (Role.CUSTOMER, Role.RESELLER)
-CUSTOMER_ONLY = ("pin", "create_sip_device")
+CUSTOMER_ONLY = ("pin", "create_sip_device", "product_id")
 
 
 def account_json(account: Account) -> dict:

@@ -97,6 +97,11 @@ class AccountCreate(AccountChanges):
     create_sip_device: bool | None = Field(
         None, description="Customers: a SIP device named after the account number."
     )
+    product_id: Id | None = Field(
+        None,
+        description="Customers: subscribe to this active product of the owner, in the "
+        "account's currency, from today (local).",
+    )
     send_welcome: bool = Field(False, description="Send the welcome e-mail.")
     send_password: bool = Field(False, description="Include the password in the welcome e-mail.")
 

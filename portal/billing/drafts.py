@@ -30,9 +30,15 @@ from portal.rules.currency import round_money
 from portal.rules.money import MAX_MONEY
 from portal.rules.times import named_zone
 
-BILLED_KINDS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.ADJUSTMENT)
-# What a prepaid statement lists: calls and their taxes (charges and payments have receipts).
-STATEMENT_KINDS = (EntryKind.USAGE, EntryKind.TAX)
+BILLED_KINDS = (
+    EntryKind.CHARGE,
+    EntryKind.USAGE,
+    EntryKind.ADJUSTMENT,
+    EntryKind.SUBSCRIPTION,
+)
+# What a prepaid statement lists: calls, subscriptions, credits and their taxes (one-off
+# charges and payments have receipts).
+STATEMENT_KINDS = (EntryKind.USAGE, EntryKind.TAX, EntryKind.SUBSCRIPTION, EntryKind.ADJUSTMENT)
 ROUNDING_TEXT = "Rounding to the currency's minor unit"
 # What a chunk reads of each account: enough to invoice it, mail it and sign the mail.
 ACCOUNT_COLUMNS = (
@@ -203,12 +209,12 @@ def fixed_tax_line(tax) -> str:
     return f"{tax.name} (fixed {tax.fixed_amount.normalize():f})"
 
 
-def _statement(account, billing_date, cutoff, sums, call_taxes, taxes) -> Draft:
-    """One prepaid account's statement: its calls in one line, their taxes by tax, fixed taxes."""
+def _statement(account, billing_date, cutoff, sums, call_taxes, taxes, items=()) -> Draft:
+    """One prepaid account's statement: subscriptions and credits, calls in one line, taxes."""
     currency = account.currency
     calls = sums.get(EntryKind.USAGE)
     # Prepaid debits are negative entries; a document shows them as positive amounts.
-    lines = []
+    lines = [(text, round_money(-amount, currency), False) for text, amount in items]
     if calls:
         lines.append((f"Calls ({calls[0]})", round_money(-calls[1], currency), False))
     charged = -sum((amount for kind, (_, amount) in sums.items() if kind != EntryKind.TAX), 0)
@@ -305,32 +311,32 @@ def drafts(due: list[tuple[int, date]], result: ChunkResult) -> list[Draft]:
     postpaid = {i: c for i, c in cutoffs.items() if types[i] == AccountType.POSTPAID}
     prepaid = {i: c for i, c in cutoffs.items() if types[i] == AccountType.PREPAID}
     items = _items(postpaid)
+    items.update(_items(prepaid, STATEMENT_KINDS, (EntryKind.USAGE, EntryKind.TAX)))
     call_taxes = _call_taxes(prepaid)
     taxes = _taxes_of(list(sums))
     made = []
     for account in accounts:
         if account.id not in sums:
             continue
-        make = _statement if account.account_type == AccountType.PREPAID else _draft
-        listed = call_taxes if account.account_type == AccountType.PREPAID else items
+        arguments = (account, wanted[account.id], cutoffs[account.id], sums[account.id])
         try:
-            made.append(
-                make(
-                    account,
-                    wanted[account.id],
-                    cutoffs[account.id],
-                    sums[account.id],
-                    listed[account.id],
-                    taxes[account.id],
+            if account.account_type == AccountType.PREPAID:
+                made.append(
+                    _statement(
+                        *arguments, call_taxes[account.id], taxes[account.id], items[account.id]
+                    )
                 )
-            )
+            else:
+                made.append(_draft(*arguments, items[account.id], taxes[account.id]))
         except Exception as error:
             result.failed.append((account.account_number, f"{type(error).__name__}: {error}"))
     return made
 
 
-def _items(cutoffs: dict[int, datetime]) -> dict[int, list]:
-    """The invoice lines of postpaid accounts: each charge and adjustment, oldest first."""
+def _items(
+    cutoffs: dict[int, datetime], kinds=BILLED_KINDS, summed=(EntryKind.USAGE,)
+) -> dict[int, list]:
+    """A document's lines of its own: each charge, subscription and credit, oldest first."""
     items: dict[int, list] = defaultdict(list)
     if not cutoffs:
         return items
@@ -338,7 +344,7 @@ def _items(cutoffs: dict[int, datetime]) -> dict[int, list]:
         select(
             LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.description, LedgerEntry.amount
         )
-        .where(unbilled(by_cutoff(cutoffs.items())), LedgerEntry.kind != EntryKind.USAGE)
+        .where(unbilled(by_cutoff(cutoffs.items()), kinds), LedgerEntry.kind.not_in(summed))
         .order_by(LedgerEntry.account_id, LedgerEntry.id)
     ):
         items[row.account_id].append((row.description or row.kind.label, row.amount))

@@ -10,7 +10,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import func, select
 
-from portal.billing import chunk
+from portal.billing import chunk, subscriptions
 from portal.billing.drafts import ChunkResult, documented_kinds, start_of_local_day
 from portal.billing.service import Posted
 from portal.bulkrows import among
@@ -34,6 +34,7 @@ class RunReport:
     chunks: int = 0
     chunks_failed: int = 0
     statements: int = 0  # prepaid statements (receipts)
+    subscription_charges: int = 0  # subscription periods charged
 
     def add(self, result: ChunkResult) -> None:
         """Count a chunk's invoices, statements, failures, mail and totals."""
@@ -197,10 +198,15 @@ def run_billing(
     dry_run: bool = False,
 ) -> RunReport:
     """Invoice postpaid, give prepaid a statement, on the latest billing date (local) or `day`."""
+    now_utc = now_utc or datetime.now(UTC).replace(tzinfo=None)
+    app = current_app._get_current_object()
+    charged, charge_failures = (
+        (0, []) if dry_run else _charge_subscriptions(app, now_utc, day, threads)
+    )
     planned = plan(now_utc, day, chunk_size)
     report = planned.report()
+    report.subscription_charges = charged
     work = chunk.preview if dry_run else chunk.bill
-    app = current_app._get_current_object()
 
     def one_chunk(due) -> ChunkResult | str:
         with app.app_context():
@@ -220,7 +226,33 @@ def run_billing(
                 report.add(result)
             if progress:
                 progress(index, len(planned.chunks))
-    return report.close()
+    report.close()
+    report.failed.extend(charge_failures)  # after close(): they are not accounts examined
+    return report
+
+
+def _charge_subscriptions(app, now_utc: datetime, day: date | None, threads: int):
+    """Charge every running subscription's due periods first: (periods charged, failures)."""
+    # First, so that the run's own documents are made after the charges; the charges are
+    # dated now, after every cut-off of this run: they go on the next invoice or statement.
+    batches = subscriptions.running_batches()
+    charged, failed = 0, []
+
+    def one_batch(ids) -> subscriptions.ChargeResult | str:
+        with app.app_context():
+            try:
+                return subscriptions.charge(ids, now_utc, day)
+            except Exception as error:  # rolled back whole: the next run charges it
+                return f"{type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+        for index, result in enumerate(pool.map(one_batch, batches), start=1):
+            if isinstance(result, str):
+                failed.append((f"subscriptions batch {index}", result))
+            else:
+                charged += result.charged
+                failed.extend(result.failed)
+    return charged, failed
 
 
 def bill_account(account, day: date) -> Posted | None:

@@ -29,7 +29,7 @@ from portal.rules.tax import tax_lines
 from portal.transactions import ValidationFailed, transaction
 
 # Kinds that raise what a customer owes (postpaid) or lower its funds (prepaid).
-DEBITS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.TAX)
+DEBITS = (EntryKind.CHARGE, EntryKind.USAGE, EntryKind.TAX, EntryKind.SUBSCRIPTION)
 
 
 @dataclass

@@ -36,7 +36,13 @@ from portal.models.calls import (
     IdempotencyRecord,
 )
 from portal.models.job import Job, JobFile, JobStatus
-from portal.models.product import Product, ProductPeriod, ProductPrefix, Subscription
+from portal.models.product import (
+    Product,
+    ProductPeriod,
+    ProductPrefix,
+    Subscription,
+    SubscriptionCharge,
+)
 from portal.models.profile import InvoiceProfile
 from portal.models.session import LoginFailureCounter, LoginSession
 from portal.models.setting import Setting
@@ -84,6 +90,7 @@ __all__ = [
     "SipDevice",
     "Status",
     "Subscription",
+    "SubscriptionCharge",
     "Tax",
     "account_taxes",
     "available_funds",

@@ -35,6 +35,8 @@ class EntryKind(enum.StrEnum):
     # The difference between entries finer than the currency's minor unit (made before amounts
     # were rounded when posted) and the rounded lines of the document, or balance, they end in.
     ROUNDING = "rounding"
+    # A product's periodic price or setup fee, charged by the billing run.
+    SUBSCRIPTION = "subscription"
 
     @property
     def label(self) -> str:

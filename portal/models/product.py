@@ -85,3 +85,23 @@ class Subscription(db.Model):
     product: Mapped[Product] = relationship(lazy="joined")
 
     __table_args__ = (Index("ix_subscriptions_account", "account_id", "id"),)
+
+
+class SubscriptionCharge(db.Model):
+    """One period of a subscription charged by the billing run (never twice: UNIQUE)."""
+
+    __tablename__ = "subscription_charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    # The first and the last day charged (local dates; a first month starts on start_date).
+    period_start: Mapped[date]
+    period_end: Mapped[date | None]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    setup_fee: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Two runs, or two app servers, racing for the same period: the second insert fails.
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "period_start", name="uq_subscription_charges"),
+    )
