@@ -188,7 +188,8 @@ def register_demo(app: Flask) -> None:
         click.echo(
             f"Demo ready in {time.perf_counter() - started:.0f} s: {summary.accounts} accounts, "
             f"{summary.calls} call attempts ({summary.refused} refused), "
-            f"{summary.payments} payments, {summary.billing_runs} nightly billing runs."
+            f"{summary.payments} payments, {summary.subscriptions} subscriptions, "
+            f"{summary.billing_runs} nightly billing runs."
         )
         _echo_logins(summary.logins)
 

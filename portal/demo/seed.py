@@ -15,6 +15,7 @@ import time_machine
 from flask import current_app
 from sqlalchemy import event, exists, select
 
+from portal.access.service import add_trunk, block_group_prefix
 from portal.accounts.bulk import import_accounts
 from portal.accounts.service import create_account, create_admin
 from portal.background import records
@@ -35,6 +36,8 @@ from portal.models import (
     Role,
     Tax,
 )
+from portal.products.service import create_product
+from portal.products.subscriptions import subscribe
 from portal.rules.currency import round_money
 from portal.rules.rating import RateRow
 from portal.settings.service import get_setting
@@ -52,6 +55,7 @@ EXCHANGE = {
     "GBP": Decimal("0.79"),
     "AUD": Decimal("1.52"),
 }
+KNOWN_PBX = "203.0.113.10/32"  # the demo customer's office PBX (a documentation address)
 HANGUPS = [("NO_ANSWER", 15), ("USER_BUSY", 7), ("CALL_REJECTED", 3)]
 # Hours of a local day calls start in, by weight: office hours, a lunch dip, a quiet night.
 HOURS = [1, 1, 1, 1, 1, 2, 4, 10, 18, 22, 22, 18, 12, 16, 20, 20, 18, 14, 10, 8, 6, 4, 3, 2]
@@ -92,6 +96,7 @@ class Caller:
     sip_username: str | None
     habit: str  # "good", "late" or "never": how it pays invoices, how it tops up
     topup: Decimal
+    trunk: str | None = None  # the address of its office's IP trunk
 
 
 @dataclass
@@ -102,6 +107,7 @@ class Summary:
     calls: int = 0
     refused: int = 0
     payments: int = 0
+    subscriptions: int = 0
     billing_runs: int = 0
     logins: list[Login] = field(default_factory=list)
 
@@ -211,6 +217,11 @@ class Business:
             wholesale[currency] = self._group(self.admin, f"Wholesale {currency}", currency, 1)
             retail[currency] = self._group(self.admin, f"Standard {currency}", currency, "1.8")
         business = self._group(self.admin, "Business USD (per second)", "USD", "1.5", 1)
+        for (
+            group
+        ) in retail.values():  # retail customers reach premium and satellite numbers only by asking
+            for prefix, _name, _cost in data.SPECIAL:
+                block_group_prefix(self.admin, group, prefix)
         for currency in EXCHANGE:
             self.prefixes[currency] = [
                 (rate.prefix, code)
@@ -230,6 +241,32 @@ class Business:
         )
         thames = self._reseller(self.admin, None, "Thames Telecom", "GBP", wholesale["GBP"], "Tom")
 
+        self.products: dict[tuple, list] = {}
+        for owner, name, currency, price, setup, minutes, prefixes in (
+            (self.admin, "Business line", "USD", "15", "25", 300, "1"),
+            (self.admin, "Number rental (DID)", "USD", "3", "0", 0, ""),
+            (self.admin, "Europe 200", "EUR", "9.90", "0", 200, "49\n33\n34\n39"),
+            (self.admin, "UK landlines 500", "GBP", "8", "10", 500, "441\n442\n443"),
+            (self.admin, "Australia 300", "AUD", "12", "0", 300, "61"),
+            (northwind, "Northwind Office", "USD", "20", "30", 500, "1"),
+            (rheinland, "Rufnummer (DID)", "EUR", "1.90", "0", 0, ""),
+            (thames, "Thames 250", "GBP", "6", "0", 250, "44"),
+        ):
+            product = create_product(
+                owner,
+                {
+                    "name": name,
+                    "description": f"{minutes} free minutes a month" if minutes else "",
+                    "currency": currency,
+                    "period": "monthly",
+                    "price": price,
+                    "setup_fee": setup,
+                    "free_minutes": minutes,
+                    "prefixes": prefixes,
+                    "status": "active",
+                },
+            )
+            self.products.setdefault((owner.id, currency), []).append(product)
         known = self._known_customer(business, taxes["USD"])
         self.summary.accounts += 1
         self._customers(self.admin, "USD", 40, [retail["USD"], business], taxes["USD"])
@@ -391,6 +428,8 @@ class Business:
             },
         )
         account = created.account
+        subscribe(self.admin, account, {"product_id": self.products[(self.admin.id, "USD")][0].id})
+        add_trunk(self.admin, account, {"network": KNOWN_PBX, "tech_prefix": ""})
         self.summary.logins.append(
             Login(login.role, login.identifier, login.password, "Diaz Dental Group")
         )
@@ -404,6 +443,7 @@ class Business:
             account.account_number,
             "good",
             Decimal(0),
+            KNOWN_PBX.removesuffix("/32"),
         )
         self.payers[account.id] = caller
         return caller
@@ -474,6 +514,11 @@ class Business:
             )
             self.callers.append(caller)
             self.payers[account_id] = caller
+            offered = self.products.get((owner.id, currency))
+            if offered and rng.random() < 0.35:
+                account = db.session.get(Account, account_id)
+                subscribe(owner, account, {"product_id": rng.choice(offered).id})
+                self.summary.subscriptions += 1
 
     # --- The days: calls, top-ups, billing runs and the payments of invoices ---------------
 
@@ -524,14 +569,20 @@ class Business:
         rng = self.rng
         self.sequence += 1
         call_id = f"demo-{self.sequence:07d}"
-        by_device = caller.sip_username is not None and rng.random() < 0.7
-        decision = authorize(
-            self.admin,
-            call_id,
-            self._destination(caller),
-            account_number=None if by_device else caller.number,
-            sip_username=caller.sip_username if by_device else None,
-        )
+        # How the softswitch names the caller: its SIP device, its office's IP trunk, or its number.
+        how = rng.random()
+        if caller.trunk and how < 0.5:
+            identity = {"source_ip": caller.trunk}
+        elif caller.sip_username is not None and how < 0.8:
+            identity = {"sip_username": caller.sip_username}
+        else:
+            identity = {"account_number": caller.number}
+        destination = self._destination(caller)
+        if rng.random() < 0.005:  # now and then a premium number: refused where it is blocked
+            destination = (
+                caller.dial_prefix + "4490" + "".join(str(rng.randint(0, 9)) for _ in range(6))
+            )
+        decision = authorize(self.admin, call_id, destination, **identity)
         self.summary.calls += 1
         if not decision.allowed:
             self.summary.refused += 1
