@@ -11,7 +11,6 @@ from portal.models import (
     Account,
     AccountType,
     BillingSchedule,
-    Product,
     RateGroup,
     Role,
     SipDevice,
@@ -19,6 +18,7 @@ from portal.models import (
     Tax,
     utcnow,
 )
+from portal.products.subscriptions import offered_product
 from portal.rules.currency import parse_money
 from portal.rules.email_address import normalize_email
 from portal.rules.identifiers import (
@@ -31,7 +31,7 @@ from portal.rules.identifiers import (
 from portal.rules.locale import is_country, is_currency, is_timezone, to_e164
 from portal.rules.money import parse_amount
 from portal.rules.translation import TranslationError, parse_rules
-from portal.security import STAFF, products_of, rate_groups_of, taxes_of, visible_resellers
+from portal.security import STAFF, rate_groups_of, taxes_of, visible_resellers
 from portal.settings.service import get_setting, get_settings
 from portal.transactions import ValidationFailed
 
@@ -254,27 +254,6 @@ def _billing(check: _Checker, owner: Account | None, role: Role) -> None:
         errors["email"] = "E-mail alerts need an e-mail address."
 
 
-def owner_product(owner_id: int | None, currency: str, raw_id) -> tuple[Product | None, str]:
-    """The owner's active product `raw_id` in `currency` ('' or None: none), or why not."""
-    if raw_id in (None, ""):
-        return None, ""
-    product_id = to_id(raw_id)
-    product = None
-    if product_id is not None:
-        product = db.session.scalar(
-            products_of(owner_id).where(Product.id == product_id, Product.status == Status.ACTIVE)
-        )
-    if product is None:
-        return None, "Choose a product from the list."
-    if product.currency != currency:
-        # Prices are never converted: a product is sold only in its own currency.
-        return None, (
-            f'Product "{product.name}" is priced in {product.currency}, not {currency}: '
-            "choose a product in the account's currency."
-        )
-    return product, ""
-
-
 def owner_taxes(owner_id: int | None, raw_ids) -> list[Tax] | None:
     """The owner's active taxes with these ids, or None when any id is not one of them."""
     tax_ids = {to_id(t) for t in raw_ids or []}
@@ -309,7 +288,7 @@ def clean_account(
         check.clean["create_sip_device"] = create_device
         if account is None:
             owner = check.clean.get("owner")
-            product, error = owner_product(
+            product, error = offered_product(
                 owner.id if owner else None, check.clean.get("currency"), data.get("product_id")
             )
             if error:

@@ -1,11 +1,10 @@
 """A product's destination prefixes: one per line in a textarea, or a CSV file (all or none)."""
 
 import csv
-import io
 from dataclasses import dataclass, field
 
 from portal.rules.rating import MAX_PREFIX_LENGTH
-from portal.tariffs.rate_csv import MAX_FILE_BYTES, MAX_REPORTED_ERRORS, CsvError
+from portal.tariffs.rate_csv import MAX_REPORTED_ERRORS, CsvError, open_csv
 
 HEADER = ["prefix"]
 MAX_PREFIXES = 10000
@@ -62,29 +61,8 @@ class ParsedPrefixes:
 def parse_prefix_csv(data: bytes) -> ParsedPrefixes:
     """Validate a whole prefix CSV (UTF-8, header "prefix"); all rows or, with errors, none."""
     result = ParsedPrefixes()
-    if len(data) > MAX_FILE_BYTES:
-        result.add_error(0, None, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")
-        return result
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        result.add_error(line, None, "The file is not UTF-8 text; save it as CSV UTF-8.")
-        return result
-    if not text.strip():
-        result.add_error(0, None, "The file is empty.")
-        return result
-    if "\x00" in text:
-        result.add_error(0, None, "The file is not a text CSV file.")
-        return result
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [cell.strip().lower() for cell in next(reader)]
-    except csv.Error as error:
-        result.add_error(1, None, f"Unreadable CSV: {error}.")
-        return result
-    if header != HEADER:
-        result.add_error(1, None, "The first line must be the header: " + ",".join(HEADER))
+    reader = open_csv(data, HEADER, result)
+    if reader is None:
         return result
     first_line_of: dict[str, int] = {}
     try:

@@ -9,6 +9,7 @@ from portal import audit
 from portal.billing.service import effect, post, post_delta
 from portal.billing.subscriptions import local_today
 from portal.extensions import db
+from portal.ids import to_id
 from portal.models import (
     Account,
     AccountType,
@@ -28,6 +29,9 @@ from portal.transactions import ValidationFailed, transaction
 
 # How far from the account's today a start date may lie (a catch-up charges the past periods).
 MAX_START_DAYS = 366
+
+
+CHOOSE_PRODUCT = "Choose a product from the list."
 
 
 class CancelMode(enum.StrEnum):
@@ -52,17 +56,19 @@ def offered_products(account: Account):
 
 
 def offered_product(owner_id: int | None, currency: str, raw_id) -> tuple[Product | None, str]:
-    """The owner's active product `raw_id` in `currency`, or (None, why not)."""
-    try:
-        product_id = int(str(raw_id).strip())
-    except ValueError:
-        return None, "Choose a product from the list."
-    product = db.session.scalar(
-        products_of(owner_id).where(Product.id == product_id, Product.status == Status.ACTIVE)
-    )
+    """The owner's active product `raw_id` in `currency` ('' or None: none), or why not."""
+    if raw_id in (None, ""):
+        return None, ""
+    product_id = to_id(raw_id)
+    product = None
+    if product_id is not None:
+        product = db.session.scalar(
+            products_of(owner_id).where(Product.id == product_id, Product.status == Status.ACTIVE)
+        )
     if product is None:
-        return None, "Choose a product from the list."
+        return None, CHOOSE_PRODUCT
     if product.currency != currency:
+        # Prices are never converted: a product is sold only in its own currency.
         return None, (
             f'Product "{product.name}" is priced in {product.currency}, not {currency}: '
             "choose a product in the account's currency."
@@ -142,8 +148,8 @@ def subscribe(actor, account: Account, data: dict) -> Subscription:
     """Subscribe the account to an active product of its owner, from a (local) start date."""
     errors = {}
     product, error = offered_product(account.reseller_id, account.currency, data.get("product_id"))
-    if error:
-        errors["product_id"] = error
+    if error or product is None:
+        errors["product_id"] = error or CHOOSE_PRODUCT
     start_date, error = parse_start_date(data.get("start_date"), account_today(account))
     if error:
         errors["start_date"] = error

@@ -10,7 +10,6 @@ from portal.htmx import redirect_to
 from portal.models import Product, ProductPrefix, Role, Subscription
 from portal.products import bp
 from portal.products.forms import CancelForm, PrefixImportForm, ProductForm, SubscribeForm
-from portal.products.prefixes import MAX_FILE_BYTES
 from portal.products.service import (
     create_product,
     import_prefixes,
@@ -35,6 +34,7 @@ from portal.security import (
     roles_required,
     visible_products,
 )
+from portal.tariffs.rate_csv import MAX_FILE_BYTES
 from portal.web import posted_status, submit
 
 

@@ -78,32 +78,41 @@ def line_count(data: bytes) -> int:
     return data.rstrip(b"\r\n").count(b"\n")
 
 
-def parse_rates(data: bytes) -> ParsedRates:
-    """Validate a whole rate CSV (UTF-8, header row); all rows or, with errors, none."""
-    result = ParsedRates()
+def open_csv(data: bytes, header: list[str], result) -> Iterator[list[str]] | None:
+    """A CSV reader past its checked header, or None with the file's problem in `result`."""
+    # result: anything with add_error(line, column, message), as ParsedRates.
     if len(data) > MAX_FILE_BYTES:
         result.add_error(0, None, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")
-        return result
+        return None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         result.add_error(line, None, "The file is not UTF-8 text; save it as CSV UTF-8.")
-        return result
+        return None
     if not text.strip():
         result.add_error(0, None, "The file is empty.")
-        return result
+        return None
     if "\x00" in text:
         result.add_error(0, None, "The file is not a text CSV file.")
-        return result
+        return None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = [cell.strip().lower() for cell in next(reader)]
+        found = [cell.strip().lower() for cell in next(reader)]
     except csv.Error as error:
         result.add_error(1, None, f"Unreadable CSV: {error}.")
-        return result
-    if header != HEADER:
-        result.add_error(1, None, "The first line must be the header: " + ",".join(HEADER))
+        return None
+    if found != header:
+        result.add_error(1, None, "The first line must be the header: " + ",".join(header))
+        return None
+    return reader
+
+
+def parse_rates(data: bytes) -> ParsedRates:
+    """Validate a whole rate CSV (UTF-8, header row); all rows or, with errors, none."""
+    result = ParsedRates()
+    reader = open_csv(data, HEADER, result)
+    if reader is None:
         return result
     first_line_of: dict[str, int] = {}
     try:
