@@ -507,9 +507,10 @@ def export() -> str:
 
 def test_csv_columns_are_the_create_form_fields():
     fields = [name for name, _ in CustomerForm.__dict__.items() if hasattr(_, "field_class")]
-    expected = [
-        f for f in fields if f not in ("first_used", "expiry_date", "send_welcome", "send_password")
-    ]
+    # product_id subscribes the new account to a product: a subscription, not a column of the
+    # account, which an import does not make yet (README, Products and subscriptions).
+    shown_only = ("first_used", "expiry_date", "send_welcome", "send_password", "product_id")
+    expected = [f for f in fields if f not in shown_only]
     assert sorted(account_csv.COLUMNS) == sorted(expected)
 
 
