@@ -22,7 +22,7 @@ from bench.common import (  # noqa: E402
     write_json,
 )
 from portal.accounts.service import create_admin  # noqa: E402
-from portal.api.keys import create_key  # noqa: E402
+from portal.apikeys.service import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import RateGroup, Tax  # noqa: E402
 from portal.tariffs.service import ensure_default_rate_group  # noqa: E402

@@ -28,7 +28,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
 )
 from portal.accounts.service import create_admin  # noqa: E402
-from portal.api.keys import create_key  # noqa: E402
+from portal.apikeys.service import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,

@@ -167,11 +167,11 @@ def register_blueprints(app: Flask) -> None:
     from portal.access import bp as access_bp
     from portal.accounts import bp as accounts_bp
     from portal.api import bp as api_bp
-    from portal.apikeys import bp as apikeys_bp
+    from portal.apikeys.views import bp as apikeys_bp
     from portal.auditlog import bp as auditlog_bp
     from portal.auth import bp as auth_bp
     from portal.billing import bp as billing_bp
-    from portal.calls import bp as calls_bp
+    from portal.calls.views import bp as calls_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.jobs import bp as jobs_bp
     from portal.me import bp as me_bp

@@ -4,8 +4,8 @@ import functools
 
 from sqlalchemy import Connection, bindparam, or_, select
 
+from portal.calls.rawsql import Prepared
 from portal.models import Account, Status
-from portal.rawsql import Prepared
 
 _accounts = Account.__table__
 

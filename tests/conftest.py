@@ -563,7 +563,7 @@ class Api:
 @pytest.fixture
 def api_key(admin):
     """A new API key of the administrator: the secret, as the softswitch holds it."""
-    from portal.api.keys import create_key
+    from portal.apikeys.service import create_key
 
     _row, key = create_key(admin, "fs1", "")
     return key
@@ -659,7 +659,7 @@ def rest(client, api_key):
 @pytest.fixture
 def reseller_rest(client, tenants):
     """The REST API with a key of reseller A (tenants fixture)."""
-    from portal.api.keys import create_key
+    from portal.apikeys.service import create_key
 
     _row, key = create_key(tenants["a"], "signup", "")
     return Rest(client, key)

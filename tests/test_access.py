@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from portal.api.keys import create_key
+from portal.apikeys.service import create_key
 from portal.billing.service import add_payment
 from portal.extensions import db
 from portal.models import Job, JobFile, Product, Rate, Role, SipDevice, Subscription

@@ -228,7 +228,7 @@ def test_a_failed_request_stores_no_answer_and_the_key_can_be_used_again(rest, a
 
 
 def test_keys_are_per_caller(rest, client, admin, api_body):
-    from portal.api.keys import create_key
+    from portal.apikeys.service import create_key
 
     other_admin = make_account(Role.ADMIN, "1999999999")
     other = Rest(client, create_key(other_admin, "crm", "")[1])
@@ -491,7 +491,7 @@ def test_the_openapi_document_is_made_from_the_validating_schemas(client):
 
 
 def test_a_reseller_makes_its_own_keys_and_sees_only_them(user, admin, tenants):
-    from portal.api.keys import create_key
+    from portal.apikeys.service import create_key
     from portal.models import ApiKey
 
     create_key(admin, "admins-switch", "")

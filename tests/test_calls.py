@@ -15,7 +15,7 @@ from werkzeug.test import Client as WerkzeugClient
 
 from portal import CALLS_BIND
 from portal.api.authorize import AuthorizeLane
-from portal.api.keys import create_key, revoke_key
+from portal.apikeys.service import create_key, revoke_key
 from portal.billing.service import add_payment
 from portal.calls.service import authorize, end_call
 from portal.extensions import db

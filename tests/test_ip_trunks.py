@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.access.service import add_trunk
-from portal.api.keys import create_key
+from portal.apikeys.service import create_key
 from portal.extensions import db
 from portal.models import Account, AccountBlockedPrefix, AuditEntry, Call, IpTrunk, Status
 from portal.rules.addresses import network_range, parse_network, source_key

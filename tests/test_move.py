@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.accounts.moving import LIVE_CALLS
 from portal.accounts.service import set_status
-from portal.api.keys import create_key
+from portal.apikeys.service import create_key
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Rate, RateGroup, Role, Status
 from tests.conftest import Api, Browser, Rest, make_account

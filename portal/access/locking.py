@@ -4,8 +4,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
+from portal.calls.writers import one_writer
 from portal.extensions import db
-from portal.writers import one_writer
 
 
 @contextmanager

@@ -4,12 +4,12 @@ from sqlalchemy import func, literal, or_, select, update
 
 from portal import audit
 from portal.accounts.validation import owner_taxes
+from portal.calls.writers import one_writer
 from portal.extensions import db
 from portal.ids import to_id
 from portal.models import Account, RateGroup, Role, Status
 from portal.security import STAFF, in_subtree, rate_groups_of, visible_resellers
 from portal.transactions import ValidationFailed, transaction
-from portal.writers import one_writer
 
 MOVABLE = (Role.CUSTOMER, Role.RESELLER)
 PATH_LENGTH = Account.__table__.c.tenant_path.type.length

@@ -14,8 +14,8 @@ from werkzeug.wsgi import get_input_stream
 
 from portal import CALLS_BIND, HTTP_ERRORS
 from portal.api.errors import ApiError, check_json_depth
-from portal.api.keys import WRONG_ADDRESS, identify, key_state, note_use
 from portal.api.openapi import MAX_BODY_BYTES
+from portal.apikeys.service import WRONG_ADDRESS, identify, key_state, note_use
 from portal.calls.service import Busy, CallEnded, CallIdTaken, KeyRefused, authorize
 from portal.extensions import db
 from portal.headers import NO_STORE, SECURITY_HEADERS

@@ -9,8 +9,8 @@ from portal.ancestors import stopped_by
 from portal.api import bp, call_schemas
 from portal.api.authorize import answer, key_refused, required_key, unstorable
 from portal.api.errors import ApiError, check_json_depth
-from portal.api.keys import authenticate
 from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS, operation
+from portal.apikeys.service import authenticate
 from portal.calls.checks import callers
 from portal.calls.service import end_call
 from portal.extensions import db

@@ -1,7 +1,1 @@
-"""API keys page (admins only)."""
-
-from flask import Blueprint
-
-bp = Blueprint("apikeys", __name__, url_prefix="/api-keys")
-
-from portal.apikeys import views  # noqa: F401
+"""API keys: the service (create, revoke, identify, check) and the admins' page."""

@@ -1,18 +1,19 @@
 """Create, list and revoke API keys; a new key is shown once."""
 
-from flask import abort, flash, render_template, request, url_for
+from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import StringField
 
-from portal.api.keys import create_key, revoke_key
 from portal.api.openapi import document
-from portal.apikeys import bp
+from portal.apikeys.service import create_key, revoke_key
 from portal.extensions import db
 from portal.htmx import redirect_to
 from portal.models import ApiKey, Role
 from portal.security import MANAGERS, roles_required
 from portal.web import ServiceForm, submit
+
+bp = Blueprint("apikeys", __name__, url_prefix="/api-keys")
 
 
 class ApiKeyForm(ServiceForm):

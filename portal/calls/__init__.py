@@ -1,7 +1,1 @@
-"""Call records and the "Test a call" panel of an account."""
-
-from flask import Blueprint
-
-bp = Blueprint("calls", __name__)
-
-from portal.calls import views  # noqa: F401
+"""Calls: authorization, rating at hang-up, the Calls page and the "Test a call" panel."""

@@ -2,8 +2,8 @@
 
 from sqlalchemy import Connection, Row, String, bindparam, func, select
 
+from portal.calls.rawsql import Prepared
 from portal.models import AccountBlockedPrefix, IpTrunk, RateGroupBlockedPrefix, Status
-from portal.rawsql import Prepared
 from portal.rules.translation import parse_rules, translate
 from portal.tariffs.service import prefix_binds
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portal.calls import statements
+from portal.calls.rawsql import Prepared
 from portal.extensions import db
 from portal.models import (
     BundleUsage,
@@ -31,7 +32,6 @@ from portal.models import (
     Subscription,
     utcnow,
 )
-from portal.rawsql import Prepared
 from portal.rules.subscriptions import period_bounds
 from portal.rules.times import local_day
 from portal.tariffs.service import prefix_binds

@@ -1,6 +1,5 @@
 """Call authorization with credit reservations, rating at hang-up, and the reaper."""
 
-import functools
 from datetime import timedelta
 from decimal import Decimal
 
@@ -9,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal import mail
+from portal.apikeys.service import refusal
 from portal.billing.service import Posted, check_low_balance, post
 from portal.calls import bundles, rollups, statements
 from portal.calls.checks import (
@@ -19,6 +19,7 @@ from portal.calls.checks import (
     rate_dict,
 )
 from portal.calls.trunks import find_trunk_account, trunk_caller
+from portal.calls.writers import one_writer
 from portal.extensions import db
 from portal.models import Account, AccountType, Call, CallCharge, CallStatus, EntryKind, utcnow
 from portal.rules.addresses import source_key
@@ -26,7 +27,6 @@ from portal.rules.bundles import split_duration
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
 from portal.transactions import ValidationFailed, transaction
-from portal.writers import one_writer
 
 
 class CallIdTaken(ValidationFailed):
@@ -127,18 +127,10 @@ def _trunk_row(connection, owner, source_ip: str, destination: str, key_id):
 
 def _checked_key(row, client_ip: str, connection=None):
     """(the account or None, the key's last use) of a row read with its key; KeyRefused."""
-    why = _key_refusal()(row, client_ip, connection)
+    why = refusal(row, client_ip, connection)
     if why:
         raise KeyRefused(why)
     return (row if row.id is not None else None), row.key_last_used_at
-
-
-@functools.cache
-def _key_refusal():
-    """portal.api.keys.refusal, imported on first use: portal.api's views import this module."""
-    from portal.api.keys import refusal
-
-    return refusal
 
 
 def _existing(connection, owner, call_id: str):

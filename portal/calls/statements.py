@@ -20,7 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from portal.apikeys.service import KEY_STATE_COLUMNS, KEY_STATE_FROM, KEY_STATE_WHERE
 from portal.calls.access import blocked_columns, trunk_holding, trunks
+from portal.calls.rawsql import Prepared
 from portal.models import (
     Account,
     AccountType,
@@ -37,7 +39,6 @@ from portal.models import (
     account_taxes,
 )
 from portal.models.account import Money, MoneyList
-from portal.rawsql import Prepared
 from portal.tariffs.service import longest_prefix
 
 # Plain tables, not ORM entities: an authorization runs several times a second per channel,
@@ -204,7 +205,7 @@ def account_query(
     role: Role, by_sip_username: bool, with_key: bool = False, by_source_ip: bool = False
 ) -> Prepared:
     """The caller's account with its rate group and rate, by number or by an active SIP device."""
-    # with_key: the API key's state (portal.api.keys.KEY_STATE_COLUMNS, binds key_id) in the
+    # with_key: the API key's state (portal.apikeys.service.KEY_STATE_COLUMNS, binds key_id) in the
     # same statement; a row comes back whenever the key exists, its account columns NULL if
     # no account matched. by_source_ip: by the IP trunk holding the address (binds
     # source_key), with the trunk's tech_prefix.
@@ -223,9 +224,6 @@ def account_query(
         found = accounts.c.account_number == bindparam("account_number")
     if not with_key:
         return Prepared(select(*columns).select_from(joined).where(found, caller_condition(role)))
-    # Imported here: portal.api's package imports this module through its views.
-    from portal.api.keys import KEY_STATE_COLUMNS, KEY_STATE_FROM, KEY_STATE_WHERE
-
     return Prepared(
         select(*KEY_STATE_COLUMNS, *columns)
         .select_from(KEY_STATE_FROM.outerjoin(joined, and_(found, caller_condition(role))))

@@ -2,11 +2,11 @@
 
 import re
 
-from flask import Response, request, url_for
+from flask import Blueprint, Response, request, url_for
 from flask_login import current_user, login_required
 
 from portal.background import records
-from portal.calls import bp, bundles
+from portal.calls import bundles
 from portal.calls.export import export_calls
 from portal.calls.forms import CallFilterForm, call_filter
 from portal.calls.report import (
@@ -25,6 +25,8 @@ from portal.models import Role, utcnow
 from portal.security import MANAGERS, STAFF, get_account_or_404, roles_required
 
 FILTER_FIELDS = ("start", "end", "account", "reseller", "prefix", "status", "min_duration")
+
+bp = Blueprint("calls", __name__)
 
 DIALLED = re.compile(r"\+?[0-9*#]{1,32}")
 

@@ -300,7 +300,7 @@ def longest_prefix(*columns, group_id=None, fixed=False) -> Select:
     # "Test a number" and call authorization (as plain columns) both use it. group_id: the
     # group as an expression (a correlated column) instead of the bind. fixed: one bind per
     # possible prefix length, prefix_0 ... (prefix_binds), instead of a list expanded per
-    # call, so the statement's text never changes (portal.rawsql.Prepared).
+    # call, so the statement's text never changes (portal.calls.rawsql.Prepared).
     if fixed:
         candidates = [bindparam(name, type_=String()) for name in _PREFIX_BINDS]
     else:

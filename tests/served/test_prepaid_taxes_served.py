@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from portal.api.keys import create_key
+from portal.apikeys.service import create_key
 from portal.extensions import db
 from portal.models import (
     Account,
