@@ -50,8 +50,6 @@ from portal.models import (  # noqa: E402
 from portal.rules.addresses import network_range, parse_network  # noqa: E402
 
 DESTINATION = "442079460958"
-# The portal as served, and with authorizations through Flask's request cycle (--through-flask).
-PORTAL_APPS = {False: "app:app", True: "bench.flask_route_app:app"}
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 
 
@@ -363,7 +361,7 @@ def measure(backend: str, database_url: str, args) -> dict:
     authorize_path = "/api/v1/calls/authorize"
     with (
         gunicorn("bench.bare_app:app", env, args.workers) as (bare_port, _bare),
-        gunicorn(PORTAL_APPS[args.through_flask], env, args.workers) as (portal_port, _portal),
+        gunicorn("app:app", env, args.workers) as (portal_port, _portal),
     ):
         plan = (
             ("bare", bare_port, "/bare", bare_body, json_headers),
@@ -382,7 +380,7 @@ def measure(backend: str, database_url: str, args) -> dict:
                 rounds[name].append(
                     load(port, path, bodies, headers, args.seconds, args.connections)
                 )
-    result = {"backend": backend, "durable": args.durable, "through_flask": args.through_flask}
+    result = {"backend": backend, "durable": args.durable}
     for name, parts in rounds.items():
         result[name] = {
             "requests": sum(p["requests"] for p in parts),
@@ -443,7 +441,6 @@ MIXES = {
 def report(result: dict) -> None:
     """Print one backend's figures."""
     notes = [" (CALLS_ASYNC_COMMIT=0)" if result["durable"] else ""]
-    notes.append(" (through Flask, without the lane)" if result["through_flask"] else "")
     print(f"\n{result['backend']}{''.join(notes)}:")
     names = ("bare", "authorize", "chain", *MIXES)
     for name in [name for name in names if name in result]:
@@ -518,11 +515,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument(
         "--durable", action="store_true", help="CALLS_ASYNC_COMMIT=0: wait for the disk"
-    )
-    parser.add_argument(
-        "--through-flask",
-        action="store_true",
-        help="authorize through the blueprint's route, without the WSGI lane",
     )
     args = parser.parse_args(argv)
     results = []

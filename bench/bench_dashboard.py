@@ -29,6 +29,7 @@ from portal.accounts.service import create_admin  # noqa: E402
 from portal.billing.service import add_payment  # noqa: E402
 from portal.calls import rollups  # noqa: E402
 from portal.calls import service as call_service  # noqa: E402
+from portal.calls.engine import authorize_call  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Account, Call, Rate, RateGroup, Role, Status  # noqa: E402
 
@@ -263,7 +264,7 @@ def time_hangups(url: str, count: int) -> dict:
                 for kind, number in zip(("direct", "chain"), callers, strict=True):
                     serial += 1
                     call_id = f"hangup-{serial}"
-                    call_service.authorize(admin, call_id, "447911123456", account_number=number)
+                    authorize_call(admin, call_id, "447911123456", account_number=number)
                     call = db.session.scalar(select(Call).where(Call.call_id == call_id))
                     rollups.count_call = real if with_rollup else _not_counted
                     started = time.perf_counter()

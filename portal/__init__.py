@@ -12,30 +12,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.assets import register_static_caching
 from portal.auth.sessions import load_session
+from portal.calls.engine import bind_pool, listen_pragmas
 from portal.config import load_config
-from portal.extensions import compress, csrf, db, login_manager, migrate
+from portal.extensions import compress, csrf, db, login_manager, migrate, sqlite_pragmas
 from portal.headers import register_security_headers
 from portal.ids import IdConverter
 from portal.private import private_file
+from portal.softswitch.authorize import AuthorizeLane
 from portal.templating import register_template_filters
 from portal.transactions import commit_started, track_commits
-from portal.web import has_nul
+from portal.web import HTTP_ERRORS, has_nul
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
-CALLS_BIND = "calls"
-# The HTTP errors a user can meet: (page title, message); the API answers the message as JSON.
-HTTP_ERRORS = {
-    400: ("Bad request", "The request could not be understood."),
-    403: ("Forbidden", "Your account may not open this page."),
-    404: ("Not found", "There is nothing here, or it is not yours to see."),
-    405: ("Method not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "The request was larger than this portal accepts."),
-    500: (
-        "Server error",
-        "Something went wrong on our side; some changes may have been saved: "
-        "check before retrying.",
-    ),
-}
 # A 500 before any commit of the request began: the transaction was rolled back.
 NOTHING_SAVED = "Something went wrong on our side; nothing was saved."
 
@@ -61,16 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if sqlite_file and sqlite_file != ":memory:" and not sqlite_file.startswith("file:"):
         private_file(Path(app.instance_path, sqlite_file))  # 0600 before SQLite creates it
     engine_options.setdefault("pool_pre_ping", server)
-    if server or make_url(uri).database not in (None, "", ":memory:"):
-        # The call API's own pool of the same database (portal.api.authorize): without the
-        # test query (a dead connection's statement is retried once instead); on PostgreSQL in
-        # autocommit (each write of an authorization is one statement); on SQLite with
-        # connections that commit without a disk sync (CALLS_ASYNC_COMMIT).
-        calls = {**engine_options, "url": uri, "pool_pre_ping": False}
-        if uri.startswith("postgresql"):
-            calls["isolation_level"] = "AUTOCOMMIT"
-        app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(CALLS_BIND, calls)
-    from portal.api.authorize import AuthorizeLane
+    bind_pool(app, engine_options)
 
     # The softswitch's call authorizations skip Flask's request cycle (see the class); inside
     # ProxyFix, so they see the client's address too.
@@ -122,14 +101,8 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_pragmas)
-            if CALLS_BIND in db.engines:
-
-                def calls_pragmas(dbapi_connection, record) -> None:
-                    relaxed = app.config["CALLS_ASYNC_COMMIT"]
-                    _sqlite_pragmas(dbapi_connection, record, "NORMAL" if relaxed else "FULL")
-
-                event.listen(db.engines[CALLS_BIND], "connect", calls_pragmas)
+            event.listen(db.engine, "connect", sqlite_pragmas)
+            listen_pragmas(app)
     migrate.init_app(
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )
@@ -149,19 +122,6 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_session)
 
 
-def _sqlite_pragmas(dbapi_connection, _record, synchronous="FULL") -> None:
-    """SQLite: enforce foreign keys, and let readers and a writer work side by side (WAL)."""
-    # synchronous=NORMAL (the call API's connections, CALLS_ASYNC_COMMIT): commits skip the
-    # disk sync. In WAL mode the database stays consistent through any crash; a power loss
-    # may undo the last such commits, and any later synchronous commit syncs them too.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute(f"PRAGMA synchronous={synchronous}")
-    cursor.close()
-
-
 def register_blueprints(app: Flask) -> None:
     """Register one blueprint per resource."""
     from portal.access import bp as access_bp
@@ -179,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.outbox import bp as outbox_bp
     from portal.products import bp as products_bp
     from portal.settings import bp as settings_bp
+    from portal.softswitch import bp as softswitch_bp
     from portal.tariffs import bp as tariffs_bp
     from portal.taxes import bp as taxes_bp
 
@@ -200,8 +161,10 @@ def register_blueprints(app: Flask) -> None:
         calls_bp,
         jobs_bp,
         api_bp,
+        softswitch_bp,
     ):
         app.register_blueprint(blueprint)
+    csrf.exempt(softswitch_bp)
     csrf.exempt(api_bp)  # machines authenticate with a bearer key, not a browser session
 
 

@@ -29,3 +29,16 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 compress = Compress()
+
+
+def sqlite_pragmas(dbapi_connection, _record, synchronous="FULL") -> None:
+    """SQLite: enforce foreign keys, and let readers and a writer work side by side (WAL)."""
+    # synchronous=NORMAL (the call API's connections, CALLS_ASYNC_COMMIT): commits skip the
+    # disk sync. In WAL mode the database stays consistent through any crash; a power loss
+    # may undo the last such commits, and any later synchronous commit syncs them too.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.close()

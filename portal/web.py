@@ -16,6 +16,19 @@ from portal.transactions import ValidationFailed
 T = TypeVar("T")
 
 
+# The HTTP errors a user can meet: (page title, message); the API answers the message as JSON.
+HTTP_ERRORS = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Forbidden", "Your account may not open this page."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The request was larger than this portal accepts."),
+    500: (
+        "Server error",
+        "Something went wrong on our side; some changes may have been saved: "
+        "check before retrying.",
+    ),
+}
 NUL_MESSAGE = "Must not contain NUL characters."
 
 

@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from portal.api.openapi import OPERATIONS
 from portal.apikeys.service import create_key
 from portal.billing.service import add_payment
 from portal.extensions import db
@@ -210,9 +211,9 @@ MATRIX = {
     ],
     ("jobs.billing_run", "POST"): [("/jobs/billing-run", ADMIN)],
     ("jobs.billing_dry_run", "POST"): [("/jobs/billing-dry-run", ADMIN)],
-    ("api.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
-    ("api.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
-    ("api.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
+    ("softswitch.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
+    ("softswitch.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
+    ("softswitch.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
     ("api.openapi_document", "GET"): [("/api/v1/openapi.json", PUBLIC)],
     ("api.create_account_api", "POST"): [("/api/v1/accounts", API_KEY_ONLY)],
     ("api.list_accounts", "GET"): [("/api/v1/accounts", API_KEY_ONLY)],
@@ -308,13 +309,14 @@ MATRIX = {
 
 
 def _routes() -> set[tuple[str, str]]:
-    """(endpoint, method) of every route the app serves."""
+    """(endpoint, method) of every route the app serves, the WSGI lane's included."""
     app = make_test_app("sqlite://")
-    return {
+    routes = {
         (rule.endpoint, method)
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
+    return routes | {(op.endpoint, op.method) for op in OPERATIONS}
 
 
 def test_every_route_has_an_access_rule():

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from portal.billing.run import run_billing
 from portal.billing.usage import group_usage, usage_of
 from portal.calls import bundles
-from portal.calls.service import authorize, end_call, reap
+from portal.calls.engine import authorize_call
+from portal.calls.service import end_call, reap
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -191,7 +192,9 @@ def test_three_parallel_calls_never_draw_more_than_the_bundle(app, admin, call_r
         barrier.wait()
         with app.app_context():
             owner = db.session.get(Account, owner_id)
-            return authorize(owner, call_id, MOBILE, account_number=number).answer(explain=False)
+            return authorize_call(owner, call_id, MOBILE, account_number=number).answer(
+                explain=False
+            )
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(pool.map(one, ["p1", "p2", "p3"]))
@@ -224,7 +227,9 @@ def test_many_parallel_calls_share_the_bundle_exactly(app, admin, call_rates):
         barrier.wait()
         with app.app_context():
             owner = db.session.get(Account, owner_id)
-            return authorize(owner, call_id, MOBILE, account_number=number).answer(explain=False)
+            return authorize_call(owner, call_id, MOBILE, account_number=number).answer(
+                explain=False
+            )
 
     with ThreadPoolExecutor(max_workers=len(call_ids)) as pool:
         answers = list(pool.map(one, call_ids))
@@ -244,7 +249,9 @@ def test_parallel_hangups_and_calls_keep_the_bundle_exact(app, admin, call_rates
     subscription = subscribe(account, minutes=60)
     owner_id, number = admin.id, account.account_number
     for index in range(5):
-        authorize(db.session.get(Account, owner_id), f"a{index}", MOBILE, account_number=number)
+        authorize_call(
+            db.session.get(Account, owner_id), f"a{index}", MOBILE, account_number=number
+        )
     # Each live call is ended twice at once (the second changes nothing), next to new calls.
     tasks = [("end", f"a{i}") for i in range(5)] * 2 + [("call", f"b{i}") for i in range(5)]
     barrier = threading.Barrier(len(tasks))
@@ -257,7 +264,7 @@ def test_parallel_hangups_and_calls_keep_the_bundle_exact(app, admin, call_rates
                 end_call(db.session.scalar(select(Call).where(Call.call_id == call_id)), 301, "")
             else:
                 owner = db.session.get(Account, owner_id)
-                authorize(owner, call_id, MOBILE, account_number=number)
+                authorize_call(owner, call_id, MOBILE, account_number=number)
 
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         list(pool.map(hang_up_or_call, tasks))

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from portal.billing.service import add_payment
 from portal.calls import service
-from portal.calls.service import authorize, end_call
+from portal.calls.engine import authorize_call
+from portal.calls.service import end_call
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -332,7 +333,7 @@ def test_parallel_calls_never_overdraw_the_reseller(app, admin):
         barrier.wait()
         with app.app_context():
             owner = db.session.get(Account, admin_id)
-            decision = authorize(owner, call_id, MOBILE, account_number=NUMBERS["customer"])
+            decision = authorize_call(owner, call_id, MOBILE, account_number=NUMBERS["customer"])
             return decision.answer(explain=False)
 
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select, update
 
 from portal.billing.service import add_payment
-from portal.calls.service import authorize, end_call, reap
+from portal.calls.engine import authorize_call
+from portal.calls.service import end_call, reap
 from portal.dashboard.figures import month_usage
 from portal.extensions import db
 from portal.models import (
@@ -102,7 +103,7 @@ def world(admin):
 def _call(world, caller: str, number: str, started: datetime, seconds: int | None) -> Call:
     """A call authorized through the service, started at `started`; ended unless seconds=None."""
     call_id = f"c{random.getrandbits(64):x}"
-    decision = authorize(
+    decision = authorize_call(
         world["admin"], call_id, number, account_number=world[caller].account_number
     )
     assert decision.allowed, decision.cause

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from werkzeug.routing import AnyConverter, IntegerConverter
 from wtforms.fields.core import UnboundField
 
-from portal.api import call_schemas, schemas
+from portal.api import schemas
 from portal.ids import MAX_INT, at_most_pattern
+from portal.softswitch import schemas as call_schemas
 from tests.conftest import PASSWORD, ROOT, csrf_from
 
 HOSTILE = {

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from portal import mail as portal_mail
 from portal.billing.run import run_billing
-from portal.calls.service import authorize
+from portal.calls.service import try_call
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -269,9 +269,7 @@ def test_postpaid_usage_stays_untaxed_until_the_invoice(api, call_rates, three_t
 
 def test_a_dry_run_authorization_shows_the_taxed_figures(app, admin, call_rates, three_taxes):
     account = taxed_caller("5000000307", call_rates, three_taxes, funds="3")
-    decision = authorize(
-        admin, "dry", MOBILE, account_number=account.account_number, dry_run=True, explain=True
-    )
+    decision = try_call(admin, MOBILE, account.account_number)
     assert decision.allowed and decision.max_duration_seconds == 240
     assert db.session.scalar(select(func.count()).select_from(Call)) == 0
 

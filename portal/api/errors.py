@@ -44,19 +44,26 @@ def check_json_depth(raw: bytes) -> None:
             raise ApiError(400, TOO_DEEP)
 
 
-@bp.errorhandler(ApiError)
 def api_error(error: ApiError):
     """The error's body with its status."""
     return jsonify(error.body()), error.status
 
 
-@bp.errorhandler(ValidationFailed)
 def validation_failed(failed: ValidationFailed):
     """The service's field errors (the forms' rules) as a 422 naming each field."""
     return jsonify({"error": "Invalid fields.", "fields": failed.errors}), 422
 
 
-@bp.errorhandler(HTTPException)
 def http_error(error: HTTPException):
     """Every HTTP error of the API as JSON, never an HTML page."""
     return jsonify({"error": error.description or error.name}), error.code
+
+
+def register_handlers(blueprint) -> None:
+    """A blueprint's errors as JSON: ApiError, the services' field errors, HTTP errors."""
+    blueprint.register_error_handler(ApiError, api_error)
+    blueprint.register_error_handler(ValidationFailed, validation_failed)
+    blueprint.register_error_handler(HTTPException, http_error)
+
+
+register_handlers(bp)

@@ -54,17 +54,26 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
-def operation(rule: str, method: str, *, summary: str, tag: str, responses: dict, **options):
+def operation(
+    rule: str, method: str, *, summary: str, tag: str, responses: dict, blueprint=bp, **options
+):
     """Register a view as an API operation: a route plus its documentation."""
 
     def decorator(view):
         endpoint = view.__name__
-        OPERATIONS.append(
-            Operation(rule, method, f"api.{endpoint}", summary, tag, responses=responses, **options)
-        )
-        return bp.route(rule, methods=[method], endpoint=endpoint)(view)
+        declare(rule, method, f"{blueprint.name}.{endpoint}", summary, tag, responses, **options)
+        return blueprint.route(rule, methods=[method], endpoint=endpoint)(view)
 
     return decorator
+
+
+def declare(
+    rule: str, method: str, endpoint: str, summary: str, tag: str, responses: dict, **options
+) -> None:
+    """Document an operation answered outside Flask's routes (the softswitch's WSGI lane)."""
+    OPERATIONS.append(
+        Operation(rule, method, endpoint, summary, tag, responses=responses, **options)
+    )
 
 
 def _field_errors(error: ValidationError) -> dict[str, str]:
@@ -199,7 +208,7 @@ def document() -> dict:
                 "content": {"application/json": {"schema": error_ref}},
             }
         item = {
-            "operationId": op.endpoint.removeprefix("api."),
+            "operationId": op.endpoint.partition(".")[2],
             "summary": op.summary,
             "tags": [op.tag],
             "parameters": parameters,

@@ -55,62 +55,61 @@ class KeyRefused(Exception):
         self.why = why
 
 
+def try_call(owner, destination, account_number, explain=True) -> Decision:
+    """Decide a call as authorize() would, writing nothing (the "Test a call" panel)."""
+    try:
+        connection = db.session.connection()
+        decision = Decision()
+        account = find_account(connection, owner, account_number, None, destination)
+        decide_all(connection, account, destination, decision, explain=explain)
+        return decision
+    finally:
+        db.session.rollback()
+
+
 def authorize(
     owner,
     call_id,
     destination,
     account_number=None,
     sip_username=None,
-    dry_run=False,
     explain=False,
     key=None,
-    connection=None,
+    *,
+    connection,
     source_ip=None,
 ) -> Decision:
     """Decide a call; when allowed, reserve the cost of its longest possible duration."""
     # key: (key_id, client address) of an API key identified but not yet checked: its state
     # is read with the account (one statement instead of two) and checked first, KeyRefused.
-    # connection: a Connection of the caller's, outside the Session (the API's hot path: on
-    # PostgreSQL in autocommit); without one, the Session's, committed here.
-    if dry_run:
-        try:
-            connection = db.session.connection()
-            decision = Decision()
-            account = find_account(connection, owner, account_number, sip_username, destination)
-            decide_all(connection, account, destination, decision, explain=explain)
-            return decision
-        finally:
-            db.session.rollback()
+    # connection: the call API's own, outside the Session (portal.calls.engine.authorize_call;
+    # on PostgreSQL in autocommit); each write is committed here.
     try:
         for _attempt in range(ATTEMPTS):
             # Reads first, without locks; the one write re-checks what it relies on.
             decision = Decision()
-            session_bound = connection is None
-            bound = db.session.connection() if session_bound else connection
             key_id = key[0] if key else None
             dialled = destination
             if source_ip is not None:
-                account = _trunk_row(bound, owner, source_ip, destination, key_id)
+                account = _trunk_row(connection, owner, source_ip, destination, key_id)
             else:
                 account = find_account(
-                    bound, owner, account_number, sip_username, destination, key_id
+                    connection, owner, account_number, sip_username, destination, key_id
                 )
             if key is not None:
-                account, last_used = _checked_key(account, key[1], bound)
+                account, last_used = _checked_key(account, key[1], connection)
             if source_ip is not None:
-                account, dialled = trunk_caller(bound, owner, account, destination)
-            decide_all(bound, account, dialled, decision, explain=explain)
+                account, dialled = trunk_caller(connection, owner, account, destination)
+            decide_all(connection, account, dialled, decision, explain=explain)
             caller = (sip_username, source_ip)
-            if _record(bound, call_id, account, caller, destination, decision, session_bound):
+            if _record(connection, call_id, account, caller, destination, decision):
                 if key is not None:
                     decision.key_last_used = last_used
                 return decision
     except IntegrityError:
         # The call id's UNIQUE constraint: a retried (or concurrent) request for a call already
         # decided gets the stored answer and changes nothing. No look-up first: retries are rare.
-        if connection is None:
-            db.session.rollback()
-        existing = _existing(connection or db.session.connection(), owner, call_id)
+        existing = _existing(connection, owner, call_id)
         if existing is None:
             raise
         if existing.status in (CallStatus.ENDED, CallStatus.REAPED):
@@ -148,9 +147,7 @@ def _existing(connection, owner, call_id: str):
     return call
 
 
-def _record(
-    connection, call_id, account, caller, destination, decision: Decision, session_bound
-) -> bool:
+def _record(connection, call_id, account, caller, destination, decision: Decision) -> bool:
     """Write a decision: a refusal's row, or a live call with its reservation; False if stale."""
     sip_username, source_ip = caller  # who called: the SIP user, or the trunk's address
     values = {
@@ -232,8 +229,6 @@ def _record(
             except BaseException:
                 driver.rollback()
                 raise
-    if session_bound and db.session.identity_map:
-        db.session.expire_all()
     return written
 
 

@@ -18,7 +18,7 @@ from portal.calls.report import (
     live_calls,
     totals,
 )
-from portal.calls.service import authorize
+from portal.calls.service import try_call
 from portal.htmx import redirect_to, render_page_or_fragment
 from portal.listing import paginate
 from portal.models import Role, utcnow
@@ -41,14 +41,7 @@ def test_call(account_id: int):
     error = None
     if destination:
         if DIALLED.fullmatch(destination):
-            decision = authorize(
-                current_user,
-                "test",
-                destination,
-                account_number=account.account_number,
-                dry_run=True,
-                explain=True,
-            )
+            decision = try_call(current_user, destination, account.account_number)
         else:
             error = "Enter 1 to 32 digits (and * or #), with an optional leading +."
             destination = destination[:40]

@@ -22,7 +22,8 @@ from portal.background import records
 from portal.billing.profile import save_invoice_profile
 from portal.billing.run import run_billing
 from portal.billing.service import add_payment
-from portal.calls.service import authorize, end_call
+from portal.calls.engine import authorize_call
+from portal.calls.service import end_call
 from portal.demo import data
 from portal.extensions import db
 from portal.models import (
@@ -582,7 +583,7 @@ class Business:
             destination = (
                 caller.dial_prefix + "4490" + "".join(str(rng.randint(0, 9)) for _ in range(6))
             )
-        decision = authorize(self.admin, call_id, destination, **identity)
+        decision = authorize_call(self.admin, call_id, destination, **identity)
         self.summary.calls += 1
         if not decision.allowed:
             self.summary.refused += 1

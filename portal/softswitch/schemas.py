@@ -1,8 +1,8 @@
-"""The call API's schemas: its requests (checked by hand, for speed) and answers, for OpenAPI."""
+"""The call API's schemas: its requests, validated by these models, and its answers (OpenAPI)."""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from portal.calls.access import DESTINATION_BLOCKED
 from portal.calls.checks import (
@@ -14,17 +14,22 @@ from portal.calls.checks import (
     ORIGINATION_RATE_NOT_FOUND,
 )
 from portal.models import CallStatus
+from portal.rules.addresses import source_key
 
-# portal.api.authorize and the end view check these requests themselves (a 400 naming each
-# field, as the softswitch API promises, where the rest of the API answers 422); the schemas
-# say the same, and tests/test_api_schema.py holds both to it. Every text is taken as sent.
+CALLERS = ("account", "sip_username", "source_ip")  # exactly one says who calls
+
+# The authorization lane and the end view validate with these models (a 400 naming each
+# field, as the softswitch API promises, where the rest of the API answers 422; see
+# portal.softswitch.fields for the messages). Every text is taken as sent, not trimmed.
 NoNul = r"^[^\u0000]*$"
+# Something besides white space, and no NUL (which no database column holds).
+NON_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
 
 def _text(limit: int, description: str):
-    """A non-empty string of at most `limit` characters, without NUL."""
+    """A string of at most `limit` characters, not blank, without NUL."""
     return Annotated[
-        str, Field(min_length=1, max_length=limit, pattern=NoNul, description=description)
+        str, Field(min_length=1, max_length=limit, pattern=NON_BLANK, description=description)
     ]
 
 
@@ -68,6 +73,21 @@ class CallAuthorization(BaseModel):
         ]
         | None
     ) = None
+
+    @field_validator("source_ip")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        """An IPv4 or IPv6 address (the pattern lets through more)."""
+        if value is not None and source_key(value) is None:
+            raise ValueError("An IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7.")
+        return value
+
+    @staticmethod
+    def cross_field_errors(data: dict) -> dict[str, str]:
+        """Exactly one of account, sip_username and source_ip must be sent."""
+        if sum(data.get(name) is not None for name in CALLERS) == 1:
+            return {}
+        return {"account": "Send exactly one of account, sip_username and source_ip."}
 
 
 class CallExplainQuery(BaseModel):
