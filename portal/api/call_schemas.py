@@ -128,6 +128,18 @@ class CallEnd(BaseModel):
     hangup_cause: Annotated[str, Field(max_length=40, pattern=NoNul)] = Field(
         "", description="The softswitch's hang-up cause, e.g. NORMAL_CLEARING."
     )
+    # A call the portal never recorded (its authorization lost, or never asked) is billed
+    # when its end says who called and where (portal.calls.unrecorded).
+    destination: str | None = Field(
+        None,
+        pattern=r"^\+?[0-9*#]{1,32}$",
+        description="The number dialled: with one caller field, bills an unrecorded call.",
+    )
+    account: _text(20, "The calling account's number (unrecorded calls).") | None = None
+    sip_username: _text(64, "A SIP device of the calling account (unrecorded calls).") | None = None
+    source_ip: (
+        Annotated[str, Field(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")] | None
+    ) = Field(None, description="The address of the calling IP trunk (unrecorded calls).")
 
 
 class CallEndedOut(BaseModel):
@@ -137,6 +149,9 @@ class CallEndedOut(BaseModel):
     status: CallStatus
     duration_seconds: int | None
     cost: str | None
+    unauthorized: bool = Field(
+        description="Billed without an authorization (the portal had no record of the call)."
+    )
 
 
 class DirectoryLookup(BaseModel):

@@ -7,14 +7,13 @@ from sqlalchemy import select
 
 from portal.ancestors import stopped_by
 from portal.api import bp, call_schemas
-from portal.api.authorize import answer, key_refused, required_key, unstorable
+from portal.api.authorize import answer, key_refused, required_key
 from portal.api.errors import ApiError, check_json_depth
+from portal.api.hangups import end, end_fields
 from portal.api.keys import authenticate
 from portal.api.openapi import MAX_BODY_BYTES, PUBLIC_ENDPOINTS, operation
-from portal.calls.checks import callers
-from portal.calls.service import end_call
 from portal.extensions import db
-from portal.models import Account, Call, SipDevice, Status
+from portal.models import Account, SipDevice, Status
 from portal.security import visible_accounts
 
 NOT_FOUND_XML = (
@@ -85,43 +84,16 @@ def calls_authorize():
     responses={200: call_schemas.CallEndedOut},
     errors=(404,),
     invalid_status=400,
-    notes={400: "Not a JSON object, or invalid fields: `fields` names each one."},
+    notes={
+        400: "Not a JSON object, or invalid fields: `fields` names each one.",
+        404: "No such call: with its caller and destination (`fields` says so) a call the "
+        "portal never recorded is stored, rated and billed once, flagged `unauthorized`.",
+    },
 )
 def calls_end(call_id: str):
     """Rate a finished call once; a repeated end changes nothing."""
-    data = _json_object()
-    errors = {}
-    duration = data.get("duration_seconds")
-    if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= 86400:
-        errors["duration_seconds"] = "A whole number of seconds from 0 to 86400."
-    cause = data.get("hangup_cause", "")
-    if not isinstance(cause, str) or len(cause) > 40:
-        errors["hangup_cause"] = "A string of at most 40 characters."
-    elif why := unstorable(cause):
-        errors["hangup_cause"] = why
-    unknown = data.keys() - {"duration_seconds", "hangup_cause"}
-    errors.update(dict.fromkeys(sorted(unknown), "Unknown field."))
-    if errors:
-        raise ApiError(400, "Invalid request.", errors)
-    if "\x00" in call_id:  # no call id holds one, and PostgreSQL refuses it in a query
-        raise ApiError(404, "No such call.")
-    # Deleted accounts included: a call that was live when its account was deleted still ends.
-    visible = callers(g.api_owner).with_only_columns(Account.id)
-    call = db.session.scalar(
-        select(Call).where(Call.call_id == call_id[:128], Call.account_id.in_(visible))
-    )
-    if call is None:
-        raise ApiError(404, "No such call.")
-    end_call(call, duration, cause)
-    db.session.refresh(call)
-    return jsonify(
-        {
-            "call_id": call.call_id,
-            "status": call.status.value,
-            "duration_seconds": call.duration_seconds,
-            "cost": str(call.cost) if call.cost is not None else None,
-        }
-    )
+    duration, cause, destination, caller = end_fields(_json_object())
+    return jsonify(end(g.api_owner, call_id, duration, cause, destination, caller))
 
 
 @operation(
