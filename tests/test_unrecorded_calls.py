@@ -216,3 +216,18 @@ def test_a_reseller_reviews_only_its_subtrees_unauthorized_calls(app, client, te
         assert browser.login(tenants[name].account_number).status_code in (302, 303)
         page = browser.get("/calls/?status=unauthorized").get_data(as_text=True)
         assert page.count("badge-unauthorized") == shown, name
+
+
+def test_a_refused_call_the_switch_connected_anyway_is_billed_once(api, call_rates):
+    account = make_caller("5100000013", call_rates, "0.50")  # below a minute of UK: refused
+    refused = api.authorize(call_id="c1", account=account.account_number, destination=MOBILE)
+    assert refused.json["cause"] == "NO_SUFFICIENT_FUND"
+    unanswered = _end(api, "c1", 0, destination=MOBILE, account=account.account_number)
+    assert unanswered.json["status"] == "refused"  # not answered: nothing to bill
+    for _ in range(2):
+        response = _end(api, "c1", 120, destination=MOBILE, account=account.account_number)
+        assert response.json["cost"] == "1.20000" and response.json["unauthorized"] is True
+    assert _usage(account.id) == [Decimal("-1.20")]
+    call = db.session.scalar(select(Call))
+    assert (call.status, call.duration_seconds) == (CallStatus.ENDED, 120)
+    assert _counters(account.id) == (0, 0)

@@ -8,7 +8,7 @@ from portal.calls.checks import callers
 from portal.calls.service import end_call
 from portal.calls.unrecorded import Caller, end_unrecorded
 from portal.extensions import db
-from portal.models import Account, Call
+from portal.models import Account, Call, CallStatus
 from portal.rules.addresses import source_key
 
 END_FIELDS = frozenset({"duration_seconds", "hangup_cause", "destination", *CALLERS})
@@ -63,7 +63,14 @@ def end(owner, call_id: str, duration: int, cause: str, destination, caller) -> 
     call = db.session.scalar(
         select(Call).where(Call.call_id == call_id[:128], Call.account_id.in_(visible))
     )
-    if call is not None:
+    if call is not None and call.status == CallStatus.REFUSED and duration and caller:
+        # Refused, yet answered: the switch connected it anyway. Billed as never recorded;
+        # the refusal's row is replaced (SQLite may give the new row its id).
+        db.session.expunge(call)
+        call = end_unrecorded(owner, call.call_id, destination, caller, duration, cause, call.id)
+        if call is None:
+            raise ApiError(404, "No such call.")
+    elif call is not None:
         end_call(call, duration, cause)
     elif caller is None:
         message = "No such call: send its caller and destination to bill it."

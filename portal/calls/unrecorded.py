@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.calls import statements
@@ -56,16 +56,24 @@ class _Rating:
 
 
 def end_unrecorded(
-    owner, call_id: str, destination: str, caller: Caller, duration_seconds: int, cause: str
+    owner,
+    call_id: str,
+    destination: str,
+    caller: Caller,
+    duration_seconds: int,
+    cause: str,
+    refused: int | None = None,
 ) -> Call | None:
     """Store and rate a call the portal has no row of, then end it once; None if not ours."""
+    # refused: the id of the call's refusal, when the switch connected it all the same (it
+    # reports an answered call): replaced by the call, in the same transaction.
     # The call happened, so nothing is refused: an inactive, deleted or penniless account is
     # billed at the rate authorization would have used, for its whole duration (nothing was
     # reserved, so nothing caps it). A caller outside the key owner's accounts is stored
     # without an account (never billed to another tenant), for staff to review.
     rating = _rate(db.session.connection(), owner, destination, caller)
     try:
-        _store(call_id, destination, caller, duration_seconds, cause, rating)
+        _store(call_id, destination, caller, duration_seconds, cause, rating, refused)
     except IntegrityError:
         # The call id is UNIQUE: a repeated or concurrent end (or its authorization, late)
         # recorded it first; it is ended below as any recorded call, once.
@@ -139,6 +147,7 @@ def _store(
     duration_seconds: int,
     cause: str,
     rating: _Rating,
+    refused: int | None = None,
 ) -> None:
     """Insert the call, flagged; live (holding a channel, nothing reserved) if it has a payer."""
     # Live first, then end_call(): one rating path for every call. The channel it holds is the
@@ -175,6 +184,13 @@ def _store(
         call.status = CallStatus.LIVE
     with one_writer() as writer, transaction():
         writer.acquire()
+        if refused is not None:
+            # Of concurrent ends, each deletes it (or finds it gone): the INSERT decides.
+            db.session.execute(
+                delete(Call)
+                .where(Call.id == refused, Call.status == CallStatus.REFUSED)
+                .execution_options(synchronize_session=False)
+            )
         db.session.add(call)
         db.session.flush()  # a taken call id fails here, before any account is locked
         if rating.account is None:
