@@ -133,6 +133,8 @@ def load_config(instance_path: str) -> dict:
         # Authorizations (reservations, refusals) commit without waiting for the disk: a crash
         # of the database server may lose the last moment's ones, never a ledger entry.
         "CALLS_ASYNC_COMMIT": _flag("CALLS_ASYNC_COMMIT", "1"),
+        # Where FreeSWITCH bridges an authorized call: the dialled number is appended.
+        "FREESWITCH_GATEWAY": os.environ.get("FREESWITCH_GATEWAY", "sofia/gateway/carrier/"),
         # Response compression (Flask-Compress): gzip when the client accepts it, for answers
         # of at least COMPRESS_MIN_SIZE bytes (tiny JSON answers stay as they are) and for
         # streamed CSV downloads. COMPRESS_RESPONSES=0 turns it off (a proxy compresses).

@@ -214,6 +214,8 @@ MATRIX = {
     ("softswitch.calls_authorize", "POST"): [("/api/v1/calls/authorize", API_KEY_ONLY)],
     ("softswitch.calls_end", "POST"): [("/api/v1/calls/call-1/end", API_KEY_ONLY)],
     ("softswitch.freeswitch_directory", "POST"): [("/api/v1/freeswitch/directory", API_KEY_ONLY)],
+    ("softswitch.freeswitch_dialplan", "POST"): [("/api/v1/freeswitch/dialplan", API_KEY_ONLY)],
+    ("softswitch.freeswitch_cdr", "POST"): [("/api/v1/freeswitch/cdr", API_KEY_ONLY)],
     ("api.openapi_document", "GET"): [("/api/v1/openapi.json", PUBLIC)],
     ("api.create_account_api", "POST"): [("/api/v1/accounts", API_KEY_ONLY)],
     ("api.list_accounts", "GET"): [("/api/v1/accounts", API_KEY_ONLY)],

@@ -871,6 +871,7 @@ def test_end_rates_the_call_once_and_frees_the_reservation(api, call_rates):
         "status": "ended",
         "duration_seconds": 47,
         "cost": "0.58000",  # 0.10 connect + 48 s (30 s, then 3 x 6 s) at 0.01/s
+        "unauthorized": False,
     }
     entries = _usage_entries(account)
     assert [(e.amount, e.description) for e in entries] == [
@@ -909,10 +910,13 @@ def test_an_unanswered_call_costs_nothing(api, call_rates):
     assert db.session.scalar(select(Call.status)) == CallStatus.ENDED
 
 
-def test_end_of_an_unknown_call_is_404_json(api):
-    for call_id in ("nope", "no%00pe"):  # a NUL in the id: PostgreSQL would refuse the query
-        response = api.end(call_id, 10)
-        assert response.status_code == 404 and response.json == {"error": "No such call."}
+def test_end_of_an_unknown_call_is_404_json_saying_what_to_send(api):
+    response = api.end("nope", 10)
+    assert response.status_code == 404
+    assert set(response.json["fields"]) == {"destination", "account"}
+    # A NUL in the id: PostgreSQL would refuse the query.
+    response = api.end("no%00pe", 10)
+    assert response.status_code == 404 and response.json == {"error": "No such call."}
 
 
 def test_end_sends_one_low_balance_mail(api, call_rates):

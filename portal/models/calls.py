@@ -4,7 +4,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -76,6 +76,8 @@ class Call(db.Model):
     bundle_usage_id: Mapped[int | None] = mapped_column(ForeignKey("bundle_usage.id"))
     bundle_reserved_seconds: Mapped[int] = mapped_column(server_default="0")
     free_seconds: Mapped[int] = mapped_column(server_default="0")
+    # Billed at its hang-up without an authorization (portal.calls.unrecorded): for review.
+    unauthorized: Mapped[bool] = mapped_column(server_default=false())
 
     __table_args__ = (
         # The reaper's "live calls, oldest first"; the account's counters serve authorization.

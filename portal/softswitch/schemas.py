@@ -1,8 +1,9 @@
 """The call API's schemas: its requests, validated by these models, and its answers (OpenAPI)."""
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 from portal.calls.access import DESTINATION_BLOCKED
 from portal.calls.checks import (
@@ -22,8 +23,18 @@ CALLERS = ("account", "sip_username", "source_ip")  # exactly one says who calls
 # field, as the softswitch API promises, where the rest of the API answers 422; see
 # portal.softswitch.fields for the messages). Every text is taken as sent, not trimmed.
 NoNul = r"^[^\u0000]*$"
+# A dialled number: digits, an optional leading +, * and #.
+DIALLED = r"\+?[0-9*#]{1,32}"
+DIGITS = re.compile(DIALLED)  # fullmatch: Python's $ would let a trailing newline through
 # Something besides white space, and no NUL (which no database column holds).
 NON_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def _address(value: str) -> str:
+    """An IPv4 or IPv6 address (the pattern lets through more)."""
+    if source_key(value) is None:
+        raise ValueError("An IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7.")
+    return value
 
 
 def _text(limit: int, description: str):
@@ -51,7 +62,7 @@ class CallAuthorization(BaseModel):
     destination: Annotated[
         str,
         Field(
-            pattern=r"^\+?[0-9*#]{1,32}$",
+            pattern=f"^{DIALLED}$",
             description="The number dialled, before Number Translation.",
             examples=["442079460958"],
         ),
@@ -70,17 +81,10 @@ class CallAuthorization(BaseModel):
                 "start with it (else AUTHENTICATION_FAIL); it is stripped before translation.",
                 examples=["203.0.113.7"],
             ),
+            AfterValidator(_address),
         ]
         | None
     ) = None
-
-    @field_validator("source_ip")
-    @classmethod
-    def _an_address(cls, value: str | None) -> str | None:
-        """An IPv4 or IPv6 address (the pattern lets through more)."""
-        if value is not None and source_key(value) is None:
-            raise ValueError("An IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7.")
-        return value
 
     @staticmethod
     def cross_field_errors(data: dict) -> dict[str, str]:
@@ -144,10 +148,43 @@ class CallEnd(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration_seconds: int = Field(ge=0, le=86400, description="Seconds the call was answered.")
+    duration_seconds: Annotated[int, Strict()] = Field(
+        ge=0, le=86400, description="Seconds the call was answered."
+    )
     hangup_cause: Annotated[str, Field(max_length=40, pattern=NoNul)] = Field(
         "", description="The softswitch's hang-up cause, e.g. NORMAL_CLEARING."
     )
+    # A call the portal never recorded (its authorization lost, or never asked) is billed
+    # when its end says who called and where (portal.calls.unrecorded).
+    destination: str | None = Field(
+        None,
+        pattern=f"^{DIALLED}$",
+        description="The number dialled: with one caller field, bills an unrecorded call.",
+    )
+    account: _text(20, "The calling account's number (unrecorded calls).") | None = None
+    sip_username: _text(64, "A SIP device of the calling account (unrecorded calls).") | None = None
+    source_ip: (
+        Annotated[
+            str,
+            Field(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$"),
+            AfterValidator(_address),
+        ]
+        | None
+    ) = Field(None, description="The address of the calling IP trunk (unrecorded calls).")
+
+    @staticmethod
+    def cross_field_errors(data: dict) -> dict[str, str]:
+        """At most one caller; a caller and the destination come together or not at all."""
+        sent = sum(data.get(name) is not None for name in CALLERS)
+        if sent > 1:
+            return {"account": "Send at most one of account, sip_username and source_ip."}
+        if sent and data.get("destination") is None:
+            return {"destination": "Required with the caller: the number dialled."}
+        if data.get("destination") is not None and not sent:
+            return {
+                "account": "Send one of account, sip_username and source_ip with the destination."
+            }
+        return {}
 
 
 class CallEndedOut(BaseModel):
@@ -157,6 +194,9 @@ class CallEndedOut(BaseModel):
     status: CallStatus
     duration_seconds: int | None
     cost: str | None
+    unauthorized: bool = Field(
+        description="Billed without an authorization (the portal had no record of the call)."
+    )
 
 
 class DirectoryLookup(BaseModel):

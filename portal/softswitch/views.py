@@ -8,19 +8,15 @@ from sqlalchemy import select
 from portal.ancestors import stopped_by
 from portal.api.caller import authenticate_request
 from portal.api.errors import ApiError, check_json_depth
-from portal.api.openapi import declare, operation
-from portal.calls.checks import callers
-from portal.calls.service import end_call
+from portal.api.openapi import MAX_BODY_BYTES, declare, operation
 from portal.extensions import db
-from portal.models import Account, Call, SipDevice, Status
+from portal.models import Account, SipDevice, Status
 from portal.security import visible_accounts
 from portal.softswitch import bp, schemas
-from portal.softswitch.authorize import PATH, unstorable
-
-NOT_FOUND_XML = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<document type="freeswitch/xml">'
-    '<section name="result"><result status="not found"/></section></document>'
-)
+from portal.softswitch.authorize import PATH
+from portal.softswitch.fields import NOT_AN_OBJECT
+from portal.softswitch.hangups import end, end_fields
+from portal.softswitch.xml import NOT_FOUND_XML
 
 # Answered by the WSGI lane alone (portal.softswitch.authorize.AuthorizeLane), documented here.
 declare(
@@ -48,16 +44,6 @@ def require_key():
     authenticate_request()
 
 
-def json_object() -> dict:
-    """The request's JSON object, or a 400."""
-    if request.is_json:
-        check_json_depth(request.get_data(cache=True))
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "Send a JSON object (Content-Type: application/json).")
-    return data
-
-
 @operation(
     "/calls/<call_id>/end",
     "POST",
@@ -68,43 +54,21 @@ def json_object() -> dict:
     responses={200: schemas.CallEndedOut},
     errors=(404,),
     invalid_status=400,
-    notes={400: "Not a JSON object, or invalid fields: `fields` names each one."},
+    notes={
+        400: "Not a JSON object, or invalid fields: `fields` names each one.",
+        404: "No such call: with its caller and destination (`fields` says so) a call the "
+        "portal never recorded is stored, rated and billed once, flagged `unauthorized`.",
+    },
 )
 def calls_end(call_id: str):
     """Rate a finished call once; a repeated end changes nothing."""
-    data = json_object()
-    errors = {}
-    duration = data.get("duration_seconds")
-    if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= 86400:
-        errors["duration_seconds"] = "A whole number of seconds from 0 to 86400."
-    cause = data.get("hangup_cause", "")
-    if not isinstance(cause, str) or len(cause) > 40:
-        errors["hangup_cause"] = "A string of at most 40 characters."
-    elif why := unstorable(cause):
-        errors["hangup_cause"] = why
-    unknown = data.keys() - {"duration_seconds", "hangup_cause"}
-    errors.update(dict.fromkeys(sorted(unknown), "Unknown field."))
-    if errors:
-        raise ApiError(400, "Invalid request.", errors)
-    if "\x00" in call_id:  # no call id holds one, and PostgreSQL refuses it in a query
-        raise ApiError(404, "No such call.")
-    # Deleted accounts included: a call that was live when its account was deleted still ends.
-    visible = callers(g.api_owner).with_only_columns(Account.id)
-    call = db.session.scalar(
-        select(Call).where(Call.call_id == call_id[:128], Call.account_id.in_(visible))
-    )
-    if call is None:
-        raise ApiError(404, "No such call.")
-    end_call(call, duration, cause)
-    db.session.refresh(call)
-    return jsonify(
-        {
-            "call_id": call.call_id,
-            "status": call.status.value,
-            "duration_seconds": call.duration_seconds,
-            "cost": str(call.cost) if call.cost is not None else None,
-        }
-    )
+    request.max_content_length = MAX_BODY_BYTES
+    if not request.is_json:
+        raise ApiError(400, NOT_AN_OBJECT)
+    body = request.get_data(cache=True)
+    check_json_depth(body)
+    duration, cause, destination, caller = end_fields(body)
+    return jsonify(end(g.api_owner, call_id, duration, cause, destination, caller))
 
 
 @operation(
