@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from portal.billing.run import bill_account
 from portal.billing.service import add_charge, add_payment, post
-from portal.calls.service import authorize, end_call
+from portal.calls.engine import authorize_call
+from portal.calls.service import end_call
 from portal.extensions import db
 from portal.models import (
     Account,
@@ -80,7 +81,7 @@ def customer_in(currency: str, account_type: AccountType, group=None, taxes=()) 
 def make_call(admin, account: Account, seconds: int) -> Call | None:
     """Authorize and end a call of `seconds`; None when the call was refused."""
     call_id = f"call-{next(NUMBERS)}"
-    decision = authorize(admin, call_id, "81312345678", account_number=account.account_number)
+    decision = authorize_call(admin, call_id, "81312345678", account_number=account.account_number)
     if not decision.allowed:
         return None
     call = db.session.scalar(select(Call).where(Call.call_id == call_id))
