@@ -52,7 +52,7 @@ from portal.models import (  # noqa: E402
 CONFIG = ROOT / "contrib" / "kamailio" / "kamailio.cfg"
 SCENARIOS = ROOT / "contrib" / "kamailio" / "sipp"
 DESTINATION = "442079460958"
-SIP_USER = "bench-caller"
+SIP_USERS = 200  # callers, each an account of its own: one account's calls wait on its row
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 KAMAILIO = shutil.which("kamailio", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
 SIPP = shutil.which("sipp")
@@ -62,7 +62,7 @@ END_DEFINES = {"END_WITHOUT_CALL_FIELDS": ""}
 
 
 def seed(database_url: str) -> str:
-    """Migrate, then add an admin's API key and a funded customer with a SIP device: the key."""
+    """Migrate, then add an admin's API key and funded customers with a SIP device: the key."""
     app = make_app(database_url, FAST_HASH)
     migrate(app)
     with app.app_context():
@@ -81,16 +81,18 @@ def seed(database_url: str) -> str:
                 increment=1,
             )
         )
-        account = Account(
-            account_number="6000000000",
-            role=Role.CUSTOMER,
-            password_hash="x",
-            rate_group_id=group.id,
-            balance=FUNDS,
-        )
-        db.session.add(account)
-        db.session.flush()
-        db.session.add(SipDevice(account_id=account.id, username=SIP_USER, password="Bench-0001"))
+        for index in range(SIP_USERS):
+            account = Account(
+                account_number=str(6_000_000_000 + index),
+                role=Role.CUSTOMER,
+                password_hash="x",
+                rate_group_id=group.id,
+                balance=FUNDS,
+            )
+            db.session.add(account)
+            db.session.flush()
+            username = f"bench-caller-{index}"
+            db.session.add(SipDevice(account_id=account.id, username=username, password="x"))
         db.session.commit()
         _row, key = create_key(admin, "kamailio", "")
         db.session.remove()
@@ -132,11 +134,22 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def caller_scenario(directory: Path) -> tuple[Path, Path]:
+    """contrib's caller.xml with the caller taken in turn from a file of SIP_USERS users."""
+    scenario = directory / "caller.xml"
+    text = (SCENARIOS / "caller.xml").read_text().replace("[caller]", "[field0]")
+    scenario.write_text(text)
+    users = directory / "users.csv"
+    users.write_text("SEQUENTIAL\n" + "".join(f"bench-caller-{i};\n" for i in range(SIP_USERS)))
+    return scenario, users
+
+
 def sip_load(directory: Path, proxy: int, args) -> dict:
     """One SIPp run of args.calls calls through the proxy: rates, failures and delays."""
-    command = [SIPP, f"127.0.0.1:{proxy}", "-sf", str(SCENARIOS / "caller.xml")]
+    scenario, users = caller_scenario(directory)
+    command = [SIPP, f"127.0.0.1:{proxy}", "-sf", str(scenario), "-inf", str(users)]
     command += ["-i", "127.0.0.1", "-p", str(udp_port()), "-s", DESTINATION]
-    command += ["-key", "caller", SIP_USER, "-d", str(args.hold_ms), "-m", str(args.calls)]
+    command += ["-d", str(args.hold_ms), "-m", str(args.calls)]
     command += ["-r", str(args.rate), "-l", str(args.limit), "-nostdin", "-timeout", "300"]
     command += ["-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", "stat.csv"]
     started = time.monotonic()
