@@ -203,7 +203,8 @@ def measure(backend: str, database_url: str, args) -> dict:
         gunicorn("app:app", env, args.workers) as (web_port, _master),
         tempfile.TemporaryDirectory(prefix="portal-bench-sip-") as folder,
     ):
-        directory = Path(folder)
+        directory = Path(args.logs or folder)
+        directory.mkdir(parents=True, exist_ok=True)
         gateway = udp_port()
         callee = subprocess.Popen(  # noqa: S603 (our own command)
             [SIPP, "-sf", str(SCENARIOS / "callee.xml"), "-i", "127.0.0.1", "-p", str(gateway)]
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--children", type=int, default=8, help="Kamailio UDP children")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument("--logs", type=Path, help="keep Kamailio's logs in this (new) folder")
     args = parser.parse_args(argv)
     if KAMAILIO is None or SIPP is None:
         sys.exit(
