@@ -36,7 +36,7 @@ from bench.common import (  # noqa: E402
     sqlite_database,
 )
 from portal.accounts.service import create_admin  # noqa: E402
-from portal.api.keys import create_key  # noqa: E402
+from portal.apikeys.service import create_key  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import (  # noqa: E402
     Account,
@@ -56,9 +56,6 @@ SIP_USERS = 200  # callers, each an account of its own: one account's calls wait
 FUNDS = Decimal("1000000000")  # enough for every reservation of the run
 KAMAILIO = shutil.which("kamailio", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
 SIPP = shutil.which("sipp")
-# TODO(issue 20): until the portal's /end takes destination and sip_username, Kamailio posts
-# /end without them (as tests/softswitch does); drop this define once it does.
-END_DEFINES = {"END_WITHOUT_CALL_FIELDS": ""}
 
 
 def seed(database_url: str) -> str:
@@ -216,7 +213,6 @@ def measure(backend: str, database_url: str, args) -> dict:
         proxies = {
             "baseline": {"SKIP_PORTAL": ""},
             "portal": {
-                **END_DEFINES,
                 "PORTAL_URL": f'"http://127.0.0.1:{web_port}"',
                 "PORTAL_API_KEY": f'"{key}"',
             },

@@ -18,10 +18,6 @@ from tests.served.conftest import _gunicorn, served  # noqa: F401 (the served po
 CONFIG = ROOT / "contrib" / "kamailio" / "kamailio.cfg"
 SCENARIOS = ROOT / "contrib" / "kamailio" / "sipp"
 START_TIMEOUT_S = 20
-# TODO(issue 20): the portal's /end refuses fields it does not know, and destination and
-# sip_username are not known yet: until they are, Kamailio posts /end without them. Empty
-# this once /end takes them (the cfg then sends them by default).
-END_DEFINES = {"END_WITHOUT_CALL_FIELDS": ""}
 OPTIONS = (
     "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\n"
     "Via: SIP/2.0/UDP 127.0.0.1:{own};branch=z9hG4bK-probe-{stamp}\r\n"
@@ -187,7 +183,7 @@ def start_kamailio(softswitch_tools, tmp_path):
         gateway = udp_port()
         directory = tmp_path / f"kamailio-{len(started)}"
         directory.mkdir()
-        defines = {"GATEWAY": f'"127.0.0.1:{gateway}"', **END_DEFINES, **defines}
+        defines = {"GATEWAY": f'"127.0.0.1:{gateway}"', **defines}
         server = Kamailio(softswitch_tools["kamailio"], directory, defines)
         server.gateway = gateway
         started.append(server)

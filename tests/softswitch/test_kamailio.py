@@ -3,10 +3,11 @@ served portal: SIPp calls as a SIP user, another SIPp answers as the gateway."""
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from portal.extensions import db
 from portal.models import Account, Call, CallStatus, Rate, RateGroup, Status
@@ -196,3 +197,42 @@ def test_an_unreachable_portal_is_503_and_a_refused_key_500(
         )
         assert caller.received_codes() == [100, code]
         assert f"X-Portal-Cause: {cause}" in caller.messages
+
+
+def _wait_live(account: Account, seconds: float = 10) -> Call:
+    """The account's call once the portal has authorized it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        call = db.session.scalar(select(Call).where(Call.account_id == account.id))
+        if call is not None and call.status == CallStatus.LIVE:
+            return call
+        time.sleep(0.1)
+    raise AssertionError(f"no live call of {account.account_number} within {seconds} s")
+
+
+def test_a_call_whose_authorization_was_lost_is_still_billed_once(
+    kamailio, sipp, per_second_rates, admin
+):
+    account = _subscriber("5000000706", per_second_rates, "5")
+    callee = sipp.start("callee.xml", kamailio.gateway, "-m", "1")
+    args = ("-s", UK, "-key", "caller", "sip5000000706", "-d", "4000", "-m", "1")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        caller = pool.submit(sipp.run, "caller.xml", kamailio.port, *args)
+        live = _wait_live(account)
+        # What a database crash can lose with CALLS_ASYNC_COMMIT=1: the call's row and its
+        # reservation, while the call goes on.
+        db.session.execute(delete(Call).where(Call.id == live.id))
+        db.session.execute(
+            update(Account).where(Account.id == account.id).values(reserved=0, live_calls=0)
+        )
+        db.session.commit()
+        finished = caller.result(timeout=60)
+    assert finished.returncode == 0, finished.errors + finished.messages
+    assert callee.wait(timeout=10) == 0
+    call = _wait_ended(account)
+    assert call.unauthorized and call.call_id == live.call_id
+    assert call.duration_seconds == 4 and call.cost == PER_SECOND * 4 / 60
+    assert _balance(account) == Decimal(5) - call.cost
+    db.session.rollback()
+    assert db.session.get(Account, account.id).live_calls == 0
