@@ -124,7 +124,7 @@ def find_account(
     return query.first(connection, binds)
 
 
-def _dialled_rate(account: Row) -> RateRow | None:
+def dialled_rate(account: Row) -> RateRow | None:
     """The rate found with the account for the number as dialled, or None."""
     if account.rate_prefix is None:
         return None
@@ -184,7 +184,7 @@ def decide(
     if account.group_id is not None and (explain or not decision.cause):
         translated = translate(destination, parse_rules(account.number_translation))
         if translated == destination:
-            rate = _dialled_rate(account)
+            rate = dialled_rate(account)
         else:  # Number Translation changed the number: its own look-up
             binds = {"group_id": account.group_id, **prefix_binds(translated)}
             rate = statements.RATE.first(connection, binds)

@@ -13,6 +13,7 @@ from portal.calls.checks import (
     ORIGINATION_RATE_NOT_FOUND,
     callers,
     chain_ids,
+    dialled_rate,
     find_account,
 )
 from portal.calls.service import end_call
@@ -107,7 +108,7 @@ def _rate(connection: Connection, owner, destination: str, caller: Caller) -> _R
     rate = None
     if account.group_id is not None:
         if translated == dialled:
-            rate = _row_rate(account)
+            rate = dialled_rate(account)
         else:
             binds = {"group_id": account.group_id, **prefix_binds(translated)}
             rate = statements.RATE.first(connection, binds)
@@ -120,24 +121,10 @@ def _rate(connection: Connection, owner, destination: str, caller: Caller) -> _R
         for level, reseller_id in enumerate(ids, start=1):
             reseller = found.get(reseller_id)
             # A reseller without a rate for the number has no price to pay its parent.
-            if reseller is not None and reseller.group_id is not None and _row_rate(reseller):
-                levels.append((reseller_id, level, _row_rate(reseller)))
+            if reseller is not None and reseller.group_id is not None and dialled_rate(reseller):
+                levels.append((reseller_id, level, dialled_rate(reseller)))
     reason = "" if rate is not None else ORIGINATION_RATE_NOT_FOUND
     return _Rating(account, translated, rate, levels, reason)
-
-
-def _row_rate(row: Row) -> RateRow | None:
-    """The rate read with an account row (statements._caller_columns), or None."""
-    if row.rate_prefix is None:
-        return None
-    return RateRow(
-        row.rate_prefix,
-        row.rate_destination,
-        row.rate_connect_cost,
-        row.rate_cost_per_minute,
-        row.rate_initial_increment,
-        row.rate_increment,
-    )
 
 
 def _store(

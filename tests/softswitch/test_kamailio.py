@@ -57,14 +57,19 @@ def _call(call_id_part: str) -> Call:
 
 def _wait_ended(account: Account, seconds: float = 10) -> Call:
     """The account's call once the portal has ended it (Kamailio posts /end after the BYE)."""
+    return _wait_for(account, CallStatus.ENDED, seconds)
+
+
+def _wait_for(account: Account, status: CallStatus, seconds: float) -> Call:
+    """The account's call once it has `status`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         db.session.rollback()
         call = db.session.scalar(select(Call).where(Call.account_id == account.id))
-        if call is not None and call.status == CallStatus.ENDED:
+        if call is not None and call.status == status:
             return call
-        time.sleep(0.2)
-    raise AssertionError(f"no ended call of {account.account_number} within {seconds} s")
+        time.sleep(0.1)
+    raise AssertionError(f"no {status.value} call of {account.account_number} within {seconds} s")
 
 
 def _listed(served, identifier: str, path: str) -> str:
@@ -199,18 +204,6 @@ def test_an_unreachable_portal_is_503_and_a_refused_key_500(
         assert f"X-Portal-Cause: {cause}" in caller.messages
 
 
-def _wait_live(account: Account, seconds: float = 10) -> Call:
-    """The account's call once the portal has authorized it."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        call = db.session.scalar(select(Call).where(Call.account_id == account.id))
-        if call is not None and call.status == CallStatus.LIVE:
-            return call
-        time.sleep(0.1)
-    raise AssertionError(f"no live call of {account.account_number} within {seconds} s")
-
-
 def test_a_call_whose_authorization_was_lost_is_still_billed_once(
     kamailio, sipp, per_second_rates, admin
 ):
@@ -219,7 +212,7 @@ def test_a_call_whose_authorization_was_lost_is_still_billed_once(
     args = ("-s", UK, "-key", "caller", "sip5000000706", "-d", "4000", "-m", "1")
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller = pool.submit(sipp.run, "caller.xml", kamailio.port, *args)
-        live = _wait_live(account)
+        live = _wait_for(account, CallStatus.LIVE, 10)
         # What a database crash can lose with CALLS_ASYNC_COMMIT=1: the call's row and its
         # reservation, while the call goes on.
         db.session.execute(delete(Call).where(Call.id == live.id))
