@@ -16,6 +16,8 @@ from portal.config import load_config
 from portal.extensions import compress, csrf, db, login_manager, migrate
 from portal.headers import register_security_headers
 from portal.ids import IdConverter
+from portal.mariadb import engine_options as mariadb_engine_options
+from portal.mariadb import is_mariadb
 from portal.private import private_file
 from portal.templating import register_template_filters
 from portal.transactions import commit_started, track_commits
@@ -61,6 +63,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if sqlite_file and sqlite_file != ":memory:" and not sqlite_file.startswith("file:"):
         private_file(Path(app.instance_path, sqlite_file))  # 0600 before SQLite creates it
     engine_options.setdefault("pool_pre_ping", server)
+    if is_mariadb(make_url(uri)):
+        for name, value in mariadb_engine_options().items():
+            engine_options.setdefault(name, value)
     if server or make_url(uri).database not in (None, "", ":memory:"):
         # The call API's own pool of the same database (portal.api.authorize): without the
         # test query (a dead connection's statement is retried once instead); on PostgreSQL in
