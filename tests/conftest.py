@@ -1,4 +1,4 @@
-"""Fixtures: a migrated throwaway database (SQLite, PostgreSQL or MariaDB), app, client, users per role."""
+"""Fixtures: a migrated throwaway database (SQLite, PostgreSQL, MariaDB), app, client, users."""
 
 import asyncio
 import email
@@ -75,7 +75,7 @@ def _throwaway_mariadb(url: str):
 @contextmanager
 def throwaway_database(directory: Path):
     """A database of our own: a SQLite file in `directory`, or, when DATABASE_URL names a
-    PostgreSQL or MariaDB server, a new database there, dropped (with its connections) afterwards."""
+    PostgreSQL or MariaDB server, a new database there, dropped (with its connections) after."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("mysql", "mariadb")):
         with _throwaway_mariadb(url) as mariadb_url:
