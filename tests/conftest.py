@@ -130,8 +130,8 @@ def _migrated(database_url):
 
 
 def _empty_all_tables() -> None:
-    """Delete every row, breaking the accounts <-> rate_groups cycle first."""
-    db.session.execute(text("UPDATE accounts SET rate_group_id = NULL"))
+    """Delete every row, breaking the accounts <-> rate_groups and reseller cycles first."""
+    db.session.execute(text("UPDATE accounts SET rate_group_id = NULL, reseller_id = NULL"))
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
     db.session.commit()
