@@ -140,7 +140,9 @@ def _mark_entries(made: list[Draft]) -> None:
         .where(
             condition,
             Document.account_id == LedgerEntry.account_id,
-            among(Document.account_id, [draft.account.id for draft in made]),
+            # By primary key: MariaDB locks the documents its UPDATE reads, and reading them by
+            # account could wait on (and deadlock with) another chunk's new documents.
+            among(Document.id, [draft.document_id for draft in made]),
             Document.kind.in_((DocumentKind.INVOICE, DocumentKind.RECEIPT)),
             Document.number < 0,  # only this transaction's documents are still unnumbered
         )
