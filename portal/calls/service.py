@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal import mail
 from portal.billing.service import Posted, check_low_balance, post
@@ -313,6 +313,11 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
                     driver.rollback()  # nothing reserved or written anywhere: decide again
                     return False
             driver.commit()
+        except DBAPIError as error:
+            driver.rollback()
+            if statements.lost_to_a_deadlock(error):
+                return False  # nothing of it was kept: decide again, as a lost race
+            raise
         except BaseException:
             driver.rollback()
             raise
