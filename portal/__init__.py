@@ -16,8 +16,8 @@ from portal.config import load_config
 from portal.extensions import compress, csrf, db, login_manager, migrate
 from portal.headers import register_security_headers
 from portal.ids import IdConverter
+from portal.mariadb import check_failure_as_integrity_error, is_mariadb
 from portal.mariadb import engine_options as mariadb_engine_options
-from portal.mariadb import is_mariadb
 from portal.private import private_file
 from portal.templating import register_template_filters
 from portal.transactions import commit_started, track_commits
@@ -135,6 +135,10 @@ def register_extensions(app: Flask) -> None:
                     _sqlite_pragmas(dbapi_connection, record, "NORMAL" if relaxed else "FULL")
 
                 event.listen(db.engines[CALLS_BIND], "connect", calls_pragmas)
+    if is_mariadb(make_url(app.config["SQLALCHEMY_DATABASE_URI"])):
+        with app.app_context():
+            for engine in db.engines.values():
+                event.listen(engine, "handle_error", check_failure_as_integrity_error)
     migrate.init_app(
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )

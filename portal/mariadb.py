@@ -1,6 +1,7 @@
 """MariaDB (and MySQL): the connection's settings and the DDL the shared migrations need there."""
 
 from sqlalchemy import DateTime
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTable
 
@@ -37,6 +38,19 @@ def engine_options() -> dict:
         "connect_args": {"charset": "utf8mb4", "init_command": INIT_COMMAND},
         "isolation_level": "READ COMMITTED",
     }
+
+
+# MariaDB's "CONSTRAINT ... failed" (a CHECK constraint), which PyMySQL raises as an
+# OperationalError.
+CHECK_FAILED = 4025
+
+
+def check_failure_as_integrity_error(context):
+    """Engine handle_error: a failed CHECK is an IntegrityError, as on PostgreSQL and SQLite."""
+    original = context.original_exception
+    if getattr(original, "args", None) and original.args[0] == CHECK_FAILED:
+        return IntegrityError(context.statement, context.parameters, original)
+    return None
 
 
 @compiles(DateTime, "mysql")
