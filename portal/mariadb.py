@@ -1,6 +1,6 @@
 """MariaDB (and MySQL): the connection's settings and the DDL the shared migrations need there."""
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, LargeBinary, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTable
@@ -58,6 +58,24 @@ def check_failure_as_integrity_error(context):
 def _datetime_microseconds(type_, compiler, **kw):
     """DATETIME(6): microseconds kept, as PostgreSQL's TIMESTAMP and SQLite's text keep them."""
     return "DATETIME(6)"
+
+
+@compiles(Text, "mysql")
+@compiles(Text, "mariadb")
+def _text_unbounded(type_, compiler, **kw):
+    """LONGTEXT for a Text of no length: MariaDB's TEXT stops at 64 kB, PostgreSQL's never."""
+    if type_.length is not None:
+        return compiler.visit_text(type_, **kw)
+    return "LONGTEXT"
+
+
+@compiles(LargeBinary, "mysql")
+@compiles(LargeBinary, "mariadb")
+def _binary_unbounded(type_, compiler, **kw):
+    """LONGBLOB for a LargeBinary of no length (a job's file), as BLOB stops at 64 kB."""
+    if type_.length is not None:
+        return compiler.visit_large_binary(type_, **kw)
+    return "LONGBLOB"
 
 
 @compiles(CreateTable, "mysql")
