@@ -265,7 +265,7 @@ def _mariadb_copy(url: str, name: str) -> Iterator[None]:
     source = make_url(url).database
     server = mariadb_server(url)
     with pymysql.connect(**server) as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
         cursor.execute("SET SESSION foreign_key_checks = 0")  # tables in any order
         cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (source,)

@@ -80,7 +80,7 @@ def mariadb_database(server_url: str = MARIADB_URL) -> Iterator[str]:
     name = f"bench_{secrets.token_hex(4)}"
     server = mariadb_server(server_url)
     with pymysql.connect(**server) as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -20,9 +20,10 @@ SQL_MODE = ",".join(
 INIT_COMMAND = f"SET SESSION sql_mode='{SQL_MODE}', time_zone='+00:00'"
 
 # The tables' character set and collation: all of Unicode, compared byte for byte as
-# PostgreSQL and SQLite compare text (an e-mail, a username or a prefix differing in case or
-# accent is another one, for UNIQUE constraints and lookups alike).
-TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+# PostgreSQL and SQLite compare text (an e-mail, a username or a prefix differing in case,
+# accent or a trailing space is another one, for UNIQUE constraints and lookups alike; the
+# plain utf8mb4_bin pads with spaces, so "a" and "a " would be one key).
+TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin"
 
 
 def is_mariadb(url) -> bool:

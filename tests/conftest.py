@@ -60,7 +60,7 @@ def _throwaway_mariadb(url: str):
         "autocommit": True,
     }
     with pymysql.connect(**server) as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
     try:
         yield (
             parsed.set(drivername="mysql+pymysql", database=name).render_as_string(
