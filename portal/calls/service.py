@@ -25,7 +25,7 @@ from portal.rules.addresses import source_key
 from portal.rules.bundles import split_duration
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
-from portal.transactions import ValidationFailed, transaction
+from portal.transactions import ValidationFailed, lost_to_a_deadlock, transaction
 from portal.writers import one_writer
 
 
@@ -315,7 +315,7 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
             driver.commit()
         except DBAPIError as error:
             driver.rollback()
-            if statements.lost_to_a_deadlock(error):
+            if lost_to_a_deadlock(error):
                 return False  # nothing of it was kept: decide again, as a lost race
             raise
         except BaseException:

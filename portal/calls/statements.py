@@ -17,7 +17,6 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -379,11 +378,3 @@ INSERT_REFUSAL = {flag: Prepared(_insert_refusal(flag)) for flag in (True, False
 ASYNC_COMMIT_LOCAL = Prepared(
     select(func.set_config("synchronous_commit", "off", true()).label("setting"))
 )
-
-
-def lost_to_a_deadlock(error: DBAPIError) -> bool:
-    """Whether the database rolled the transaction back to break a deadlock (SQLSTATE 40...)."""
-    # MariaDB's foreign key checks take shared locks on the parent rows (PostgreSQL's take
-    # key-share locks, which updates do not wait for): two calls that each wrote a row naming
-    # the same account then both wait to update it, and InnoDB rolls one back.
-    return (getattr(error.orig, "sqlstate", None) or "").startswith("40")
