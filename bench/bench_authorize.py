@@ -23,6 +23,7 @@ from bench.common import (  # noqa: E402
     FAST_HASH,
     gunicorn,
     make_app,
+    mariadb_database,
     migrate,
     postgres_database,
     sqlite_database,
@@ -474,7 +475,7 @@ def report(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Run on SQLite (and PostgreSQL with --postgres); return the results."""
+    """Run on SQLite (and PostgreSQL with --postgres, MariaDB with --mariadb); the results."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of bare and authorize")
@@ -483,6 +484,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--accounts", type=int, default=1000, help="funded customers")
     parser.add_argument("--rates", type=int, default=10_000, help="rates in the group")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument("--mariadb", action="store_true", help="also on MariaDB")
     parser.add_argument(
         "--taxes", type=int, default=0, help="percentage taxes on every customer (prepaid)"
     )
@@ -524,6 +526,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.postgres:
         with postgres_database() as url:
             results.append(measure("PostgreSQL", url, args))
+            report(results[-1])
+    if args.mariadb:
+        with mariadb_database() as url:
+            results.append(measure("MariaDB", url, args))
             report(results[-1])
     return results
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
+import pymysql  # noqa: E402
 from sqlalchemy import event, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
@@ -31,6 +32,8 @@ from werkzeug.security import generate_password_hash  # noqa: E402
 from bench.common import (  # noqa: E402
     FAST_HASH,
     make_app,
+    mariadb_database,
+    mariadb_server,
     migrate,
     postgres_database,
     sqlite_database,
@@ -242,6 +245,10 @@ def cloned(url: str) -> Iterator[str]:
             Path(copy).unlink(missing_ok=True)
         return
     name = parsed.database + "_copy"
+    if parsed.get_backend_name() == "mysql":
+        with _mariadb_copy(url, name):
+            yield parsed.set(database=name).render_as_string(hide_password=False)
+        return
     server = parsed.set(drivername="postgresql", database="postgres").render_as_string(False)
     with psycopg.connect(server, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{parsed.database}"')
@@ -250,6 +257,28 @@ def cloned(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _mariadb_copy(url: str, name: str) -> Iterator[None]:
+    """MariaDB has no template databases: each table copied into `name`, dropped after."""
+    source = make_url(url).database
+    server = mariadb_server(url)
+    with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
+        cursor.execute("SET SESSION foreign_key_checks = 0")  # tables in any order
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (source,)
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"CREATE TABLE `{name}`.`{table}` LIKE `{source}`.`{table}`")
+            copy = f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{source}`.`{table}`"  # noqa: S608
+            cursor.execute(copy)  # the names come from information_schema
+    try:
+        yield
+    finally:
+        with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def _rss_kb(field: str) -> int:
@@ -720,7 +749,7 @@ def run_subscriptions(
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Parse arguments and run on SQLite (and PostgreSQL with --postgres)."""
+    """Parse arguments and run on SQLite (and PostgreSQL with --postgres, MariaDB --mariadb)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", type=int, default=10_000, help="accounts in the small run")
     parser.add_argument("--large", type=int, default=100_000, help="accounts in the large run")
@@ -728,6 +757,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
     parser.add_argument("--pg-small", type=int, default=PG_SMALL, help="small run, PostgreSQL")
     parser.add_argument("--pg-large", type=int, default=PG_LARGE, help="large run, PostgreSQL")
+    parser.add_argument("--mariadb", action="store_true", help="also run on MariaDB")
+    parser.add_argument("--maria-small", type=int, default=PG_SMALL, help="small run, MariaDB")
+    parser.add_argument("--maria-large", type=int, default=PG_LARGE, help="large run, MariaDB")
     parser.add_argument(
         "--trace",
         action="store_true",
@@ -768,6 +800,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     postgres_database, "PostgreSQL", args.pg_large, args.entries, args.setup_fee
                 )
             )
+        if args.mariadb:
+            results.append(
+                run_subscriptions(
+                    mariadb_database, "MariaDB", args.maria_large, args.entries, args.setup_fee
+                )
+            )
         write_json(args.json, results)
         return results
     if not args.no_sqlite:
@@ -776,6 +814,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.postgres:
         sizes = [args.pg_small, args.pg_large]
         results.append(run(postgres_database, "PostgreSQL", sizes, args.entries, args.trace, args))
+    if args.mariadb:
+        sizes = [args.maria_small, args.maria_large]
+        results.append(run(mariadb_database, "MariaDB", sizes, args.entries, args.trace, args))
     write_json(args.json, results)
     return results
 

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("SECRET_KEY", "bench-secret")
 
 import psycopg  # noqa: E402
+import pymysql  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import event  # noqa: E402
@@ -32,6 +33,7 @@ from portal.extensions import db  # noqa: E402
 
 ADMIN_PASSWORD = "Bench-passw0rd"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 FAST_HASH = "pbkdf2:sha256:1000"
 
 
@@ -58,6 +60,32 @@ def postgres_database(server_url: str = POSTGRES_URL) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def mariadb_server(url: str) -> dict:
+    """PyMySQL's connect() arguments for the server of a mysql+pymysql:// URL (autocommit)."""
+    parsed = make_url(url)
+    return {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": parsed.username or "root",
+        "password": parsed.password or "",
+        "autocommit": True,
+    }
+
+
+@contextlib.contextmanager
+def mariadb_database(server_url: str = MARIADB_URL) -> Iterator[str]:
+    """A SQLAlchemy URL of a new MariaDB database `bench_<random>` (utf8mb4), dropped after."""
+    name = f"bench_{secrets.token_hex(4)}"
+    server = mariadb_server(server_url)
+    with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def backends(postgres: bool) -> Iterator[tuple[str, str]]:

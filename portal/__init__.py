@@ -17,6 +17,8 @@ from portal.config import load_config
 from portal.extensions import compress, csrf, db, login_manager, migrate, sqlite_pragmas
 from portal.headers import register_security_headers
 from portal.ids import IdConverter
+from portal.mariadb import check_failure_as_integrity_error, is_mariadb
+from portal.mariadb import engine_options as mariadb_engine_options
 from portal.private import private_file
 from portal.softswitch.authorize import AuthorizeLane
 from portal.templating import register_template_filters
@@ -49,6 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if sqlite_file and sqlite_file != ":memory:" and not sqlite_file.startswith("file:"):
         private_file(Path(app.instance_path, sqlite_file))  # 0600 before SQLite creates it
     engine_options.setdefault("pool_pre_ping", server)
+    if is_mariadb(make_url(uri)):
+        for name, value in mariadb_engine_options().items():
+            engine_options.setdefault(name, value)
     bind_pool(app, engine_options)
 
     # The softswitch's call authorizations skip Flask's request cycle (see the class); inside
@@ -103,6 +108,10 @@ def register_extensions(app: Flask) -> None:
         with app.app_context():
             event.listen(db.engine, "connect", sqlite_pragmas)
             listen_pragmas(app)
+    if is_mariadb(make_url(app.config["SQLALCHEMY_DATABASE_URI"])):
+        with app.app_context():
+            for engine in db.engines.values():
+                event.listen(engine, "handle_error", check_failure_as_integrity_error)
     migrate.init_app(
         app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=compare_type
     )

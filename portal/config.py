@@ -40,13 +40,16 @@ def _secret_key(instance_path: str) -> str:
 
 
 def _database_url(instance_path: str) -> str:
-    """Return DATABASE_URL (PostgreSQL via psycopg 3), else SQLite in instance/."""
+    """Return DATABASE_URL (PostgreSQL via psycopg 3, MariaDB via PyMySQL), else SQLite."""
     url = os.environ.get("DATABASE_URL")
     if not url:
         return "sqlite:///" + str(Path(instance_path) / "portal.sqlite3")
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    for prefix in ("mysql://", "mariadb://"):
+        if url.startswith(prefix):
+            return "mysql+pymysql://" + url[len(prefix) :]
     return url
 
 

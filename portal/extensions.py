@@ -8,6 +8,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from portal import mariadb  # noqa: F401  (MariaDB's DDL for the shared migrations)
+
 # Named constraints so Alembic migrations can alter them on every backend (SQLite batch mode).
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from flask import g, has_app_context
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal.extensions import db
 
@@ -77,3 +77,11 @@ def _commit_started(_connection) -> None:
 def commit_started() -> bool:
     """Whether this request (or command) began a commit: until then an error saved nothing."""
     return has_app_context() and g.get("commit_started", False)
+
+
+def lost_to_a_deadlock(error: DBAPIError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (SQLSTATE 40...)."""
+    # MariaDB's foreign key checks take shared locks on the parent rows (PostgreSQL's take
+    # key-share locks, which updates do not wait for), and its multi-table UPDATE locks the
+    # rows it reads: two transactions then wait on each other, and InnoDB rolls one back.
+    return (getattr(error.orig, "sqlstate", None) or "").startswith("40")

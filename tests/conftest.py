@@ -1,4 +1,4 @@
-"""Fixtures: a migrated throwaway database (SQLite or PostgreSQL), app, client, users per role."""
+"""Fixtures: a migrated throwaway database (SQLite, PostgreSQL, MariaDB), app, client, users."""
 
 import asyncio
 import email
@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import pymysql
 import pytest
 import redis
 from aiosmtpd.controller import Controller
@@ -47,10 +48,39 @@ def _postgres_admin_url(url: str) -> str:
 
 
 @contextmanager
+def _throwaway_mariadb(url: str):
+    """A new database on the MariaDB server of `url` (utf8mb4, binary collation), dropped after."""
+    name = f"portal_test_{secrets.token_hex(4)}"
+    parsed = make_url(url)
+    server = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": parsed.username or "root",
+        "password": parsed.password or "",
+        "autocommit": True,
+    }
+    with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
+    try:
+        yield (
+            parsed.set(drivername="mysql+pymysql", database=name).render_as_string(
+                hide_password=False
+            )
+        )
+    finally:
+        with pymysql.connect(**server) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@contextmanager
 def throwaway_database(directory: Path):
     """A database of our own: a SQLite file in `directory`, or, when DATABASE_URL names a
-    PostgreSQL server, a new database there, dropped (with its connections) afterwards."""
+    PostgreSQL or MariaDB server, a new database there, dropped (with its connections) after."""
     url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("mysql", "mariadb")):
+        with _throwaway_mariadb(url) as mariadb_url:
+            yield mariadb_url
+        return
     if not url.startswith("postgres"):
         yield "sqlite:///" + str(directory / "test.sqlite3")
         return
@@ -100,8 +130,8 @@ def _migrated(database_url):
 
 
 def _empty_all_tables() -> None:
-    """Delete every row, breaking the accounts <-> rate_groups cycle first."""
-    db.session.execute(text("UPDATE accounts SET rate_group_id = NULL"))
+    """Delete every row, breaking the accounts <-> rate_groups and reseller cycles first."""
+    db.session.execute(text("UPDATE accounts SET rate_group_id = NULL, reseller_id = NULL"))
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
     db.session.commit()

@@ -3,6 +3,7 @@
 import re
 import stat
 
+import pytest
 from sqlalchemy import func, select
 
 from portal.config import load_config
@@ -72,6 +73,16 @@ def test_secret_key_and_database_from_the_environment(tmp_path, monkeypatch):
     assert config["SECRET_KEY"] == "from-env"
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/portal"
     assert not (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://u:p@db.example/portal", "mariadb://u:p@db.example/portal"],
+)
+def test_a_mariadb_url_is_served_by_pymysql(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+    config = load_config(str(tmp_path))
+    assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://u:p@db.example/portal"
 
 
 def test_default_database_is_sqlite_in_the_instance_folder(tmp_path, monkeypatch):

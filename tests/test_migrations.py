@@ -20,6 +20,7 @@ from portal.models import (
     LedgerEntry,
     OutboxMessage,
     Role,
+    Setting,
 )
 from tests.conftest import make_account, make_test_app, throwaway_database
 
@@ -294,3 +295,24 @@ def test_the_migrated_schema_matches_the_models(app):
     with db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": compare_type})
         assert compare_metadata(context, db.metadata) == []
+
+
+def test_text_keys_differ_by_case_accents_and_trailing_spaces(app):
+    # As PostgreSQL and SQLite compare them: MariaDB's default collation would take these
+    # for one key (the migrations make its tables utf8mb4_nopad_bin).
+    keys = ["alice@example.com", "Alice@example.com", "alicé@example.com", "alice@example.com "]
+    db.session.add_all(Setting(key=key, value=str(n)) for n, key in enumerate(keys))
+    db.session.commit()
+    found = db.session.scalars(
+        db.select(Setting.value).where(Setting.key == "Alice@example.com")
+    ).all()
+    assert found == ["1"]
+    assert db.session.scalar(db.select(func.count()).select_from(Setting)) == len(keys)
+
+
+def test_times_keep_their_microseconds(app, admin):
+    # DATETIME(6) on MariaDB: the order of events within a second is kept.
+    admin.created_at = admin.created_at.replace(microsecond=123456)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Account, admin.id).created_at.microsecond == 123456

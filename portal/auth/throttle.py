@@ -75,13 +75,20 @@ def _count(key: str, period: timedelta) -> None:
     now = utcnow()
     ended = LoginFailureCounter.window_end <= now
     # One statement: concurrent failures in other workers are each counted (row lock).
+    # window_end is set last: MariaDB evaluates SET left to right, later ones seeing new values.
     counted = db.session.execute(
         update(LoginFailureCounter)
         .where(LoginFailureCounter.key == key)
-        .values(
-            count=case((ended, 1), else_=LoginFailureCounter.count + 1),
-            window_start=case((ended, now), else_=LoginFailureCounter.window_start),
-            window_end=case((ended, now + period), else_=LoginFailureCounter.window_end),
+        .ordered_values(
+            (LoginFailureCounter.count, case((ended, 1), else_=LoginFailureCounter.count + 1)),
+            (
+                LoginFailureCounter.window_start,
+                case((ended, now), else_=LoginFailureCounter.window_start),
+            ),
+            (
+                LoginFailureCounter.window_end,
+                case((ended, now + period), else_=LoginFailureCounter.window_end),
+            ),
         )
     )
     if counted.rowcount:

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal.billing import invoice_mail
 from portal.billing.drafts import (
@@ -32,7 +32,7 @@ from portal.models import (
     LedgerEntry,
     utcnow,
 )
-from portal.transactions import transaction
+from portal.transactions import lost_to_a_deadlock, transaction
 
 # Tries after a lost race with another run (or a late entry) before the chunk fails.
 RETRIES = 2
@@ -55,6 +55,10 @@ def bill(due: list[tuple[int, date]]) -> ChunkResult:
             # Another run billed some of these accounts meanwhile (its invoice took their
             # billing date first), or an entry came late: rolled back; read again, bill the rest.
             continue
+        except DBAPIError as error:
+            if not lost_to_a_deadlock(error):  # MariaDB: another chunk's locks; bill again
+                raise
+            db.session.rollback()
     return _bill_once(due)
 
 
@@ -140,7 +144,9 @@ def _mark_entries(made: list[Draft]) -> None:
         .where(
             condition,
             Document.account_id == LedgerEntry.account_id,
-            among(Document.account_id, [draft.account.id for draft in made]),
+            # By primary key: MariaDB locks the documents its UPDATE reads, and reading them by
+            # account could wait on (and deadlock with) another chunk's new documents.
+            among(Document.id, [draft.document_id for draft in made]),
             Document.kind.in_((DocumentKind.INVOICE, DocumentKind.RECEIPT)),
             Document.number < 0,  # only this transaction's documents are still unnumbered
         )

@@ -111,15 +111,25 @@ def next_number(issuer: int, kind: DocumentKind) -> int:
 
 def reserve_numbers(issuer: int, kind: DocumentKind, count: int) -> int:
     """Take `count` numbers in a row, return the first (locked until commit; rollback frees)."""
-    taken = db.session.execute(
+    sequence = (DocumentSequence.issuer_key == issuer, DocumentSequence.kind == kind)
+    advance = (
         update(DocumentSequence)
-        .where(DocumentSequence.issuer_key == issuer, DocumentSequence.kind == kind)
+        .where(*sequence)
         .values(next_number=DocumentSequence.next_number + count)
-        .returning(DocumentSequence.next_number)
         .execution_options(synchronize_session=False)
-    ).scalar()
-    if taken is not None:
-        return taken - count
+    )
+    if db.session.get_bind().dialect.update_returning:
+        taken = db.session.execute(advance.returning(DocumentSequence.next_number)).scalar()
+        if taken is not None:
+            return taken - count
+    else:
+        # No UPDATE ... RETURNING (MariaDB): the row is locked by reading it, then moved on.
+        first_free = db.session.scalar(
+            select(DocumentSequence.next_number).where(*sequence).with_for_update()
+        )
+        if first_free is not None:
+            db.session.execute(advance)
+            return first_free
     first = DocumentSequence(issuer_key=issuer, kind=kind, next_number=1 + count)
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.add(first)  # SQLite writers are serialised: no one can insert meanwhile

@@ -17,7 +17,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from portal.calls import statements
 from portal.calls.rawsql import Prepared
@@ -172,6 +172,12 @@ NEW_PERIOD = {
         postgresql.insert(usage).values(**_NEW_PERIOD_VALUES).on_conflict_do_nothing()
     ),
     "sqlite": Prepared(sqlite.insert(usage).values(**_NEW_PERIOD_VALUES).on_conflict_do_nothing()),
+    # MariaDB has no DO NOTHING (and INSERT IGNORE would hide other errors): a no-op update.
+    "mysql": Prepared(
+        mysql.insert(usage)
+        .values(**_NEW_PERIOD_VALUES)
+        .on_duplicate_key_update(used_seconds=usage.c.used_seconds)
+    ),
 }
 
 _THE_PERIOD = and_(

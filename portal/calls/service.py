@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal import mail
 from portal.apikeys.service import refusal
@@ -26,7 +26,7 @@ from portal.rules.addresses import source_key
 from portal.rules.bundles import split_duration
 from portal.rules.calls import call_taxes, charged_cost, taxed_charge
 from portal.rules.rating import RateRow
-from portal.transactions import ValidationFailed, transaction
+from portal.transactions import ValidationFailed, lost_to_a_deadlock, transaction
 
 
 class CallIdTaken(ValidationFailed):
@@ -300,6 +300,11 @@ def _record_chain(connection, binds: dict, decision: Decision, now) -> bool:
                     driver.rollback()  # nothing reserved or written anywhere: decide again
                     return False
             driver.commit()
+        except DBAPIError as error:
+            driver.rollback()
+            if lost_to_a_deadlock(error):
+                return False  # nothing of it was kept: decide again, as a lost race
+            raise
         except BaseException:
             driver.rollback()
             raise
@@ -348,6 +353,20 @@ def end_call(
     call: Call, duration_seconds: int, hangup_cause: str, status=CallStatus.ENDED
 ) -> Posted:
     """Rate a live call, post its one usage entry and free its reservation; again: no change."""
+    for _attempt in range(ATTEMPTS):
+        try:
+            return _end_once(call, duration_seconds, hangup_cause, status)
+        except DBAPIError as error:
+            # Rolled back whole to break a deadlock with a parallel authorization (MariaDB's
+            # foreign key checks lock parent rows): nothing was posted, so end it again.
+            if not lost_to_a_deadlock(error):
+                raise
+            db.session.refresh(call)
+    raise Busy
+
+
+def _end_once(call: Call, duration_seconds: int, hangup_cause: str, status) -> Posted:
+    """end_call() in one transaction."""
     posted = Posted()
     if call.status != CallStatus.LIVE:
         return posted

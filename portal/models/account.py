@@ -5,7 +5,17 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Numeric, String, Table, false
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -61,9 +71,12 @@ class MoneyList(TypeDecorator):
 
 
 def compare_type(_context, _inspected_column, _metadata_column, inspected_type, metadata_type):
-    """Alembic: an ExactMoney column is the NUMERIC the migrations create, on every backend."""
+    """Alembic: ExactMoney is the NUMERIC and a LargeBinary the BLOB the migrations create."""
     if isinstance(metadata_type, ExactMoney):
         return not isinstance(inspected_type, Numeric)
+    if isinstance(metadata_type, LargeBinary):
+        # MariaDB sizes a binary column by its length: LargeBinary(2 MB) is a MEDIUMBLOB there.
+        return inspected_type._type_affinity is not metadata_type._type_affinity
     return None  # Alembic's own comparison for everything else
 
 

@@ -57,8 +57,8 @@ WAIT_S = 600  # a bound on any wait, so that a stuck job fails the test instead 
 def cluster(tmp_path, redis_url):
     """The portal on its own database and queue: gunicorn and two consumers; the test's app
     context is on the same database. The test fails on a traceback or a 5xx in the logs."""
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgresql://...): two consumers, one database")
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres", "mysql", "mariadb")):
+        pytest.skip("needs a database server (DATABASE_URL): two consumers, one database")
     queue = f"test{secrets.token_hex(6)}"
     logs = tmp_path / "logs"
     logs.mkdir()

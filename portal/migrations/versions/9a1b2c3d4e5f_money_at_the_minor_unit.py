@@ -48,7 +48,9 @@ def _dump(value: Decimal, units: bool):
 def upgrade():
     bind = op.get_bind()
     units = _units(bind)
-    op.execute("DELETE FROM settings WHERE key = 'tax_decimal_places'")
+    # A Core statement: "key" is a reserved word on MariaDB, quoted as each dialect quotes it.
+    settings = sa.table("settings", sa.column("key", sa.String))
+    op.execute(settings.delete().where(settings.c.key == "tax_decimal_places"))
     unbilled = dict(
         bind.execute(
             sa.text(

@@ -79,7 +79,5 @@ def downgrade():
             .where(accounts.c.id == account_id)
             .values(session_token=secrets.token_hex(16))
         )
-    op.drop_index(op.f("ix_login_failure_counters_window_end"), table_name="login_failure_counters")
     op.drop_table("login_failure_counters")
-    op.drop_index(op.f("ix_login_sessions_account_id"), table_name="login_sessions")
     op.drop_table("login_sessions")

@@ -81,12 +81,7 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("job_files", schema=None) as batch_op:
-        batch_op.drop_index("ix_job_files_expires_at")
 
     op.drop_table("job_files")
-    with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.drop_index("ix_jobs_status_heartbeat_at")
-        batch_op.drop_index("ix_jobs_owner_id_id")
 
     op.drop_table("jobs")

@@ -60,9 +60,6 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_index("ix_subscriptions_account", table_name="subscriptions")
-    op.drop_index("ix_subscriptions_product_id", table_name="subscriptions")
     op.drop_table("subscriptions")
     op.drop_table("product_prefixes")
-    op.drop_index("ix_products_reseller_id", table_name="products")
     op.drop_table("products")

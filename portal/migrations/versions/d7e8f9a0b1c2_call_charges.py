@@ -44,6 +44,4 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("call_charges", schema=None) as batch:
-        batch.drop_index(batch.f("ix_call_charges_account_id"))
     op.drop_table("call_charges")

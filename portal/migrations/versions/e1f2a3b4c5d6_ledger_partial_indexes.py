@@ -41,6 +41,12 @@ def upgrade():
 
 
 def downgrade():
+    if op.get_bind().dialect.name == "mysql":
+        # MariaDB's foreign key on document_id needs an index that starts with it: the one it
+        # made itself before this revision (and dropped for the payments' index) comes back.
+        op.create_index(
+            "fk_ledger_entries_document_id_documents", "ledger_entries", ["document_id"]
+        )
     with op.batch_alter_table("ledger_entries", schema=None) as batch:
         batch.drop_index("ix_ledger_entries_payment_document")
         batch.drop_index("ix_ledger_entries_unbilled")

@@ -75,7 +75,7 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_column("source_ip")
-    op.drop_index("ix_ip_trunks_account_id", table_name="ip_trunks")
+    # The table's indexes go with it (MariaDB refuses to drop the one its foreign key uses).
     op.drop_table("ip_trunks")
     op.drop_table("rate_group_blocked_prefixes")
     op.drop_table("account_blocked_prefixes")

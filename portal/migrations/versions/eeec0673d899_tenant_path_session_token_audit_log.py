@@ -82,9 +82,5 @@ def downgrade():
         batch_op.drop_column("session_token")
         batch_op.drop_column("tenant_path")
 
-    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_entries_created")
-        batch_op.drop_index("ix_audit_entries_account")
-
     op.drop_table("audit_entries")
     # ### end Alembic commands ###

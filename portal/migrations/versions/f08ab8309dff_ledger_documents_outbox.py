@@ -162,21 +162,11 @@ def downgrade():
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_column("low_balance_alerted")
 
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_entries_unbilled")
-        batch_op.drop_index("ix_ledger_entries_account")
-
     op.drop_table("ledger_entries")
-    with op.batch_alter_table("document_lines", schema=None) as batch_op:
-        batch_op.drop_index("ix_document_lines_document")
 
     op.drop_table("document_lines")
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index("ix_outbox_pending")
 
     op.drop_table("outbox")
-    with op.batch_alter_table("documents", schema=None) as batch_op:
-        batch_op.drop_index("ix_documents_account")
 
     op.drop_table("documents")
     op.drop_table("document_sequences")
