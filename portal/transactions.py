@@ -79,9 +79,18 @@ def commit_started() -> bool:
     return has_app_context() and g.get("commit_started", False)
 
 
+# MariaDB's error number for a transaction rolled back to break a deadlock (ER_LOCK_DEADLOCK,
+# SQLSTATE 40001): PyMySQL gives the number only, where psycopg gives the SQLSTATE.
+ER_LOCK_DEADLOCK = 1213
+
+
 def lost_to_a_deadlock(error: DBAPIError) -> bool:
     """Whether the database rolled the transaction back to break a deadlock (SQLSTATE 40...)."""
     # MariaDB's foreign key checks take shared locks on the parent rows (PostgreSQL's take
     # key-share locks, which updates do not wait for), and its multi-table UPDATE locks the
     # rows it reads: two transactions then wait on each other, and InnoDB rolls one back.
-    return (getattr(error.orig, "sqlstate", None) or "").startswith("40")
+    original = error.orig
+    if (getattr(original, "sqlstate", None) or "").startswith("40"):
+        return True
+    arguments = getattr(original, "args", ())
+    return bool(arguments) and arguments[0] == ER_LOCK_DEADLOCK
