@@ -179,6 +179,7 @@ NEW_PERIOD = {
         .on_duplicate_key_update(used_seconds=usage.c.used_seconds)
     ),
 }
+NEW_PERIOD["mariadb"] = NEW_PERIOD["mysql"]  # a mariadb:// URL's dialect, the same statement
 
 _THE_PERIOD = and_(
     usage.c.subscription_id == bindparam("subscription_id", type_=Integer),
