@@ -3,6 +3,8 @@
 Postpaid accounts get an invoice, prepaid ones their periodic statement (a receipt).
 """
 
+import random
+import time
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
@@ -36,6 +38,8 @@ from portal.transactions import lost_to_a_deadlock, transaction
 
 # Tries after a lost race with another run (or a late entry) before the chunk fails.
 RETRIES = 2
+# Tries after InnoDB rolled the chunk back to break a deadlock with another consumer's chunk.
+DEADLOCK_RETRIES = 10
 
 
 def preview(due: list[tuple[int, date]]) -> ChunkResult:
@@ -48,18 +52,25 @@ def preview(due: list[tuple[int, date]]) -> ChunkResult:
 
 def bill(due: list[tuple[int, date]]) -> ChunkResult:
     """Invoice (or give a statement to) these (account id, billing date) pairs in one go."""
-    for _ in range(RETRIES):
+    races = deadlocks = 0
+    while True:
         try:
             return _bill_once(due)
         except (IntegrityError, EntriesChanged):
             # Another run billed some of these accounts meanwhile (its invoice took their
             # billing date first), or an entry came late: rolled back; read again, bill the rest.
-            continue
+            races += 1
+            if races > RETRIES:
+                raise
         except DBAPIError as error:
             if not lost_to_a_deadlock(error):  # MariaDB: another chunk's locks; bill again
                 raise
             db.session.rollback()
-    return _bill_once(due)
+            deadlocks += 1
+            if deadlocks > DEADLOCK_RETRIES:
+                raise
+            # Two consumers' chunks retried at once would meet again in step: a random pause.
+            time.sleep(random.uniform(0, 0.05 * deadlocks))
 
 
 def _bill_once(due: list[tuple[int, date]]) -> ChunkResult:
