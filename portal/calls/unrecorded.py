@@ -121,8 +121,9 @@ def _rate(connection: Connection, owner, destination: str, caller: Caller) -> _R
         for level, reseller_id in enumerate(ids, start=1):
             reseller = found.get(reseller_id)
             # A reseller without a rate for the number has no price to pay its parent.
-            if reseller is not None and reseller.group_id is not None and dialled_rate(reseller):
-                levels.append((reseller_id, level, dialled_rate(reseller)))
+            level_rate = dialled_rate(reseller) if reseller is not None else None
+            if level_rate is not None and reseller.group_id is not None:
+                levels.append((reseller_id, level, level_rate))
     reason = "" if rate is not None else ORIGINATION_RATE_NOT_FOUND
     return _Rating(account, translated, rate, levels, reason)
 
